@@ -1,0 +1,403 @@
+//! Calibration and accuracy metrics over a [`Scores`] matrix, computed in one parallel pass.
+//!
+//! Two modes, named in every [`Report`]:
+//! - [`Mode::Paper`]: the official code's algorithms with their quirks (AdaECE's interpolated
+//!   edges that leave the minimum-confidence samples out; classwise ECE over `max(label)+1`
+//!   classes), so published numbers can be reproduced.
+//! - [`Mode::Corrected`] (default): the definitions the paper states. AdaECE sorts by confidence
+//!   (ties by sample index) and splits into `m` contiguous groups whose sizes differ by at most one,
+//!   larger groups first (numpy `array_split`), every sample counted; classwise ECE covers all K
+//!   classes of the input.
+//!
+//! ECE and MCE use the same `(lo, hi]` bins in both modes.
+
+use crate::binning::{Bin, BinSums, Binning};
+use crate::error::{Error, Result};
+use crate::scores::{argmax, softmax_row, Real, ScoreKind, Scores};
+use rayon::prelude::*;
+
+/// Which definitions to use; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Paper,
+    #[default]
+    Corrected,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "paper" => Ok(Mode::Paper),
+            "corrected" => Ok(Mode::Corrected),
+            _ => Err(Error::UnknownName {
+                what: "mode",
+                name: s.into(),
+                expected: "paper, corrected".into(),
+            }),
+        }
+    }
+}
+
+/// Settings of one metric computation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// Number of equal-width (ECE, classwise, MCE) and adaptive (AdaECE) bins.
+    pub bins: usize,
+    pub mode: Mode,
+    /// Divide logits by this before the softmax (ignored for probabilities).
+    pub temperature: Option<f64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            bins: 15,
+            mode: Mode::Corrected,
+            temperature: None,
+        }
+    }
+}
+
+impl Options {
+    pub fn validate(&self) -> Result<()> {
+        if self.bins == 0 {
+            return Err(Error::Parameter(
+                "the number of bins must be at least 1".into(),
+            ));
+        }
+        if let Some(t) = self.temperature {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(Error::Parameter(format!(
+                    "temperature {t} must be positive and finite"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Mean predictive entropy (nats), over all samples and split by correctness (paper Figs. 1–2).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Entropy {
+    pub all: f64,
+    pub correct: Option<f64>,
+    pub wrong: Option<f64>,
+}
+
+/// The official repository's list-based metrics (bin index `ceil(m·conf − 1)`, empty bins count
+/// as gap 0), kept so its legacy numbers can be reproduced.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Legacy {
+    pub ece: f64,
+    pub mce: f64,
+    pub ace: f64,
+    pub l2: f64,
+}
+
+/// Every metric of one set of predictions. Values are fractions, not percent.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Report {
+    pub mode: Mode,
+    pub n: usize,
+    pub classes: usize,
+    pub error: f64,
+    pub top5_error: f64,
+    /// Mean negative log-likelihood; None for probability inputs.
+    pub nll: Option<f64>,
+    pub ece: f64,
+    pub adaece: f64,
+    pub classwise_ece: f64,
+    pub mce: f64,
+    /// Share of samples with confidence ≥ 0.99, and the accuracy among them (None when none).
+    pub s99_fraction: f64,
+    pub s99_accuracy: Option<f64>,
+    pub entropy: Entropy,
+    /// The reliability diagram: the ECE bins.
+    pub bins: Vec<Bin>,
+    pub adaece_bins: Vec<Bin>,
+    /// Classes averaged by classwise ECE (`max(label)+1` in paper mode, K otherwise).
+    pub classwise_num_classes: usize,
+    pub classwise_per_class: Vec<f64>,
+    pub samples_in_no_ece_bin: u64,
+    pub samples_in_no_adaece_bin: u64,
+    pub legacy: Legacy,
+}
+
+/// Sums one chunk of rows contributes; merged in chunk order so results do not depend on the
+/// number of threads.
+struct Partial {
+    ece: BinSums,
+    legacy: BinSums,
+    classwise: Vec<BinSums>,
+    correct: u64,
+    top5: u64,
+    nll: f64,
+    entropy: [f64; 2],
+    s99: u64,
+    s99_correct: u64,
+}
+
+const CHUNK: usize = 2048;
+
+/// Per-sample confidence and correctness, kept for AdaECE.
+pub(crate) struct SampleConf<F> {
+    pub conf: Vec<F>,
+    pub correct: Vec<bool>,
+}
+
+/// Computes every metric of `scores` in one parallel pass over the matrix (plus a sort for AdaECE).
+pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
+    opts.validate()?;
+    let (n, k, m) = (scores.n(), scores.k(), opts.bins);
+    let labels = scores.labels();
+    let classes = match opts.mode {
+        Mode::Paper => labels.iter().max().map_or(0, |&l| l + 1),
+        Mode::Corrected => k,
+    };
+    let binning = Binning::<F>::new(m);
+    let temperature = temperature_of::<F>(scores.kind(), opts.temperature);
+
+    let mut conf = vec![F::zero(); n];
+    let mut correct = vec![false; n];
+    let partials: Vec<Partial> = scores
+        .values()
+        .par_chunks(CHUNK * k)
+        .zip(
+            conf.par_chunks_mut(CHUNK)
+                .zip(correct.par_chunks_mut(CHUNK)),
+        )
+        .enumerate()
+        .map(|(c, (rows, (conf, correct)))| {
+            let mut part = Partial {
+                ece: BinSums::new(m),
+                legacy: BinSums::new(m),
+                classwise: vec![BinSums::new(m); classes],
+                correct: 0,
+                top5: 0,
+                nll: 0.0,
+                entropy: [0.0; 2],
+                s99: 0,
+                s99_correct: 0,
+            };
+            let mut p = vec![F::zero(); k];
+            for (r, row) in rows.chunks_exact(k).enumerate() {
+                let y = labels[c * CHUNK + r];
+                let shift = softmax_row(row, scores.kind(), temperature, &mut p);
+                let (cf, pred) = argmax(&p);
+                let hit = pred == y;
+                conf[r] = cf;
+                correct[r] = hit;
+                part.correct += hit as u64;
+                if let Some(b) = binning.bin_of(cf) {
+                    part.ece.add(b, cf.f64(), hit);
+                }
+                let lb = ((m as f64 * cf.f64() - 1.0).ceil().max(0.0) as usize).min(m - 1);
+                part.legacy.add(lb, cf.f64(), hit);
+                let py = p[y];
+                let rank = p
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, &v)| v > py || (v == py && j < y))
+                    .count();
+                part.top5 += (rank < 5) as u64;
+                let h = match scores.kind() {
+                    ScoreKind::Logits => {
+                        let t = temperature.unwrap_or(F::one());
+                        part.nll += (shift.max + shift.log_sum - row[y] / t).f64();
+                        let s: F = p
+                            .iter()
+                            .zip(row)
+                            .map(|(&pj, &z)| pj * (z / t - shift.max))
+                            .sum();
+                        (shift.log_sum - s).f64()
+                    }
+                    ScoreKind::Probs => -p
+                        .iter()
+                        .filter(|&&v| v > F::zero())
+                        .map(|&v| (v * v.ln()).f64())
+                        .sum::<f64>(),
+                };
+                part.entropy[usize::from(!hit)] += h;
+                if cf.f64() >= 0.99 {
+                    part.s99 += 1;
+                    part.s99_correct += hit as u64;
+                }
+                for (cls, sums) in part.classwise.iter_mut().enumerate() {
+                    if let Some(b) = binning.bin_of(p[cls]) {
+                        sums.add(b, p[cls].f64(), y == cls);
+                    }
+                }
+            }
+            part
+        })
+        .collect();
+
+    let total = partials.into_iter().reduce(|mut a, b| {
+        a.ece.merge(&b.ece);
+        a.legacy.merge(&b.legacy);
+        a.classwise
+            .iter_mut()
+            .zip(&b.classwise)
+            .for_each(|(x, y)| x.merge(y));
+        a.correct += b.correct;
+        a.top5 += b.top5;
+        a.nll += b.nll;
+        a.entropy[0] += b.entropy[0];
+        a.entropy[1] += b.entropy[1];
+        a.s99 += b.s99;
+        a.s99_correct += b.s99_correct;
+        a
+    });
+    let total = total.expect("n > 0 gives at least one chunk");
+    let nf = n as f64;
+    let edges: Vec<f64> = binning.edges().iter().map(|e| e.f64()).collect();
+    let classwise_per_class: Vec<f64> = total.classwise.iter().map(|s| s.ece(n)).collect();
+    let ada = adaptive(&SampleConf { conf, correct }, m, opts.mode);
+    let n_wrong = n as u64 - total.correct;
+    Ok(Report {
+        mode: opts.mode,
+        n,
+        classes: k,
+        error: n_wrong as f64 / nf,
+        top5_error: (n as u64 - total.top5) as f64 / nf,
+        nll: (scores.kind() == ScoreKind::Logits).then(|| total.nll / nf),
+        ece: total.ece.ece(n),
+        adaece: ada.value,
+        classwise_ece: classwise_per_class.iter().sum::<f64>()
+            / classwise_per_class.len().max(1) as f64,
+        mce: total.ece.mce(),
+        s99_fraction: total.s99 as f64 / nf,
+        s99_accuracy: (total.s99 > 0).then(|| total.s99_correct as f64 / total.s99 as f64),
+        entropy: Entropy {
+            all: (total.entropy[0] + total.entropy[1]) / nf,
+            correct: (total.correct > 0).then(|| total.entropy[0] / total.correct as f64),
+            wrong: (n_wrong > 0).then(|| total.entropy[1] / n_wrong as f64),
+        },
+        bins: (0..m)
+            .map(|j| Bin::from_sums(&total.ece, j, edges[j], edges[j + 1]))
+            .collect(),
+        adaece_bins: ada.bins,
+        classwise_num_classes: classes,
+        classwise_per_class,
+        samples_in_no_ece_bin: n as u64 - total.ece.total(),
+        samples_in_no_adaece_bin: ada.outside,
+        legacy: legacy(&total.legacy, n),
+    })
+}
+
+/// The temperature as `F`, or None for probabilities (which are never rescaled).
+pub(crate) fn temperature_of<F: Real>(kind: ScoreKind, t: Option<f64>) -> Option<F> {
+    match kind {
+        ScoreKind::Logits => t.map(F::of),
+        ScoreKind::Probs => None,
+    }
+}
+
+fn legacy(sums: &BinSums, n: usize) -> Legacy {
+    let m = sums.count.len();
+    let gap = |j: usize| match sums.count[j] {
+        0 => 0.0,
+        c => (sums.hits[j] as f64 / c as f64 - sums.sum_conf[j] / c as f64).abs(),
+    };
+    let prop = |j: usize| sums.count[j] as f64 / n as f64;
+    let non_empty = sums.count.iter().filter(|&&c| c > 0).count();
+    Legacy {
+        ece: (0..m).map(|j| prop(j) * gap(j)).sum(),
+        mce: (0..m).map(gap).fold(0.0, f64::max),
+        ace: (0..m).map(gap).sum::<f64>() / non_empty as f64,
+        l2: (0..m)
+            .map(|j| prop(j) * gap(j) * gap(j))
+            .sum::<f64>()
+            .sqrt(),
+    }
+}
+
+pub(crate) struct Adaptive {
+    pub value: f64,
+    pub bins: Vec<Bin>,
+    /// Samples counted in no bin (paper mode leaves the minimum-confidence samples out).
+    pub outside: u64,
+}
+
+/// AdaECE from per-sample confidences; see the module documentation for the two modes.
+pub(crate) fn adaptive<F: Real>(s: &SampleConf<F>, m: usize, mode: Mode) -> Adaptive {
+    let n = s.conf.len();
+    let mut order: Vec<(F, u32)> = s
+        .conf
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (c, i as u32))
+        .collect();
+    let cmp =
+        |a: &(F, u32), b: &(F, u32)| a.0.partial_cmp(&b.0).expect("finite").then(a.1.cmp(&b.1));
+    if n > 100_000 {
+        order.par_sort_unstable_by(cmp);
+    } else {
+        order.sort_unstable_by(cmp);
+    }
+    let mut sums = BinSums::new(m);
+    let mut bounds = Vec::with_capacity(m);
+    let add_range = |sums: &mut BinSums, j: usize, range: std::ops::Range<usize>| {
+        for &(c, i) in &order[range] {
+            sums.add(j, c.f64(), s.correct[i as usize]);
+        }
+    };
+    match mode {
+        Mode::Paper => {
+            let sorted: Vec<f64> = order.iter().map(|&(c, _)| c.f64()).collect();
+            let edges = paper_adaptive_edges(&sorted, m);
+            for j in 0..m {
+                let (lo, hi) = (F::of(edges[j]), F::of(edges[j + 1]));
+                let a = order.partition_point(|&(c, _)| c <= lo);
+                let b = order.partition_point(|&(c, _)| c <= hi).max(a);
+                add_range(&mut sums, j, a..b);
+                bounds.push((edges[j], edges[j + 1]));
+            }
+        }
+        Mode::Corrected => {
+            let (q, r) = (n / m, n % m);
+            let mut start = 0;
+            for j in 0..m {
+                let end = start + q + usize::from(j < r);
+                add_range(&mut sums, j, start..end);
+                let edge = |i: usize| order.get(i).map_or(f64::NAN, |&(c, _)| c.f64());
+                bounds.push(if end > start {
+                    (edge(start), edge(end - 1))
+                } else {
+                    (f64::NAN, f64::NAN)
+                });
+                start = end;
+            }
+        }
+    }
+    Adaptive {
+        value: sums.ece(n),
+        bins: (0..m)
+            .map(|j| Bin::from_sums(&sums, j, bounds[j].0, bounds[j].1))
+            .collect(),
+        outside: n as u64 - sums.total(),
+    }
+}
+
+/// The official AdaECE edges: `np.interp(np.linspace(0, n, m + 1), np.arange(n), sorted)`.
+/// The grid runs to `n`, not `n − 1`, so the top edges clamp to the maximum confidence.
+pub fn paper_adaptive_edges(sorted: &[f64], m: usize) -> Vec<f64> {
+    let n = sorted.len();
+    let step = n as f64 / m as f64;
+    (0..=m)
+        .map(|j| {
+            let x = if j == m { n as f64 } else { j as f64 * step };
+            if x >= (n - 1) as f64 {
+                return sorted[n - 1];
+            }
+            let i = x.floor() as usize;
+            if x == i as f64 {
+                return sorted[i];
+            }
+            let slope = sorted[i + 1] - sorted[i];
+            slope * (x - i as f64) + sorted[i]
+        })
+        .collect()
+}

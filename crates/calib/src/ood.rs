@@ -1,0 +1,113 @@
+//! Out-of-distribution detection by softmax scores, measured as AUROC.
+
+use crate::error::{Error, Result};
+use crate::scores::{argmax, softmax_row, Real, Scores};
+use rayon::prelude::*;
+
+/// Per-sample scores of one set: predictive entropy (nats) and confidence (max probability).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoftmaxScores {
+    pub entropy: Vec<f64>,
+    pub confidence: Vec<f64>,
+}
+
+/// Entropy and confidence of every row after dividing logits by `temperature`.
+/// Entropy is −Σ p log p with log p from the log-softmax (underflowed classes add 0).
+pub fn softmax_scores<F: Real>(s: &Scores<F>, temperature: Option<f64>) -> SoftmaxScores {
+    let t = crate::metrics::temperature_of::<F>(s.kind(), temperature);
+    let (entropy, confidence) = (0..s.n())
+        .into_par_iter()
+        .map_init(
+            || vec![F::zero(); s.k()],
+            |p, i| {
+                let row = s.row(i);
+                let shift = softmax_row(row, s.kind(), t, p);
+                let h: F = match s.kind() {
+                    crate::ScoreKind::Logits => {
+                        let tt = t.unwrap_or(F::one());
+                        let lse = shift.max + shift.log_sum;
+                        -p.iter()
+                            .zip(row)
+                            .map(|(&pj, &z)| pj * (z / tt - lse))
+                            .sum::<F>()
+                    }
+                    crate::ScoreKind::Probs => -p
+                        .iter()
+                        .filter(|&&v| v > F::zero())
+                        .map(|&v| v * v.ln())
+                        .sum::<F>(),
+                };
+                (h.f64(), argmax(p).0.f64())
+            },
+        )
+        .unzip();
+    SoftmaxScores {
+        entropy,
+        confidence,
+    }
+}
+
+/// AUROC of `positive` scores against `negative` ones: P(s⁺ > s⁻) + ½·P(s⁺ = s⁻), which is the
+/// area under sklearn's trapezoidal ROC curve. Computed from mid-ranks in O(n log n).
+pub fn auroc(positive: &[f64], negative: &[f64]) -> Result<f64> {
+    if positive.is_empty() || negative.is_empty() {
+        return Err(Error::Empty(
+            "AUROC needs at least one positive and one negative sample".into(),
+        ));
+    }
+    let mut all: Vec<(f64, bool)> = positive
+        .iter()
+        .map(|&s| (s, true))
+        .chain(negative.iter().map(|&s| (s, false)))
+        .collect();
+    all.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j < all.len() && all[j].0 == all[i].0 {
+            j += 1;
+        }
+        let mid_rank = (i + 1 + j) as f64 / 2.0;
+        rank_sum += mid_rank * all[i..j].iter().filter(|x| x.1).count() as f64;
+        i = j;
+    }
+    let (np, nn) = (positive.len() as f64, negative.len() as f64);
+    Ok((rank_sum - np * (np + 1.0) / 2.0) / (np * nn))
+}
+
+/// AUROC of both detectors for one in-distribution and one OOD set.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct OodAuroc {
+    /// Entropy as the score, OOD the positive class.
+    pub auroc_entropy: f64,
+    /// Max probability as the score, in-distribution the positive class.
+    pub auroc_confidence: f64,
+}
+
+pub fn ood_auroc<F: Real>(
+    inside: &Scores<F>,
+    outside: &Scores<F>,
+    temperature: Option<f64>,
+) -> Result<OodAuroc> {
+    if inside.k() != outside.k() {
+        return Err(Error::Shape(format!(
+            "in-distribution scores have {} classes but OOD scores have {}",
+            inside.k(),
+            outside.k()
+        )));
+    }
+    let (a, b) = (
+        softmax_scores(inside, temperature),
+        softmax_scores(outside, temperature),
+    );
+    Ok(from_scores(&a, &b)?)
+}
+
+/// Both AUROCs from precomputed scores (used by the bootstrap, which resamples them).
+pub fn from_scores(inside: &SoftmaxScores, outside: &SoftmaxScores) -> Result<OodAuroc> {
+    Ok(OodAuroc {
+        auroc_entropy: auroc(&outside.entropy, &inside.entropy)?,
+        auroc_confidence: auroc(&inside.confidence, &outside.confidence)?,
+    })
+}
