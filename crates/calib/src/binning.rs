@@ -11,9 +11,7 @@ pub(crate) struct Binning<F> {
 
 impl<F: Real> Binning<F> {
     pub fn new(m: usize) -> Self {
-        Self {
-            edges: F::unit_edges(m),
-        }
+        Self { edges: F::unit_edges(m) }
     }
 
     pub fn len(&self) -> usize {
@@ -32,9 +30,7 @@ impl<F: Real> Binning<F> {
         if !(c > self.edges[0]) || c > self.edges[m] {
             return None;
         }
-        let mut j = ((c.f64() * m as f64).ceil() as usize)
-            .saturating_sub(1)
-            .min(m - 1);
+        let mut j = ((c.f64() * m as f64).ceil() as usize).saturating_sub(1).min(m - 1);
         while j > 0 && c <= self.edges[j] {
             j -= 1;
         }
@@ -56,11 +52,7 @@ pub(crate) struct BinSums {
 
 impl BinSums {
     pub fn new(m: usize) -> Self {
-        Self {
-            count: vec![0; m],
-            sum_conf: vec![0.0; m],
-            hits: vec![0; m],
-        }
+        Self { count: vec![0; m], sum_conf: vec![0.0; m], hits: vec![0; m] }
     }
 
     #[inline]
@@ -88,10 +80,7 @@ impl BinSums {
 
     /// Σ_j (|B_j| / n) · |mean_conf_j − acc_j| over non-empty bins.
     pub fn ece(&self, n: usize) -> f64 {
-        self.gaps()
-            .zip(&self.count)
-            .filter_map(|(g, &c)| g.map(|g| g * (c as f64 / n as f64)))
-            .sum()
+        self.gaps().zip(&self.count).filter_map(|(g, &c)| g.map(|g| g * (c as f64 / n as f64))).sum()
     }
 
     /// The largest gap over non-empty bins (0 when all are empty).

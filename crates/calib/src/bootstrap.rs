@@ -20,26 +20,17 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            resamples: 1000,
-            level: 0.9,
-            seed: 0,
-        }
+        Self { resamples: 1000, level: 0.9, seed: 0 }
     }
 }
 
 impl Settings {
     fn validate(&self) -> Result<()> {
         if self.resamples < 2 {
-            return Err(Error::Parameter(
-                "the bootstrap needs at least 2 resamples".into(),
-            ));
+            return Err(Error::Parameter("the bootstrap needs at least 2 resamples".into()));
         }
         if !(self.level > 0.0 && self.level < 1.0) {
-            return Err(Error::Parameter(format!(
-                "confidence level {} must lie in (0, 1)",
-                self.level
-            )));
+            return Err(Error::Parameter(format!("confidence level {} must lie in (0, 1)", self.level)));
         }
         Ok(())
     }
@@ -89,33 +80,18 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 fn interval(estimate: f64, mut values: Vec<f64>, level: f64) -> Interval {
     values.sort_unstable_by(f64::total_cmp);
     let tail = (1.0 - level) / 2.0;
-    Interval {
-        estimate,
-        lower: percentile(&values, tail),
-        upper: percentile(&values, 1.0 - tail),
-    }
+    Interval { estimate, lower: percentile(&values, tail), upper: percentile(&values, 1.0 - tail) }
 }
 
 /// Resamples the predictions with replacement and recomputes the metrics on each resample.
-pub fn metrics<F: Real>(
-    scores: &Scores<F>,
-    opts: &Options,
-    settings: &Settings,
-) -> Result<MetricIntervals> {
+pub fn metrics<F: Real>(scores: &Scores<F>, opts: &Options, settings: &Settings) -> Result<MetricIntervals> {
     settings.validate()?;
     let full = metrics::evaluate(scores, opts)?;
     let reports = (0..settings.resamples as u64)
         .into_par_iter()
-        .map(|b| {
-            metrics::evaluate(
-                &scores.select(&draw(&mut rng(settings.seed, b), scores.n())),
-                opts,
-            )
-        })
+        .map(|b| metrics::evaluate(&scores.select(&draw(&mut rng(settings.seed, b), scores.n())), opts))
         .collect::<Result<Vec<_>>>()?;
-    let ci = |est: f64, f: fn(&metrics::Report) -> f64| {
-        interval(est, reports.iter().map(f).collect(), settings.level)
-    };
+    let ci = |est: f64, f: fn(&metrics::Report) -> f64| interval(est, reports.iter().map(f).collect(), settings.level);
     Ok(MetricIntervals {
         level: settings.level,
         resamples: settings.resamples,
@@ -129,11 +105,7 @@ pub fn metrics<F: Real>(
 }
 
 /// Intervals for both OOD AUROCs, resampling the in-distribution and OOD sets independently.
-pub fn ood(
-    inside: &SoftmaxScores,
-    outside: &SoftmaxScores,
-    settings: &Settings,
-) -> Result<(Interval, Interval)> {
+pub fn ood(inside: &SoftmaxScores, outside: &SoftmaxScores, settings: &Settings) -> Result<(Interval, Interval)> {
     settings.validate()?;
     let full = ood::from_scores(inside, outside)?;
     let pick = |s: &SoftmaxScores, idx: &[usize]| SoftmaxScores {
@@ -150,15 +122,7 @@ pub fn ood(
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((
-        interval(
-            full.auroc_entropy,
-            values.iter().map(|v| v.auroc_entropy).collect(),
-            settings.level,
-        ),
-        interval(
-            full.auroc_confidence,
-            values.iter().map(|v| v.auroc_confidence).collect(),
-            settings.level,
-        ),
+        interval(full.auroc_entropy, values.iter().map(|v| v.auroc_entropy).collect(), settings.level),
+        interval(full.auroc_confidence, values.iter().map(|v| v.auroc_confidence).collect(), settings.level),
     ))
 }

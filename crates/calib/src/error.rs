@@ -4,6 +4,8 @@
 /// parsers), so the numerical code below them can assume well-formed data.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum Error {
+    #[error("{}: {problem}", path.display())]
+    File { path: std::path::PathBuf, problem: String },
     #[error("shape mismatch: {0}")]
     Shape(String),
     #[error("row {row}, column {col}: value {value} is not finite")]
@@ -11,27 +13,15 @@ pub enum Error {
     #[error("row {row}, column {col}: probability {value} is outside [0, 1]")]
     NotProbability { row: usize, col: usize, value: f64 },
     #[error("label {label} at index {index} is outside 0..{classes}")]
-    LabelOutOfRange {
-        index: usize,
-        label: i64,
-        classes: usize,
-    },
+    LabelOutOfRange { index: usize, label: i64, classes: usize },
     #[error("empty input: {0}")]
     Empty(String),
     #[error("invalid parameter: {0}")]
     Parameter(String),
     #[error("unknown {what} '{name}' (expected one of: {expected})")]
-    UnknownName {
-        what: &'static str,
-        name: String,
-        expected: String,
-    },
+    UnknownName { what: &'static str, name: String, expected: String },
     #[error("cannot parse {what} '{text}': {reason}")]
-    Parse {
-        what: &'static str,
-        text: String,
-        reason: String,
-    },
+    Parse { what: &'static str, text: String, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

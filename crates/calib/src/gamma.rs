@@ -16,18 +16,14 @@ pub fn g(p: f64, gamma: f64) -> f64 {
 /// W₋₁ branch: γ* = a/b + W₋₁(−(log a / b) a^(1−a/b)) / log a.
 pub fn gamma_star(p0: f64) -> Result<f64> {
     if !(p0 > 0.0 && p0 < 1.0) {
-        return Err(Error::Parameter(format!(
-            "p0 = {p0} must lie strictly between 0 and 1"
-        )));
+        return Err(Error::Parameter(format!("p0 = {p0} must lie strictly between 0 and 1")));
     }
     let a = 1.0 - p0;
     let b = p0 * p0.ln();
     let x = -(a.ln() / b) * a.powf(1.0 - a / b);
     let w = lambert_w::lambert_wm1(x);
     if !w.is_finite() {
-        return Err(Error::Parameter(format!(
-            "no finite γ* for p0 = {p0} (W₋₁ argument {x})"
-        )));
+        return Err(Error::Parameter(format!("no finite γ* for p0 = {p0} (W₋₁ argument {x})")));
     }
     let gamma = a / b + w / a.ln();
     if gamma <= 1e-9 {
@@ -57,26 +53,18 @@ impl Policy {
         }
         for &(t, gm) in &thresholds {
             if !(t > 0.0 && t <= 1.0) || !(gm >= 0.0 && gm.is_finite()) {
-                return Err(Error::Parameter(format!(
-                    "bad FLSD pair {t}={gm}: need 0 < threshold ≤ 1 and γ ≥ 0"
-                )));
+                return Err(Error::Parameter(format!("bad FLSD pair {t}={gm}: need 0 < threshold ≤ 1 and γ ≥ 0")));
             }
         }
         if !(otherwise >= 0.0 && otherwise.is_finite()) {
             return Err(Error::Parameter(format!("γ = {otherwise} must be ≥ 0")));
         }
-        Ok(Self {
-            thresholds,
-            otherwise,
-        })
+        Ok(Self { thresholds, otherwise })
     }
 
     /// The γ for true-class probability `p` (strict `<` against each threshold).
     pub fn gamma(&self, p: f64) -> f64 {
-        self.thresholds
-            .iter()
-            .find(|&&(t, _)| p < t)
-            .map_or(self.otherwise, |&(_, gm)| gm)
+        self.thresholds.iter().find(|&&(t, _)| p < t).map_or(self.otherwise, |&(_, gm)| gm)
     }
 
     /// A policy built from the γ rule: for increasing thresholds t₁ < … < tₙ, γ = round(γ*(t₁))
@@ -86,15 +74,8 @@ impl Policy {
         if thresholds.is_empty() {
             return Err(Error::Parameter("at least one threshold is needed".into()));
         }
-        let gammas = thresholds
-            .iter()
-            .map(|&t| gamma_star(t).map(f64::round))
-            .collect::<Result<Vec<_>>>()?;
-        let pairs = thresholds
-            .iter()
-            .copied()
-            .zip(gammas.iter().copied())
-            .collect();
+        let gammas = thresholds.iter().map(|&t| gamma_star(t).map(f64::round)).collect::<Result<Vec<_>>>()?;
+        let pairs = thresholds.iter().copied().zip(gammas.iter().copied()).collect();
         Self::new(pairs, *gammas.last().expect("non-empty"))
     }
 }
@@ -108,9 +89,7 @@ pub struct Schedule {
 impl Schedule {
     pub fn new(steps: Vec<(usize, f64)>) -> Result<Self> {
         if steps.first().map(|s| s.0) != Some(0) {
-            return Err(Error::Parameter(
-                "an FLSc schedule must start at epoch 0".into(),
-            ));
+            return Err(Error::Parameter("an FLSc schedule must start at epoch 0".into()));
         }
         if steps.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(Error::Parameter("FLSc epochs must increase".into()));
@@ -122,12 +101,7 @@ impl Schedule {
     }
 
     pub fn gamma(&self, epoch: usize) -> f64 {
-        self.steps
-            .iter()
-            .rev()
-            .find(|s| s.0 <= epoch)
-            .expect("starts at epoch 0")
-            .1
+        self.steps.iter().rev().find(|s| s.0 <= epoch).expect("starts at epoch 0").1
     }
 }
 
@@ -141,36 +115,19 @@ mod tests {
         assert!((gamma_star(0.2).unwrap() - 4.8505544).abs() < 1e-6);
         for p0 in [0.05, 0.1, 0.15, 0.3] {
             let gs = gamma_star(p0).unwrap();
-            assert!(
-                (g(p0, gs) - 1.0).abs() < 1e-9,
-                "g({p0}, γ*) = {}",
-                g(p0, gs)
-            );
+            assert!((g(p0, gs) - 1.0).abs() < 1e-9, "g({p0}, γ*) = {}", g(p0, gs));
             // g ≤ 1 above p0, > 1 just below.
             assert!((1..50).all(|i| g(p0 + (1.0 - p0) * i as f64 / 50.0, gs) <= 1.0 + 1e-12));
-            assert!(
-                g(p0 * 0.9, gs) > 1.0,
-                "p0 {p0} γ* {gs} g {}",
-                g(p0 * 0.9, gs)
-            );
+            assert!(g(p0 * 0.9, gs) > 1.0, "p0 {p0} γ* {gs} g {}", g(p0 * 0.9, gs));
         }
         assert!(gamma_star(0.5).is_err());
-        assert!(
-            gamma_star(0.0).is_err() && gamma_star(1.0).is_err() && gamma_star(f64::NAN).is_err()
-        );
+        assert!(gamma_star(0.0).is_err() && gamma_star(1.0).is_err() && gamma_star(f64::NAN).is_err());
     }
 
     #[test]
     fn lambert_policy_reproduces_flsd53() {
         let p = Policy::from_lambert(&[0.2, 0.25]).unwrap();
-        for (pt, gm) in [
-            (0.1, 5.0),
-            (0.199, 5.0),
-            (0.2, 3.0),
-            (0.22, 3.0),
-            (0.5, 3.0),
-            (0.99, 3.0),
-        ] {
+        for (pt, gm) in [(0.1, 5.0), (0.199, 5.0), (0.2, 3.0), (0.22, 3.0), (0.5, 3.0), (0.99, 3.0)] {
             assert_eq!(p.gamma(pt), gm, "p = {pt}");
         }
     }
@@ -178,10 +135,7 @@ mod tests {
     #[test]
     fn schedule_steps() {
         let s = Schedule::new(vec![(0, 5.0), (100, 3.0), (250, 1.0)]).unwrap();
-        assert_eq!(
-            [0, 99, 100, 249, 250, 349].map(|e| s.gamma(e)),
-            [5.0, 5.0, 3.0, 3.0, 1.0, 1.0]
-        );
+        assert_eq!([0, 99, 100, 249, 250, 349].map(|e| s.gamma(e)), [5.0, 5.0, 3.0, 3.0, 1.0, 1.0]);
         assert!(Schedule::new(vec![(1, 5.0)]).is_err());
     }
 }

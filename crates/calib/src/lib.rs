@@ -8,6 +8,7 @@
 //! Numbers reproduce the official code of Mukhoti et al. (NeurIPS 2020) in [`metrics::Mode::Paper`],
 //! and follow the paper's stated definitions in [`metrics::Mode::Corrected`] (the default).
 
+pub mod atomic;
 pub mod binning;
 pub mod bootstrap;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod gamma;
 #[cfg(feature = "tch")]
 pub mod loss;
 pub mod metrics;
+pub mod npy;
 pub mod ood;
 pub mod scores;
 pub mod temperature;

@@ -62,11 +62,7 @@ impl FromStr for Reduction {
         match s {
             "sum" => Ok(Self::Sum),
             "mean" => Ok(Self::Mean),
-            _ => Err(Error::UnknownName {
-                what: "reduction",
-                name: s.into(),
-                expected: "sum, mean".into(),
-            }),
+            _ => Err(Error::UnknownName { what: "reduction", name: s.into(), expected: "sum, mean".into() }),
         }
     }
 }
@@ -74,15 +70,11 @@ impl FromStr for Reduction {
 const NAMES: &str = "ce, focal:G, flsd:53, flsd:532, flsd:T=G,..., flsd-auto:T,..., flsc:531, flsc:532, flsc:E=G,..., ls:A, brier, mmce:L, mmce-unweighted:L";
 
 fn parse_f64(what: &'static str, text: &str) -> Result<f64> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| Error::Parse {
-            what,
-            text: text.into(),
-            reason: "not a finite number".into(),
-        })
+    text.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| Error::Parse {
+        what,
+        text: text.into(),
+        reason: "not a finite number".into(),
+    })
 }
 
 /// `k=v,k=v` pairs.
@@ -101,9 +93,7 @@ fn parse_pairs(what: &'static str, text: &str) -> Result<Vec<(f64, f64)>> {
 
 /// The digits of a shorthand such as `53` or `532`.
 fn digits(text: &str) -> Option<Vec<f64>> {
-    text.chars()
-        .map(|c| c.to_digit(10).map(f64::from))
-        .collect()
+    text.chars().map(|c| c.to_digit(10).map(f64::from)).collect()
 }
 
 impl FromStr for LossSpec {
@@ -114,11 +104,7 @@ impl FromStr for LossSpec {
             None => (s, None),
         };
         let need = |what: &'static str| {
-            arg.ok_or_else(|| Error::Parse {
-                what,
-                text: s.into(),
-                reason: "missing ':VALUE'".into(),
-            })
+            arg.ok_or_else(|| Error::Parse { what, text: s.into(), reason: "missing ':VALUE'".into() })
         };
         let spec = match head {
             "ce" if arg.is_none() => Self::CrossEntropy,
@@ -141,21 +127,12 @@ impl FromStr for LossSpec {
                         Policy::new(pairs, last)?
                     }
                 };
-                Self::Flsd {
-                    policy,
-                    name: a.into(),
-                }
+                Self::Flsd { policy, name: a.into() }
             }
             "flsd-auto" => {
                 let a = need("FLSD thresholds")?;
-                let t = a
-                    .split(',')
-                    .map(|x| parse_f64("FLSD threshold", x))
-                    .collect::<Result<Vec<_>>>()?;
-                Self::Flsd {
-                    policy: Policy::from_lambert(&t)?,
-                    name: format!("auto{a}"),
-                }
+                let t = a.split(',').map(|x| parse_f64("FLSD threshold", x)).collect::<Result<Vec<_>>>()?;
+                Self::Flsd { policy: Policy::from_lambert(&t)?, name: format!("auto{a}") }
             }
             "flsc" => {
                 let a = need("FLSc schedule")?;
@@ -176,34 +153,20 @@ impl FromStr for LossSpec {
                         })
                         .collect::<Result<_>>()?,
                 };
-                Self::Flsc {
-                    schedule: Schedule::new(steps)?,
-                    name: a.into(),
-                }
+                Self::Flsc { schedule: Schedule::new(steps)?, name: a.into() }
             }
             "ls" => {
                 let alpha = parse_f64("smoothing α", need("smoothing α")?)?;
                 if !(0.0..=1.0).contains(&alpha) {
-                    return Err(Error::Parameter(format!(
-                        "label smoothing α = {alpha} must lie in [0, 1]"
-                    )));
+                    return Err(Error::Parameter(format!("label smoothing α = {alpha} must lie in [0, 1]")));
                 }
                 Self::LabelSmoothing { alpha }
             }
             "mmce" | "mmce-unweighted" => {
                 let lambda = parse_f64("MMCE λ", need("MMCE λ")?)?;
-                Self::Mmce {
-                    lambda,
-                    weighted: head == "mmce",
-                }
+                Self::Mmce { lambda, weighted: head == "mmce" }
             }
-            _ => {
-                return Err(Error::UnknownName {
-                    what: "loss",
-                    name: s.into(),
-                    expected: NAMES.into(),
-                })
-            }
+            _ => return Err(Error::UnknownName { what: "loss", name: s.into(), expected: NAMES.into() }),
         };
         Ok(spec)
     }
@@ -220,9 +183,7 @@ impl LossSpec {
             Self::LabelSmoothing { alpha } => format!("LS-{alpha}"),
             Self::Brier => "Brier".into(),
             Self::Mmce { weighted: true, .. } => "MMCE".into(),
-            Self::Mmce {
-                weighted: false, ..
-            } => "MMCE-unweighted".into(),
+            Self::Mmce { weighted: false, .. } => "MMCE-unweighted".into(),
         }
     }
 }
@@ -237,11 +198,7 @@ pub struct Loss {
 
 impl Loss {
     pub fn new(spec: LossSpec, reduction: Reduction) -> Self {
-        Self {
-            spec,
-            reduction,
-            ignore_index: None,
-        }
+        Self { spec, reduction, ignore_index: None }
     }
 
     pub fn with_ignore_index(mut self, index: i64) -> Self {
@@ -255,10 +212,7 @@ impl Loss {
         let (logits, targets) = match self.ignore_index {
             Some(ii) => {
                 let keep = targets.ne(ii).nonzero().squeeze_dim(1);
-                (
-                    logits.index_select(0, &keep),
-                    targets.index_select(0, &keep),
-                )
+                (logits.index_select(0, &keep), targets.index_select(0, &keep))
             }
             None => (logits.shallow_clone(), targets.shallow_clone()),
         };
@@ -271,23 +225,14 @@ impl Loss {
         match &self.spec {
             LossSpec::CrossEntropy => reduce(-true_class_log_prob(&logits, &targets)),
             LossSpec::Focal { gamma } => reduce(focal(&logits, &targets, *gamma)),
-            LossSpec::Flsd { policy, .. } => {
-                reduce(focal_sample_dependent(&logits, &targets, policy))
-            }
-            LossSpec::Flsc { schedule, .. } => {
-                reduce(focal(&logits, &targets, schedule.gamma(epoch)))
-            }
-            LossSpec::LabelSmoothing { alpha } => {
-                reduce(label_smoothing(&logits, &targets, *alpha))
-            }
+            LossSpec::Flsd { policy, .. } => reduce(focal_sample_dependent(&logits, &targets, policy)),
+            LossSpec::Flsc { schedule, .. } => reduce(focal(&logits, &targets, schedule.gamma(epoch))),
+            LossSpec::LabelSmoothing { alpha } => reduce(label_smoothing(&logits, &targets, *alpha)),
             LossSpec::Brier => reduce(brier(&logits, &targets)),
             LossSpec::Mmce { lambda, weighted } => {
                 let ce = (-true_class_log_prob(&logits, &targets)).mean(logits.kind());
-                let term = if *weighted {
-                    mmce_weighted(&logits, &targets)
-                } else {
-                    mmce_unweighted(&logits, &targets)
-                };
+                let term =
+                    if *weighted { mmce_weighted(&logits, &targets) } else { mmce_unweighted(&logits, &targets) };
                 let objective = ce + term * *lambda;
                 match self.reduction {
                     // The official training loop's objective: n·(mean CE + λ·MMCE).
@@ -301,10 +246,7 @@ impl Loss {
 
 /// log p_{i, y_i}.
 fn true_class_log_prob(logits: &Tensor, targets: &Tensor) -> Tensor {
-    logits
-        .log_softmax(1, logits.kind())
-        .gather(1, &targets.unsqueeze(1), false)
-        .squeeze_dim(1)
+    logits.log_softmax(1, logits.kind()).gather(1, &targets.unsqueeze(1), false).squeeze_dim(1)
 }
 
 /// Per-sample −(1 − p)^γ log p with a fixed γ.
@@ -326,7 +268,7 @@ fn focal_sample_dependent(logits: &Tensor, targets: &Tensor, policy: &Policy) ->
     let pt64 = pt.detach().to_kind(Kind::Double);
     let mut gamma = pt64.full_like(policy.otherwise);
     for &(threshold, g) in policy.thresholds.iter().rev() {
-        gamma = pt64.lt(threshold).where_self(&pt64.full_like(g), &gamma);
+        gamma = pt64.full_like(g).where_self(&pt64.lt(threshold), &gamma);
     }
     let q: Tensor = 1.0 - pt;
     -q.pow(&gamma.to_kind(logits.kind())) * logpt
@@ -343,9 +285,7 @@ fn label_smoothing(logits: &Tensor, targets: &Tensor, alpha: f64) -> Tensor {
 fn brier(logits: &Tensor, targets: &Tensor) -> Tensor {
     let p = logits.softmax(1, logits.kind());
     let onehot = p.zeros_like().scatter_value(1, &targets.unsqueeze(1), 1.0);
-    (p - onehot)
-        .square()
-        .sum_dim_intlist(1, false, logits.kind())
+    (p - onehot).square().sum_dim_intlist(1, false, logits.kind())
 }
 
 /// k(a, b) = exp(−|a − b| / 0.4) for every pair.

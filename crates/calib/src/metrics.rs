@@ -31,11 +31,7 @@ impl std::str::FromStr for Mode {
         match s {
             "paper" => Ok(Mode::Paper),
             "corrected" => Ok(Mode::Corrected),
-            _ => Err(Error::UnknownName {
-                what: "mode",
-                name: s.into(),
-                expected: "paper, corrected".into(),
-            }),
+            _ => Err(Error::UnknownName { what: "mode", name: s.into(), expected: "paper, corrected".into() }),
         }
     }
 }
@@ -52,26 +48,18 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self {
-            bins: 15,
-            mode: Mode::Corrected,
-            temperature: None,
-        }
+        Self { bins: 15, mode: Mode::Corrected, temperature: None }
     }
 }
 
 impl Options {
     pub fn validate(&self) -> Result<()> {
         if self.bins == 0 {
-            return Err(Error::Parameter(
-                "the number of bins must be at least 1".into(),
-            ));
+            return Err(Error::Parameter("the number of bins must be at least 1".into()));
         }
         if let Some(t) = self.temperature {
             if !(t.is_finite() && t > 0.0) {
-                return Err(Error::Parameter(format!(
-                    "temperature {t} must be positive and finite"
-                )));
+                return Err(Error::Parameter(format!("temperature {t} must be positive and finite")));
             }
         }
         Ok(())
@@ -164,10 +152,7 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
     let partials: Vec<Partial> = scores
         .values()
         .par_chunks(CHUNK * k)
-        .zip(
-            conf.par_chunks_mut(CHUNK)
-                .zip(correct.par_chunks_mut(CHUNK)),
-        )
+        .zip(conf.par_chunks_mut(CHUNK).zip(correct.par_chunks_mut(CHUNK)))
         .enumerate()
         .map(|(c, (rows, (conf, correct)))| {
             let mut part = Partial {
@@ -196,28 +181,16 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
                 let lb = ((m as f64 * cf.f64() - 1.0).ceil().max(0.0) as usize).min(m - 1);
                 part.legacy.add(lb, cf.f64(), hit);
                 let py = p[y];
-                let rank = p
-                    .iter()
-                    .enumerate()
-                    .filter(|&(j, &v)| v > py || (v == py && j < y))
-                    .count();
+                let rank = p.iter().enumerate().filter(|&(j, &v)| v > py || (v == py && j < y)).count();
                 part.top5 += (rank < 5) as u64;
                 let h = match scores.kind() {
                     ScoreKind::Logits => {
                         let t = temperature.unwrap_or(F::one());
                         part.nll += (shift.max + shift.log_sum - row[y] / t).f64();
-                        let s: F = p
-                            .iter()
-                            .zip(row)
-                            .map(|(&pj, &z)| pj * (z / t - shift.max))
-                            .sum();
+                        let s: F = p.iter().zip(row).map(|(&pj, &z)| pj * (z / t - shift.max)).sum();
                         (shift.log_sum - s).f64()
                     }
-                    ScoreKind::Probs => -p
-                        .iter()
-                        .filter(|&&v| v > F::zero())
-                        .map(|&v| (v * v.ln()).f64())
-                        .sum::<f64>(),
+                    ScoreKind::Probs => -p.iter().filter(|&&v| v > F::zero()).map(|&v| (v * v.ln()).f64()).sum::<f64>(),
                 };
                 part.entropy[usize::from(!hit)] += h;
                 if cf.f64() >= 0.99 {
@@ -237,10 +210,7 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
     let total = partials.into_iter().reduce(|mut a, b| {
         a.ece.merge(&b.ece);
         a.legacy.merge(&b.legacy);
-        a.classwise
-            .iter_mut()
-            .zip(&b.classwise)
-            .for_each(|(x, y)| x.merge(y));
+        a.classwise.iter_mut().zip(&b.classwise).for_each(|(x, y)| x.merge(y));
         a.correct += b.correct;
         a.top5 += b.top5;
         a.nll += b.nll;
@@ -265,8 +235,7 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
         nll: (scores.kind() == ScoreKind::Logits).then(|| total.nll / nf),
         ece: total.ece.ece(n),
         adaece: ada.value,
-        classwise_ece: classwise_per_class.iter().sum::<f64>()
-            / classwise_per_class.len().max(1) as f64,
+        classwise_ece: classwise_per_class.iter().sum::<f64>() / classwise_per_class.len().max(1) as f64,
         mce: total.ece.mce(),
         s99_fraction: total.s99 as f64 / nf,
         s99_accuracy: (total.s99 > 0).then(|| total.s99_correct as f64 / total.s99 as f64),
@@ -275,15 +244,71 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
             correct: (total.correct > 0).then(|| total.entropy[0] / total.correct as f64),
             wrong: (n_wrong > 0).then(|| total.entropy[1] / n_wrong as f64),
         },
-        bins: (0..m)
-            .map(|j| Bin::from_sums(&total.ece, j, edges[j], edges[j + 1]))
-            .collect(),
+        bins: (0..m).map(|j| Bin::from_sums(&total.ece, j, edges[j], edges[j + 1])).collect(),
         adaece_bins: ada.bins,
         classwise_num_classes: classes,
         classwise_per_class,
         samples_in_no_ece_bin: n as u64 - total.ece.total(),
         samples_in_no_adaece_bin: ada.outside,
         legacy: legacy(&total.legacy, n),
+    })
+}
+
+/// The few metrics a temperature search or a quick check needs, from one light parallel pass.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Basic {
+    pub n: usize,
+    pub error: f64,
+    pub nll: Option<f64>,
+    pub ece: f64,
+    pub mce: f64,
+    pub bins: Vec<Bin>,
+}
+
+/// ECE, MCE, NLL and error only: the same softmax and bins as [`evaluate`] (so the numbers are
+/// identical), without classwise, AdaECE, entropy and top-5 work.
+pub fn basic<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Basic> {
+    opts.validate()?;
+    let (k, m, labels) = (scores.k(), opts.bins, scores.labels());
+    let binning = Binning::<F>::new(m);
+    let temperature = temperature_of::<F>(scores.kind(), opts.temperature);
+    let t = temperature.unwrap_or(F::one());
+    let parts: Vec<(BinSums, f64, u64)> = scores
+        .values()
+        .par_chunks(CHUNK * k)
+        .enumerate()
+        .map(|(c, rows)| {
+            let (mut sums, mut nll, mut correct) = (BinSums::new(m), 0.0, 0u64);
+            let mut p = vec![F::zero(); k];
+            for (r, row) in rows.chunks_exact(k).enumerate() {
+                let y = labels[c * CHUNK + r];
+                let shift = softmax_row(row, scores.kind(), temperature, &mut p);
+                nll += (shift.max + shift.log_sum - row[y] / t).f64();
+                let (cf, pred) = argmax(&p);
+                correct += (pred == y) as u64;
+                if let Some(b) = binning.bin_of(cf) {
+                    sums.add(b, cf.f64(), pred == y);
+                }
+            }
+            (sums, nll, correct)
+        })
+        .collect();
+    let mut sums = BinSums::new(m);
+    let (mut nll, mut correct) = (0.0, 0);
+    for (s, l, c) in &parts {
+        sums.merge(s);
+        nll += l;
+        correct += c;
+    }
+    let n = scores.n();
+    let edges = binning.edges();
+    Ok(Basic {
+        n,
+        error: (n as u64 - correct) as f64 / n as f64,
+        nll: (scores.kind() == ScoreKind::Logits).then(|| nll / n as f64),
+        ece: sums.ece(n),
+        mce: sums.mce(),
+        bins: (0..m).map(|j| Bin::from_sums(&sums, j, edges[j].f64(), edges[j + 1].f64())).collect(),
     })
 }
 
@@ -307,10 +332,7 @@ fn legacy(sums: &BinSums, n: usize) -> Legacy {
         ece: (0..m).map(|j| prop(j) * gap(j)).sum(),
         mce: (0..m).map(gap).fold(0.0, f64::max),
         ace: (0..m).map(gap).sum::<f64>() / non_empty as f64,
-        l2: (0..m)
-            .map(|j| prop(j) * gap(j) * gap(j))
-            .sum::<f64>()
-            .sqrt(),
+        l2: (0..m).map(|j| prop(j) * gap(j) * gap(j)).sum::<f64>().sqrt(),
     }
 }
 
@@ -324,14 +346,8 @@ pub(crate) struct Adaptive {
 /// AdaECE from per-sample confidences; see the module documentation for the two modes.
 pub(crate) fn adaptive<F: Real>(s: &SampleConf<F>, m: usize, mode: Mode) -> Adaptive {
     let n = s.conf.len();
-    let mut order: Vec<(F, u32)> = s
-        .conf
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| (c, i as u32))
-        .collect();
-    let cmp =
-        |a: &(F, u32), b: &(F, u32)| a.0.partial_cmp(&b.0).expect("finite").then(a.1.cmp(&b.1));
+    let mut order: Vec<(F, u32)> = s.conf.iter().enumerate().map(|(i, &c)| (c, i as u32)).collect();
+    let cmp = |a: &(F, u32), b: &(F, u32)| a.0.partial_cmp(&b.0).expect("finite").then(a.1.cmp(&b.1));
     if n > 100_000 {
         order.par_sort_unstable_by(cmp);
     } else {
@@ -363,20 +379,14 @@ pub(crate) fn adaptive<F: Real>(s: &SampleConf<F>, m: usize, mode: Mode) -> Adap
                 let end = start + q + usize::from(j < r);
                 add_range(&mut sums, j, start..end);
                 let edge = |i: usize| order.get(i).map_or(f64::NAN, |&(c, _)| c.f64());
-                bounds.push(if end > start {
-                    (edge(start), edge(end - 1))
-                } else {
-                    (f64::NAN, f64::NAN)
-                });
+                bounds.push(if end > start { (edge(start), edge(end - 1)) } else { (f64::NAN, f64::NAN) });
                 start = end;
             }
         }
     }
     Adaptive {
         value: sums.ece(n),
-        bins: (0..m)
-            .map(|j| Bin::from_sums(&sums, j, bounds[j].0, bounds[j].1))
-            .collect(),
+        bins: (0..m).map(|j| Bin::from_sums(&sums, j, bounds[j].0, bounds[j].1)).collect(),
         outside: n as u64 - sums.total(),
     }
 }

@@ -26,40 +26,25 @@ pub fn softmax_scores<F: Real>(s: &Scores<F>, temperature: Option<f64>) -> Softm
                     crate::ScoreKind::Logits => {
                         let tt = t.unwrap_or(F::one());
                         let lse = shift.max + shift.log_sum;
-                        -p.iter()
-                            .zip(row)
-                            .map(|(&pj, &z)| pj * (z / tt - lse))
-                            .sum::<F>()
+                        -p.iter().zip(row).map(|(&pj, &z)| pj * (z / tt - lse)).sum::<F>()
                     }
-                    crate::ScoreKind::Probs => -p
-                        .iter()
-                        .filter(|&&v| v > F::zero())
-                        .map(|&v| v * v.ln())
-                        .sum::<F>(),
+                    crate::ScoreKind::Probs => -p.iter().filter(|&&v| v > F::zero()).map(|&v| v * v.ln()).sum::<F>(),
                 };
                 (h.f64(), argmax(p).0.f64())
             },
         )
         .unzip();
-    SoftmaxScores {
-        entropy,
-        confidence,
-    }
+    SoftmaxScores { entropy, confidence }
 }
 
 /// AUROC of `positive` scores against `negative` ones: P(s⁺ > s⁻) + ½·P(s⁺ = s⁻), which is the
 /// area under sklearn's trapezoidal ROC curve. Computed from mid-ranks in O(n log n).
 pub fn auroc(positive: &[f64], negative: &[f64]) -> Result<f64> {
     if positive.is_empty() || negative.is_empty() {
-        return Err(Error::Empty(
-            "AUROC needs at least one positive and one negative sample".into(),
-        ));
+        return Err(Error::Empty("AUROC needs at least one positive and one negative sample".into()));
     }
-    let mut all: Vec<(f64, bool)> = positive
-        .iter()
-        .map(|&s| (s, true))
-        .chain(negative.iter().map(|&s| (s, false)))
-        .collect();
+    let mut all: Vec<(f64, bool)> =
+        positive.iter().map(|&s| (s, true)).chain(negative.iter().map(|&s| (s, false))).collect();
     all.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let mut rank_sum = 0.0;
     let mut i = 0;
@@ -85,11 +70,7 @@ pub struct OodAuroc {
     pub auroc_confidence: f64,
 }
 
-pub fn ood_auroc<F: Real>(
-    inside: &Scores<F>,
-    outside: &Scores<F>,
-    temperature: Option<f64>,
-) -> Result<OodAuroc> {
+pub fn ood_auroc<F: Real>(inside: &Scores<F>, outside: &Scores<F>, temperature: Option<f64>) -> Result<OodAuroc> {
     if inside.k() != outside.k() {
         return Err(Error::Shape(format!(
             "in-distribution scores have {} classes but OOD scores have {}",
@@ -97,10 +78,7 @@ pub fn ood_auroc<F: Real>(
             outside.k()
         )));
     }
-    let (a, b) = (
-        softmax_scores(inside, temperature),
-        softmax_scores(outside, temperature),
-    );
+    let (a, b) = (softmax_scores(inside, temperature), softmax_scores(outside, temperature));
     Ok(from_scores(&a, &b)?)
 }
 

@@ -56,13 +56,7 @@ impl Real for f32 {
         let step = (1.0f32 / m as f32) as f64;
         let half = steps / 2;
         (0..steps)
-            .map(|i| {
-                if i < half {
-                    (step * i as f64) as f32
-                } else {
-                    (1.0 - step * (steps - 1 - i) as f64) as f32
-                }
-            })
+            .map(|i| if i < half { (step * i as f64) as f32 } else { (1.0 - step * (steps - 1 - i) as f64) as f32 })
             .collect()
     }
 }
@@ -85,58 +79,35 @@ impl<F: Real> Scores<F> {
             return Err(Error::Shape("the score matrix has 0 classes".into()));
         }
         if values.len() % k != 0 {
-            return Err(Error::Shape(format!(
-                "{} values do not form rows of {k} classes",
-                values.len()
-            )));
+            return Err(Error::Shape(format!("{} values do not form rows of {k} classes", values.len())));
         }
         let n = values.len() / k;
         if n == 0 {
             return Err(Error::Empty("the score matrix has no rows".into()));
         }
         if labels.len() != n {
-            return Err(Error::Shape(format!(
-                "{n} score rows but {} labels",
-                labels.len()
-            )));
+            return Err(Error::Shape(format!("{n} score rows but {} labels", labels.len())));
         }
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NotFinite {
-                row: i / k,
-                col: i % k,
-                value: values[i].f64(),
-            });
+            return Err(Error::NotFinite { row: i / k, col: i % k, value: values[i].f64() });
         }
         if kind == ScoreKind::Probs {
             if let Some(i) = values.iter().position(|&v| v < F::zero() || v > F::one()) {
-                return Err(Error::NotProbability {
-                    row: i / k,
-                    col: i % k,
-                    value: values[i].f64(),
-                });
+                return Err(Error::NotProbability { row: i / k, col: i % k, value: values[i].f64() });
             }
         }
         let labels = labels
             .iter()
             .enumerate()
             .map(|(index, &label)| {
-                usize::try_from(label)
-                    .ok()
-                    .filter(|&l| l < k)
-                    .ok_or(Error::LabelOutOfRange {
-                        index,
-                        label,
-                        classes: k,
-                    })
+                usize::try_from(label).ok().filter(|&l| l < k).ok_or(Error::LabelOutOfRange {
+                    index,
+                    label,
+                    classes: k,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            values,
-            labels,
-            n,
-            k,
-            kind,
-        })
+        Ok(Self { values, labels, n, k, kind })
     }
 
     pub fn n(&self) -> usize {
@@ -180,19 +151,11 @@ impl<F: Real> Scores<F> {
 /// This follows ATen's CPU softmax (subtract the max, exponentiate, multiply by the reciprocal of
 /// the sum) so that float32 results match PyTorch's to the last bit in the cases that matter.
 #[inline]
-pub(crate) fn softmax_row<F: Real>(
-    row: &[F],
-    kind: ScoreKind,
-    temperature: Option<F>,
-    out: &mut [F],
-) -> RowShift<F> {
+pub(crate) fn softmax_row<F: Real>(row: &[F], kind: ScoreKind, temperature: Option<F>, out: &mut [F]) -> RowShift<F> {
     match kind {
         ScoreKind::Probs => {
             out.copy_from_slice(row);
-            RowShift {
-                max: F::zero(),
-                log_sum: F::zero(),
-            }
+            RowShift { max: F::zero(), log_sum: F::zero() }
         }
         ScoreKind::Logits => {
             match temperature {
@@ -207,10 +170,7 @@ pub(crate) fn softmax_row<F: Real>(
             }
             let inv = F::one() / sum;
             out.iter_mut().for_each(|o| *o = *o * inv);
-            RowShift {
-                max,
-                log_sum: sum.ln(),
-            }
+            RowShift { max, log_sum: sum.ln() }
         }
     }
 }

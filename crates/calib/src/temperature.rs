@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::metrics::{self, Mode, Options};
-use crate::scores::{softmax_row, Real, ScoreKind, Scores};
+use crate::scores::{Real, ScoreKind, Scores};
 use rayon::prelude::*;
 
 /// How the temperature is chosen on the validation set.
@@ -24,11 +24,7 @@ impl std::str::FromStr for Method {
             "ece-grid" => Ok(Self::EceGrid),
             "nll-grid" => Ok(Self::NllGrid),
             "nll" => Ok(Self::Nll),
-            _ => Err(Error::UnknownName {
-                what: "method",
-                name: s.into(),
-                expected: "ece-grid, nll-grid, nll".into(),
-            }),
+            _ => Err(Error::UnknownName { what: "method", name: s.into(), expected: "ece-grid, nll-grid, nll".into() }),
         }
     }
 }
@@ -37,9 +33,7 @@ impl std::str::FromStr for Method {
 /// official loop does (so T = 1.8000000000000005 is a grid value); corrected mode uses k/10.
 pub fn grid(mode: Mode) -> Vec<f64> {
     match mode {
-        Mode::Paper => std::iter::successors(Some(0.1f64), |t| Some(t + 0.1))
-            .take(100)
-            .collect(),
+        Mode::Paper => std::iter::successors(Some(0.1f64), |t| Some(t + 0.1)).take(100).collect(),
         Mode::Corrected => (1..=100).map(|k| k as f64 / 10.0).collect(),
     }
 }
@@ -67,51 +61,14 @@ pub fn grid_search<F: Real>(val: &Scores<F>, bins: usize, mode: Mode) -> Result<
     let points = grid(mode)
         .into_par_iter()
         .map(|t| {
-            let opts = Options {
-                bins,
-                mode,
-                temperature: Some(t),
-            };
-            let (nll, ece) = nll_and_ece(val, &opts);
-            GridPoint { t, nll, ece }
+            let b = metrics::basic(val, &Options { bins, mode, temperature: Some(t) })?;
+            Ok(GridPoint { t, nll: b.nll.expect("logits"), ece: b.ece })
         })
-        .collect::<Vec<_>>();
+        .collect::<Result<Vec<_>>>()?;
     let pick = |key: fn(&GridPoint) -> f64| {
-        points
-            .iter()
-            .fold((f64::INFINITY, 1.0), |best, p| {
-                if best.0 > key(p) {
-                    (key(p), p.t)
-                } else {
-                    best
-                }
-            })
-            .1
+        points.iter().fold((f64::INFINITY, 1.0), |best, p| if best.0 > key(p) { (key(p), p.t) } else { best }).1
     };
-    Ok(GridSearch {
-        t_ece: pick(|p| p.ece),
-        t_nll: pick(|p| p.nll),
-        points,
-    })
-}
-
-/// Validation NLL and ECE in one pass (the grid search's inner loop; no other metric needed).
-fn nll_and_ece<F: Real>(s: &Scores<F>, opts: &Options) -> (f64, f64) {
-    let binning = crate::binning::Binning::<F>::new(opts.bins);
-    let t = metrics::temperature_of::<F>(s.kind(), opts.temperature).unwrap_or(F::one());
-    let mut p = vec![F::zero(); s.k()];
-    let mut sums = crate::binning::BinSums::new(opts.bins);
-    let mut nll = 0.0;
-    for (i, &y) in s.labels().iter().enumerate() {
-        let row = s.row(i);
-        let shift = softmax_row(row, s.kind(), Some(t), &mut p);
-        nll += (shift.max + shift.log_sum - row[y] / t).f64();
-        let (c, pred) = crate::scores::argmax(&p);
-        if let Some(b) = binning.bin_of(c) {
-            sums.add(b, c.f64(), pred == y);
-        }
-    }
-    (nll / s.n() as f64, sums.ece(s.n()))
+    Ok(GridSearch { t_ece: pick(|p| p.ece), t_nll: pick(|p| p.nll), points })
 }
 
 /// The temperature minimising mean validation NLL, computed in f64.
@@ -164,11 +121,7 @@ pub fn fit_nll<F: Real>(val: &Scores<F>) -> Result<f64> {
             lo = beta;
         }
         let newton = beta - d1 / d2;
-        let next = if d2 > 0.0 && newton > lo && newton < hi {
-            newton
-        } else {
-            0.5 * (lo + hi)
-        };
+        let next = if d2 > 0.0 && newton > lo && newton < hi { newton } else { 0.5 * (lo + hi) };
         if (next - beta).abs() <= 1e-15 * beta || hi - lo <= 1e-15 * beta {
             beta = next;
             break;
@@ -190,8 +143,6 @@ pub fn choose<F: Real>(val: &Scores<F>, method: Method, bins: usize, mode: Mode)
 fn require_logits<F: Real>(s: &Scores<F>) -> Result<()> {
     match s.kind() {
         ScoreKind::Logits => Ok(()),
-        ScoreKind::Probs => Err(Error::Parameter(
-            "temperature scaling needs logits, not probabilities".into(),
-        )),
+        ScoreKind::Probs => Err(Error::Parameter("temperature scaling needs logits, not probabilities".into())),
     }
 }

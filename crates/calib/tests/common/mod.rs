@@ -20,19 +20,12 @@ pub fn cases(prefix: &str) -> Vec<(String, Value)> {
         .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
         .collect();
     files.sort();
-    assert!(
-        !files.is_empty(),
-        "no {prefix}* vectors in {}",
-        dir.display()
-    );
+    assert!(!files.is_empty(), "no {prefix}* vectors in {}", dir.display());
     let mut out = Vec::new();
     for f in files {
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
         for c in v["cases"].as_array().expect("cases") {
-            out.push((
-                f.file_name().unwrap().to_string_lossy().into_owned(),
-                c.clone(),
-            ));
+            out.push((f.file_name().unwrap().to_string_lossy().into_owned(), c.clone()));
         }
     }
     out
@@ -41,20 +34,11 @@ pub fn cases(prefix: &str) -> Vec<(String, Value)> {
 pub fn matrix(v: &Value) -> (Vec<f64>, usize) {
     let rows = v.as_array().expect("matrix");
     let k = rows[0].as_array().unwrap().len();
-    (
-        rows.iter()
-            .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
-            .collect(),
-        k,
-    )
+    (rows.iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect(), k)
 }
 
 pub fn ints(v: &Value) -> Vec<i64> {
-    v.as_array()
-        .expect("int list")
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect()
+    v.as_array().expect("int list").iter().map(|x| x.as_i64().unwrap()).collect()
 }
 
 pub fn to_f32(v: &[f64]) -> Vec<f32> {
@@ -68,12 +52,6 @@ pub fn close(ours: f64, expected: f64, rel: f64, abs: f64) -> bool {
 
 #[track_caller]
 pub fn check(what: &str, ours: f64, expected: &Value, rel: f64, abs: f64) {
-    let e = expected
-        .as_f64()
-        .unwrap_or_else(|| panic!("{what}: expected value missing: {expected}"));
-    assert!(
-        close(ours, e, rel, abs),
-        "{what}: ours {ours:e}, expected {e:e}, diff {:e}",
-        (ours - e).abs()
-    );
+    let e = expected.as_f64().unwrap_or_else(|| panic!("{what}: expected value missing: {expected}"));
+    assert!(close(ours, e, rel, abs), "{what}: ours {ours:e}, expected {e:e}, diff {:e}", (ours - e).abs());
 }

@@ -1,0 +1,39 @@
+//! Loading predictions from `.npy` files into validated [`Scores`], with errors that name the
+//! file at fault.
+
+use anyhow::{anyhow, bail, Result};
+use calib::npy;
+use calib::{Error, Real, ScoreKind, Scores};
+use std::path::Path;
+
+/// Arithmetic of a computation; see `calib::Real`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F64,
+    F32,
+}
+
+/// Reads `[n, k]` scores and `[n]` labels and validates them together.
+pub fn load<F: Real>(scores: &Path, labels: &Path, kind: ScoreKind) -> Result<Scores<F>> {
+    let what = if kind == ScoreKind::Probs { "probabilities" } else { "logits" };
+    let values = npy::read_floats(scores, 2, what)?;
+    let y = npy::read_labels(labels)?;
+    let (n, k) = (values.shape()[0], values.shape()[1]);
+    if n == 0 || k == 0 {
+        bail!("{}: the {what} array has shape [{n}, {k}]; it needs at least one row and one class", scores.display());
+    }
+    if y.len() != n {
+        bail!("{} has {n} rows but {} has {} labels", scores.display(), labels.display(), y.len());
+    }
+    from_arrays(values.to_real(), k, &y, kind, scores, labels)
+}
+
+/// Validates already-read arrays, blaming `scores` or `labels` for what is wrong with each.
+pub fn from_arrays<F: Real>(values: Vec<F>, k: usize, y: &[i64], kind: ScoreKind, scores: &Path, labels: &Path) -> Result<Scores<F>> {
+    Scores::new(values, k, y, kind).map_err(|e| match e {
+        Error::LabelOutOfRange { .. } => anyhow!("{}: {e}", labels.display()),
+        Error::NotFinite { .. } | Error::NotProbability { .. } => anyhow!("{}: {e}", scores.display()),
+        e => anyhow!("{} / {}: {e}", scores.display(), labels.display()),
+    })
+}

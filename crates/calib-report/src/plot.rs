@@ -1,0 +1,138 @@
+//! SVG plots: reliability diagrams (paper Fig. A.1 style) and the γ-rule curves g(p, γ)
+//! (paper Fig. 3a).
+
+use crate::Error;
+use calib::Bin;
+use plotters::prelude::*;
+use std::path::Path;
+
+fn draw_err<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> Error + '_ {
+    move |e| Error::Draw { what: what.into(), message: format!("{e:?}") }
+}
+
+/// A reliability diagram: per-bin accuracy bars, the gap to the mean confidence, the diagonal,
+/// and below it the share of samples per bin. `subtitle` carries e.g. "ECE 6.74 %".
+pub fn reliability_diagram(bins: &[Bin], title: &str, subtitle: &str) -> Result<String, Error> {
+    let mut svg = String::new();
+    {
+        let err = draw_err(title);
+        let root = SVGBackend::with_string(&mut svg, (560, 680)).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let (top, bottom) = root.split_vertically(500);
+        let mut chart = ChartBuilder::on(&top)
+            .caption(format!("{title} — {subtitle}"), ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+            .map_err(&err)?;
+        chart.configure_mesh().x_desc("confidence").y_desc("accuracy").draw().map_err(&err)?;
+        let filled: Vec<&Bin> = bins.iter().filter(|b| b.count > 0).collect();
+        chart
+            .draw_series(filled.iter().map(|b| {
+                Rectangle::new([(b.lower, 0.0), (b.upper, b.accuracy.unwrap_or(0.0))], BLUE.mix(0.55).filled())
+            }))
+            .map_err(&err)?
+            .label("accuracy")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], BLUE.mix(0.55).filled()));
+        chart
+            .draw_series(filled.iter().map(|b| {
+                let (a, c) = (b.accuracy.unwrap_or(0.0), b.mean_conf.unwrap_or(0.0));
+                Rectangle::new([(b.lower, a.min(c)), (b.upper, a.max(c))], RED.mix(0.35).filled())
+            }))
+            .map_err(&err)?
+            .label("gap to mean confidence")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], RED.mix(0.35).filled()));
+        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.stroke_width(1))).map_err(&err)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .draw()
+            .map_err(&err)?;
+
+        let total: u64 = bins.iter().map(|b| b.count).sum::<u64>().max(1);
+        let top_share = bins.iter().map(|b| b.count as f64 / total as f64).fold(0.0, f64::max).max(1e-9);
+        let mut hist = ChartBuilder::on(&bottom)
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0f64..1f64, 0f64..top_share * 1.05)
+            .map_err(&err)?;
+        hist.configure_mesh().y_desc("share of samples").y_labels(4).draw().map_err(&err)?;
+        hist.draw_series(bins.iter().map(|b| {
+            Rectangle::new([(b.lower, 0.0), (b.upper, b.count as f64 / total as f64)], BLACK.mix(0.45).filled())
+        }))
+        .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
+/// g(p, γ) against p for several γ, with the line g = 1 (paper Fig. 3a): below it the focal
+/// loss's gradient is smaller than cross-entropy's.
+pub fn gamma_curves(gammas: &[f64]) -> Result<String, Error> {
+    let mut svg = String::new();
+    {
+        let err = draw_err("g(p, γ) curves");
+        let root = SVGBackend::with_string(&mut svg, (640, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("g(p, γ) = ‖∂L_FL/∂w‖ / ‖∂L_CE/∂w‖", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0f64..1f64, 0f64..2.5f64)
+            .map_err(&err)?;
+        chart.configure_mesh().x_desc("p (probability of the true class)").y_desc("g(p, γ)").draw().map_err(&err)?;
+        for (i, &gm) in gammas.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let pts = (1..1000).map(|j| j as f64 / 1000.0).map(|p| (p, calib::gamma::g(p, gm).min(2.5)));
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                .map_err(&err)?
+                .label(format!("γ = {gm}"))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+        }
+        chart.draw_series(LineSeries::new([(0.0, 1.0), (1.0, 1.0)], BLACK.stroke_width(1))).map_err(&err)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .draw()
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
+/// Writes an SVG atomically.
+pub fn save(path: &Path, svg: &str) -> Result<(), Error> {
+    Ok(calib::atomic::write(path, svg.as_bytes())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reliability_diagram_draws_one_bar_per_non_empty_bin() {
+        let bins = vec![
+            Bin { lower: 0.0, upper: 0.5, count: 0, mean_conf: None, accuracy: None },
+            Bin { lower: 0.5, upper: 1.0, count: 10, mean_conf: Some(0.9), accuracy: Some(0.7) },
+        ];
+        let svg = reliability_diagram(&bins, "test", "ECE 20.00 %").unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("ECE 20.00 %"));
+        assert!(svg.contains("accuracy") && svg.contains("confidence"));
+    }
+
+    #[test]
+    fn gamma_curves_label_every_gamma() {
+        let svg = gamma_curves(&[1.0, 3.0, 5.0]).unwrap();
+        for g in ["γ = 1", "γ = 3", "γ = 5"] {
+            assert!(svg.contains(g), "missing {g}");
+        }
+    }
+}
