@@ -85,11 +85,25 @@ fn interval(estimate: f64, mut values: Vec<f64>, level: f64) -> Interval {
 
 /// Resamples the predictions with replacement and recomputes the metrics on each resample.
 pub fn metrics<F: Real>(scores: &Scores<F>, opts: &Options, settings: &Settings) -> Result<MetricIntervals> {
+    metrics_with_progress(scores, opts, settings, || {})
+}
+
+/// [`metrics`], calling `tick` after each resample (for a progress bar).
+pub fn metrics_with_progress<F: Real>(
+    scores: &Scores<F>,
+    opts: &Options,
+    settings: &Settings,
+    tick: impl Fn() + Sync,
+) -> Result<MetricIntervals> {
     settings.validate()?;
     let full = metrics::evaluate(scores, opts)?;
     let reports = (0..settings.resamples as u64)
         .into_par_iter()
-        .map(|b| metrics::evaluate(&scores.select(&draw(&mut rng(settings.seed, b), scores.n())), opts))
+        .map(|b| {
+            let r = metrics::evaluate(&scores.select(&draw(&mut rng(settings.seed, b), scores.n())), opts);
+            tick();
+            r
+        })
         .collect::<Result<Vec<_>>>()?;
     let ci = |est: f64, f: fn(&metrics::Report) -> f64| interval(est, reports.iter().map(f).collect(), settings.level);
     Ok(MetricIntervals {

@@ -1,0 +1,120 @@
+//! `calib bench`: timings of the metric suite on a large predictions file. Comparisons with
+//! numpy, the official code and torchmetrics are in `benches/compare_metrics.py`.
+
+use crate::input;
+use crate::output::{emit, Format};
+use anyhow::Result;
+use calib::metrics::{self, Options};
+use calib::{npy, Real, ScoreKind};
+use calib_report::table::{render, Style};
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Bench {
+    /// Time reading a `.npy` of logits and computing the metrics on it.
+    Metrics(MetricsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MetricsArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    pub n: usize,
+    #[arg(long, default_value_t = 100)]
+    pub classes: usize,
+    /// Use (or create) the logits here; labels go next to it as `<stem>.labels.npy`.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Timed runs per measurement (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+}
+
+pub fn run(b: &Bench, format: Format) -> Result<()> {
+    match b {
+        Bench::Metrics(a) => metrics_bench(a, format),
+    }
+}
+
+/// Over-confident float32 logits: noise in [-2, 2), with the label's logit raised by 5 in 85 % of
+/// the rows, like a trained classifier.
+fn make_file(logits: &Path, labels: &Path, n: usize, k: usize, seed: u64) -> Result<()> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let y: Vec<i64> = (0..n).map(|_| rng.random_range(0..k as i64)).collect();
+    let mut x = vec![0f32; n * k];
+    for (i, row) in x.chunks_exact_mut(k).enumerate() {
+        row.iter_mut().for_each(|v| *v = 4.0 * (rng.random::<f32>() - 0.5));
+        if rng.random::<f32>() < 0.85 {
+            row[y[i] as usize] += 5.0;
+        }
+    }
+    npy::write(logits, &[n, k], &x)?;
+    npy::write(labels, &[n], &y)?;
+    Ok(())
+}
+
+fn best_of<T>(repeats: usize, mut f: impl FnMut() -> Result<T>) -> Result<(f64, T)> {
+    let mut best = f64::INFINITY;
+    let mut out = None;
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        let v = f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+        out = Some(v);
+    }
+    Ok((best, out.expect("at least one run")))
+}
+
+fn suite<F: Real>(l: &Path, y: &Path) -> Result<f64> {
+    let s = input::load::<F>(l, y, ScoreKind::Logits)?;
+    Ok(metrics::evaluate(&s, &Options::default())?.ece)
+}
+
+fn ece_only(l: &Path, y: &Path) -> Result<f64> {
+    let s = input::load::<f32>(l, y, ScoreKind::Logits)?;
+    Ok(metrics::basic(&s, &Options::default())?.ece)
+}
+
+fn metrics_bench(a: &MetricsArgs, format: Format) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let logits = a.file.clone().unwrap_or_else(|| dir.path().join("bench.npy"));
+    let labels = logits.with_extension("labels.npy");
+    if !logits.exists() || !labels.exists() {
+        eprintln!("writing {} ({} x {} float32) ...", logits.display(), a.n, a.classes);
+        make_file(&logits, &labels, a.n, a.classes, a.seed)?;
+    }
+    let (read, _) = best_of(a.repeats, || Ok((npy::read_floats(&logits, 2, "logits")?, npy::read_labels(&labels)?)))?;
+    let (full64, ece64) = best_of(a.repeats, || suite::<f64>(&logits, &labels))?;
+    let (full32, ece32) = best_of(a.repeats, || suite::<f32>(&logits, &labels))?;
+    let (ece, ece_fast) = best_of(a.repeats, || ece_only(&logits, &labels))?;
+    let values = std::fs::metadata(&logits)?.len() as f64 / 4.0;
+    let rows = [
+        ("read .npy (logits + labels)", read),
+        ("full suite, f64 (read + ECE, AdaECE, classwise, MCE, NLL, top-5, entropy)", full64),
+        ("full suite, f32", full32),
+        ("ECE alone, f32 (read + one softmax pass)", ece),
+    ];
+    let json = json!({
+        "n": a.n, "classes": a.classes, "threads": rayon::current_num_threads(),
+        "seconds": rows.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "ece": {"f64": ece64, "f32": ece32, "ece_only": ece_fast},
+    });
+    emit(format, &json, || {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(k, v)| vec![k.to_string(), format!("{v:.3}"), format!("{:.0}", values / v / 1e6)])
+            .collect();
+        format!(
+            "{} x {} logits, {} threads, best of {}\n{}",
+            a.n,
+            a.classes,
+            rayon::current_num_threads(),
+            a.repeats,
+            render(&["measurement", "seconds", "M values/s"], &table, Style::Terminal)
+        )
+    })
+}

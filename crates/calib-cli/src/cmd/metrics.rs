@@ -1,0 +1,104 @@
+//! `calib metrics`: every metric of one predictions file.
+
+use super::{BootstrapSettings, MetricSettings};
+use crate::input::{self, Precision};
+use crate::output::{bins_table, emit, metric_rows, Format};
+use anyhow::Result;
+use calib::{bootstrap, metrics, Real, ScoreKind};
+use calib_report::table::{percent, render, Style};
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// `[N, K]` float32/float64 `.npy` of logits (or probabilities with --probs).
+    #[arg(long)]
+    pub logits: PathBuf,
+    /// `[N]` int32/int64 `.npy` of class labels.
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// The scores are probabilities: no softmax, no temperature, no NLL.
+    #[arg(long)]
+    pub probs: bool,
+    /// Divide logits by this temperature first.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    #[command(flatten)]
+    pub settings: MetricSettings,
+    #[command(flatten)]
+    pub boot: BootstrapSettings,
+    /// Compute only this metric (one light pass): `ece` (with MCE, NLL and error).
+    #[arg(long, value_parser = ["ece"])]
+    pub only: Option<String>,
+    /// Write the reliability diagram here (SVG).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+pub fn run(a: &Args, format: Format) -> Result<()> {
+    match a.settings.precision {
+        Precision::F64 => run_in::<f64>(a, format),
+        Precision::F32 => run_in::<f32>(a, format),
+    }
+}
+
+fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
+    let opts = a.settings.options(a.temperature)?;
+    let kind = if a.probs { ScoreKind::Probs } else { ScoreKind::Logits };
+    let scores = input::load::<F>(&a.logits, &a.labels, kind)?;
+    if a.only.is_some() {
+        let b = metrics::basic(&scores, &opts)?;
+        let mut json = serde_json::to_value(&b)?;
+        json["mode"] = json!(opts.mode);
+        json["precision"] = json!(a.settings.precision);
+        json["classes"] = json!(scores.k());
+        return emit(format, &json, || {
+            let rows = vec![
+                vec!["samples".into(), b.n.to_string()],
+                vec!["error %".into(), percent(Some(b.error))],
+                vec!["ECE %".into(), percent(Some(b.ece))],
+                vec!["MCE %".into(), percent(Some(b.mce))],
+            ];
+            render(&["metric", "value"], &rows, Style::Terminal)
+        });
+    }
+    let report = metrics::evaluate(&scores, &opts)?;
+    let ci = a.boot.settings().map(|s| bootstrap::metrics(&scores, &opts, &s)).transpose()?;
+    if let Some(path) = &a.plot {
+        let title = a.logits.file_name().map_or("predictions".into(), |f| f.to_string_lossy().into_owned());
+        let svg = calib_report::plot::reliability_diagram(&report.bins, &title, &format!("ECE {}%", percent(Some(report.ece))))?;
+        calib_report::plot::save(path, &svg)?;
+    }
+    let mut json = serde_json::to_value(&report)?;
+    json["precision"] = json!(a.settings.precision);
+    json["temperature"] = json!(a.temperature);
+    if let Some(ci) = &ci {
+        json["ci"] = serde_json::to_value(ci)?;
+    }
+    emit(format, &json, || {
+        let mut rows = metric_rows(&[&report]);
+        if let Some(ci) = &ci {
+            let band = |i: &bootstrap::Interval| format!("{} – {}", percent(Some(i.lower)), percent(Some(i.upper)));
+            for row in rows.iter_mut() {
+                row.push(match row[0].as_str() {
+                    "error %" => band(&ci.error),
+                    "ECE %" => band(&ci.ece),
+                    "AdaECE %" => band(&ci.adaece),
+                    "classwise-ECE %" => band(&ci.classwise_ece),
+                    "NLL" => ci.nll.map_or(String::new(), |i| format!("{:.4} – {:.4}", i.lower, i.upper)),
+                    _ => String::new(),
+                });
+            }
+        }
+        let ci_header = ci.as_ref().map(|c| format!("{:.0}% CI ({} resamples)", 100.0 * c.level, c.resamples));
+        let mut header = vec!["metric", "value"];
+        header.extend(ci_header.as_deref());
+        format!(
+            "{} mode, {} precision\n{}\nreliability bins\n{}",
+            a.settings.mode,
+            if a.settings.precision == Precision::F32 { "f32" } else { "f64" },
+            render(&header, &rows, Style::Terminal),
+            bins_table(&report.bins)
+        )
+    })
+}

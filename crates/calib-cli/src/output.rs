@@ -1,0 +1,56 @@
+//! How results reach the user: a readable table, or one JSON object on stdout.
+
+use calib::metrics::Report;
+use calib_report::table::{fixed, percent, render, Style};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Prints `json` (JSON format) or the text `table` builds (table format).
+pub fn emit(format: Format, json: &serde_json::Value, table: impl FnOnce() -> String) -> anyhow::Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(json)?),
+        Format::Table => println!("{}", table()),
+    }
+    Ok(())
+}
+
+/// One row per metric: name, then one column per report (e.g. before / after scaling).
+pub fn metric_rows(reports: &[&Report]) -> Vec<Vec<String>> {
+    type Getter = fn(&Report) -> String;
+    let rows: [(&str, Getter); 13] = [
+        ("samples", |r| r.n.to_string()),
+        ("classes", |r| r.classes.to_string()),
+        ("error %", |r| percent(Some(r.error))),
+        ("top-5 error %", |r| percent(Some(r.top5_error))),
+        ("NLL", |r| fixed(r.nll, 4)),
+        ("ECE %", |r| percent(Some(r.ece))),
+        ("AdaECE %", |r| percent(Some(r.adaece))),
+        ("classwise-ECE %", |r| percent(Some(r.classwise_ece))),
+        ("MCE %", |r| percent(Some(r.mce))),
+        ("S99 %", |r| percent(Some(r.s99_fraction))),
+        ("accuracy on S99 %", |r| percent(r.s99_accuracy)),
+        ("entropy (correct)", |r| fixed(r.entropy.correct, 4)),
+        ("entropy (wrong)", |r| fixed(r.entropy.wrong, 4)),
+    ];
+    rows.iter().map(|(name, get)| std::iter::once(name.to_string()).chain(reports.iter().map(|r| get(r))).collect()).collect()
+}
+
+/// The reliability bins as a table.
+pub fn bins_table(bins: &[calib::Bin]) -> String {
+    let rows: Vec<Vec<String>> = bins
+        .iter()
+        .map(|b| {
+            vec![
+                format!("({:.3}, {:.3}]", b.lower, b.upper),
+                b.count.to_string(),
+                fixed(b.mean_conf, 4),
+                fixed(b.accuracy, 4),
+            ]
+        })
+        .collect();
+    render(&["bin", "count", "mean confidence", "accuracy"], &rows, Style::Terminal)
+}
