@@ -22,7 +22,11 @@ fn load_cuda_backend() -> std::result::Result<(), String> {
     if handle.is_null() {
         // SAFETY: dlerror returns a thread-local C string or null.
         let msg = unsafe { libc::dlerror() };
-        return Err(if msg.is_null() { "unknown dlopen error".into() } else { unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned() });
+        return Err(if msg.is_null() {
+            "unknown dlopen error".into()
+        } else {
+            unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned()
+        });
     }
     Ok(())
 }

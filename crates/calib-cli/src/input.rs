@@ -30,7 +30,14 @@ pub fn load<F: Real>(scores: &Path, labels: &Path, kind: ScoreKind) -> Result<Sc
 }
 
 /// Validates already-read arrays, blaming `scores` or `labels` for what is wrong with each.
-pub fn from_arrays<F: Real>(values: Vec<F>, k: usize, y: &[i64], kind: ScoreKind, scores: &Path, labels: &Path) -> Result<Scores<F>> {
+pub fn from_arrays<F: Real>(
+    values: Vec<F>,
+    k: usize,
+    y: &[i64],
+    kind: ScoreKind,
+    scores: &Path,
+    labels: &Path,
+) -> Result<Scores<F>> {
     Scores::new(values, k, y, kind).map_err(|e| match e {
         Error::LabelOutOfRange { .. } => anyhow!("{}: {e}", labels.display()),
         Error::NotFinite { .. } | Error::NotProbability { .. } => anyhow!("{}: {e}", scores.display()),

@@ -36,7 +36,9 @@ pub fn metric_rows(reports: &[&Report]) -> Vec<Vec<String>> {
         ("entropy (correct)", |r| fixed(r.entropy.correct, 4)),
         ("entropy (wrong)", |r| fixed(r.entropy.wrong, 4)),
     ];
-    rows.iter().map(|(name, get)| std::iter::once(name.to_string()).chain(reports.iter().map(|r| get(r))).collect()).collect()
+    rows.iter()
+        .map(|(name, get)| std::iter::once(name.to_string()).chain(reports.iter().map(|r| get(r))).collect())
+        .collect()
 }
 
 /// The reliability bins as a table.

@@ -27,7 +27,7 @@ impl<F: Real> Binning<F> {
     #[inline]
     pub fn bin_of(&self, c: F) -> Option<usize> {
         let m = self.len();
-        if !(c > self.edges[0]) || c > self.edges[m] {
+        if c <= self.edges[0] || c > self.edges[m] {
             return None;
         }
         let mut j = ((c.f64() * m as f64).ceil() as usize).saturating_sub(1).min(m - 1);

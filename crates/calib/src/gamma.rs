@@ -52,7 +52,7 @@ impl Policy {
             }
         }
         for &(t, gm) in &thresholds {
-            if !(t > 0.0 && t <= 1.0) || !(gm >= 0.0 && gm.is_finite()) {
+            if !(t > 0.0 && t <= 1.0 && gm >= 0.0 && gm.is_finite()) {
                 return Err(Error::Parameter(format!("bad FLSD pair {t}={gm}: need 0 < threshold ≤ 1 and γ ≥ 0")));
             }
         }

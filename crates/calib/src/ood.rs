@@ -79,7 +79,7 @@ pub fn ood_auroc<F: Real>(inside: &Scores<F>, outside: &Scores<F>, temperature: 
         )));
     }
     let (a, b) = (softmax_scores(inside, temperature), softmax_scores(outside, temperature));
-    Ok(from_scores(&a, &b)?)
+    from_scores(&a, &b)
 }
 
 /// Both AUROCs from precomputed scores (used by the bootstrap, which resamples them).

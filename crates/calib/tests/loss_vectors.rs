@@ -49,36 +49,35 @@ fn computation(key: &str) -> Computation {
     panic!("unknown loss key '{key}' in the test vectors");
 }
 
-/// The value and gradient of `what` at `logits`.
-fn run(what: &Computation, logits: &[f64], n: usize, k: usize, labels: &[i64], kind: Kind) -> (f64, Vec<f64>) {
-    let x = Tensor::from_slice(logits).view([n as i64, k as i64]).to_kind(kind).set_requires_grad(true);
-    let y = Tensor::from_slice(labels);
+/// One case's inputs.
+struct Inputs<'a> {
+    logits: &'a [f64],
+    n: usize,
+    k: usize,
+    labels: &'a [i64],
+}
+
+/// The value and gradient of `what` at the inputs, computed in `kind`.
+fn run(what: &Computation, x: &Inputs, kind: Kind) -> (f64, Vec<f64>) {
+    let logits = Tensor::from_slice(x.logits).view([x.n as i64, x.k as i64]).to_kind(kind).set_requires_grad(true);
+    let y = Tensor::from_slice(x.labels);
     let v = match what {
-        Computation::Loss(l) => l.forward(&x, &y, 0),
-        Computation::MmceTerm { weighted: true } => mmce_weighted(&x, &y),
-        Computation::MmceTerm { weighted: false } => mmce_unweighted(&x, &y),
+        Computation::Loss(l) => l.forward(&logits, &y, 0),
+        Computation::MmceTerm { weighted: true } => mmce_weighted(&logits, &y),
+        Computation::MmceTerm { weighted: false } => mmce_unweighted(&logits, &y),
     };
     v.backward();
-    let g = x.grad().to_kind(Kind::Double).flatten(0, -1);
+    let g = logits.grad().to_kind(Kind::Double).flatten(0, -1);
     (v.to_kind(Kind::Double).double_value(&[]), Vec::<f64>::try_from(&g).unwrap())
 }
 
-fn check_variant(
-    ctx: &str,
-    what: &Computation,
-    e: &Value,
-    logits: &[f64],
-    n: usize,
-    k: usize,
-    labels: &[i64],
-    kind: Kind,
-) {
+fn check_variant(ctx: &str, what: &Computation, e: &Value, x: &Inputs, kind: Kind) {
     let (rel, abs) = if kind == Kind::Double { (1e-10, 1e-13) } else { (1e-5, 1e-5) };
-    let (value, grad) = run(what, logits, n, k, labels, kind);
+    let (value, grad) = run(what, x, kind);
     check(&format!("{ctx} value"), value, &e["value"], rel, abs);
     let (eg, _) = matrix(&e["grad"]);
     for (i, (ours, exp)) in grad.iter().zip(&eg).enumerate() {
-        assert!(close(*ours, *exp, rel, abs), "{ctx} grad[{}][{}]: ours {ours:e}, expected {exp:e}", i / k, i % k);
+        assert!(close(*ours, *exp, rel, abs), "{ctx} grad[{}][{}]: ours {ours:e}, expected {exp:e}", i / x.k, i % x.k);
     }
 }
 
@@ -90,6 +89,7 @@ fn loss_vectors() {
         let (logits, k) = matrix(&case["logits"]);
         let labels = ints(&case["labels"]);
         let n = labels.len();
+        let x = Inputs { logits: &logits, n, k, labels: &labels };
         for (key, e) in case["losses"].as_object().unwrap() {
             let ctx = format!("{file}/{name}/{key}");
             let what = computation(key);
@@ -98,17 +98,21 @@ fn loss_vectors() {
                 // branch (all correct or all wrong) and returns exactly 0 for the MMCE term.
                 assert_eq!(n, 1, "{ctx}: unexpected reference error {}", e["exact_f64"]["error"]);
                 if let Computation::MmceTerm { .. } = what {
-                    assert_eq!(run(&what, &logits, n, k, &labels, Kind::Double).0, 0.0, "{ctx}");
+                    assert_eq!(run(&what, &x, Kind::Double).0, 0.0, "{ctx}");
                 }
                 continue;
             }
-            check_variant(&format!("{ctx} f64"), &what, &e["exact_f64"], &logits, n, k, &labels, Kind::Double);
-            check_variant(&format!("{ctx} f32"), &what, &e["official_f32"], &logits, n, k, &labels, Kind::Float);
+            check_variant(&format!("{ctx} f64"), &what, &e["exact_f64"], &x, Kind::Double);
+            check_variant(&format!("{ctx} f32"), &what, &e["official_f32"], &x, Kind::Float);
             if let (Some(per), Computation::Loss(l)) = (e.get("per_sample_f64"), &what) {
                 let single = Loss::new(l.spec.clone(), Reduction::Sum);
                 for (i, p) in per.as_array().unwrap().iter().enumerate() {
                     let row = &logits[i * k..(i + 1) * k];
-                    let (v, _) = run(&Computation::Loss(single.clone()), row, 1, k, &labels[i..i + 1], Kind::Double);
+                    let (v, _) = run(
+                        &Computation::Loss(single.clone()),
+                        &Inputs { logits: row, n: 1, k, labels: &labels[i..i + 1] },
+                        Kind::Double,
+                    );
                     check(&format!("{ctx} sample {i}"), v, p, 1e-10, 1e-13);
                 }
             }

@@ -71,8 +71,11 @@ fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
     let after = metrics::evaluate(target, &metrics::Options { temperature: Some(t), ..opts })?;
     if let Some(dir) = &a.plot_dir {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", dir.display()))?;
-        for (name, r, label) in [("before", &before, "before scaling".to_string()), ("after", &after, format!("T = {t:.2}"))] {
-            let svg = calib_report::plot::reliability_diagram(&r.bins, &label, &format!("ECE {}%", percent(Some(r.ece))))?;
+        for (name, r, label) in
+            [("before", &before, "before scaling".to_string()), ("after", &after, format!("T = {t:.2}"))]
+        {
+            let svg =
+                calib_report::plot::reliability_diagram(&r.bins, &label, &format!("ECE {}%", percent(Some(r.ece))))?;
             calib_report::plot::save(&dir.join(format!("reliability-{name}.svg")), &svg)?;
         }
     }

@@ -52,12 +52,15 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         bail!("{}: row {}, column {}: value {} is not finite", a.logits.display(), i / k, i % k, x[i]);
     }
-    if let Some((i, &y)) = labels.iter().enumerate().find(|&(_, &y)| Some(y) != a.ignore_index && !(0..k as i64).contains(&y)) {
+    if let Some((i, &y)) =
+        labels.iter().enumerate().find(|&(_, &y)| Some(y) != a.ignore_index && !(0..k as i64).contains(&y))
+    {
         bail!("{}: label {y} at index {i} is outside 0..{k}", a.labels.display());
     }
     let device = device::select(a.device)?;
     let kind = if a.precision == Precision::F32 { Kind::Float } else { Kind::Double };
-    let logits = Tensor::from_slice(&x).view([n as i64, k as i64]).to_kind(kind).to_device(device).set_requires_grad(true);
+    let logits =
+        Tensor::from_slice(&x).view([n as i64, k as i64]).to_kind(kind).to_device(device).set_requires_grad(true);
     let targets = Tensor::from_slice(&labels).to_device(device);
     let value = loss.forward(&logits, &targets, a.epoch);
     let v = value.to_kind(Kind::Double).double_value(&[]);

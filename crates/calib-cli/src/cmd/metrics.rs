@@ -66,7 +66,11 @@ fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
     let ci = a.boot.settings().map(|s| bootstrap::metrics(&scores, &opts, &s)).transpose()?;
     if let Some(path) = &a.plot {
         let title = a.logits.file_name().map_or("predictions".into(), |f| f.to_string_lossy().into_owned());
-        let svg = calib_report::plot::reliability_diagram(&report.bins, &title, &format!("ECE {}%", percent(Some(report.ece))))?;
+        let svg = calib_report::plot::reliability_diagram(
+            &report.bins,
+            &title,
+            &format!("ECE {}%", percent(Some(report.ece))),
+        )?;
         calib_report::plot::save(path, &svg)?;
     }
     let mut json = serde_json::to_value(&report)?;

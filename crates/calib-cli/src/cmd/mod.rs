@@ -49,6 +49,10 @@ pub struct BootstrapSettings {
 
 impl BootstrapSettings {
     pub fn settings(&self) -> Option<calib::bootstrap::Settings> {
-        (self.bootstrap > 0).then_some(calib::bootstrap::Settings { resamples: self.bootstrap, level: self.level, seed: self.seed })
+        (self.bootstrap > 0).then_some(calib::bootstrap::Settings {
+            resamples: self.bootstrap,
+            level: self.level,
+            seed: self.seed,
+        })
     }
 }

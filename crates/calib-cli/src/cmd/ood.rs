@@ -49,7 +49,13 @@ fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
     }
     let (inside, outside) = (load::<F>(&a.in_logits)?, load::<F>(&a.out_logits)?);
     if inside.k() != outside.k() {
-        bail!("{} has {} classes but {} has {}", a.in_logits.display(), inside.k(), a.out_logits.display(), outside.k());
+        bail!(
+            "{} has {} classes but {} has {}",
+            a.in_logits.display(),
+            inside.k(),
+            a.out_logits.display(),
+            outside.k()
+        );
     }
     let (si, so) = (ood::softmax_scores(&inside, a.temperature), ood::softmax_scores(&outside, a.temperature));
     let r = ood::from_scores(&si, &so)?;
@@ -62,13 +68,24 @@ fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
         "n_out": outside.n(),
     });
     if let Some((e, c)) = &ci {
-        json["ci"] = json!({"level": a.boot.level, "resamples": a.boot.bootstrap, "auroc_entropy": e, "auroc_confidence": c});
+        json["ci"] =
+            json!({"level": a.boot.level, "resamples": a.boot.bootstrap, "auroc_entropy": e, "auroc_confidence": c});
     }
     emit(format, &json, || {
-        let band = |i: Option<&bootstrap::Interval>| i.map_or(String::new(), |i| format!("{:.2} – {:.2}", 100.0 * i.lower, 100.0 * i.upper));
+        let band = |i: Option<&bootstrap::Interval>| {
+            i.map_or(String::new(), |i| format!("{:.2} – {:.2}", 100.0 * i.lower, 100.0 * i.upper))
+        };
         let rows = vec![
-            vec!["entropy (OOD positive)".into(), format!("{:.2}", 100.0 * r.auroc_entropy), band(ci.as_ref().map(|c| &c.0))],
-            vec!["confidence (in-dist. positive)".into(), format!("{:.2}", 100.0 * r.auroc_confidence), band(ci.as_ref().map(|c| &c.1))],
+            vec![
+                "entropy (OOD positive)".into(),
+                format!("{:.2}", 100.0 * r.auroc_entropy),
+                band(ci.as_ref().map(|c| &c.0)),
+            ],
+            vec![
+                "confidence (in-dist. positive)".into(),
+                format!("{:.2}", 100.0 * r.auroc_confidence),
+                band(ci.as_ref().map(|c| &c.1)),
+            ],
         ];
         render(&["score", "AUROC %", "CI"], &rows, Style::Terminal)
     })

@@ -44,7 +44,8 @@ struct ModelResult {
 const FILES: [&str; 4] = ["val_logits.npy", "val_labels.npy", "test_logits.npy", "test_labels.npy"];
 
 fn model_dirs(data: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(data).with_context(|| format!("{}: cannot read the data folder", data.display()))?;
+    let entries =
+        std::fs::read_dir(data).with_context(|| format!("{}: cannot read the data folder", data.display()))?;
     let mut dirs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| FILES.iter().all(|f| p.join(f).is_file()))
@@ -117,8 +118,17 @@ fn table(results: &[ModelResult], style: Style) -> String {
         })
         .collect();
     let header = [
-        "model", "error %", "NLL", "ECE % (90% CI)", "AdaECE %", "CW-ECE %", "T", "ECE % after T", "AdaECE % after",
-        "CW-ECE % after", "NLL after",
+        "model",
+        "error %",
+        "NLL",
+        "ECE % (90% CI)",
+        "AdaECE %",
+        "CW-ECE %",
+        "T",
+        "ECE % after T",
+        "AdaECE % after",
+        "CW-ECE % after",
+        "NLL after",
     ];
     render(&header, &rows, style)
 }
@@ -130,8 +140,15 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
     let mut results = Vec::new();
     for dir in &dirs {
         let r = evaluate_model(dir, a)?;
-        for (when, rep, label) in [("before", &r.before, "before scaling".to_string()), ("after", &r.after, format!("T = {:.1}", r.temperature))] {
-            let svg = plot::reliability_diagram(&rep.bins, &format!("{} {label}", r.name), &format!("ECE {}%", percent(Some(rep.ece))))?;
+        for (when, rep, label) in [
+            ("before", &r.before, "before scaling".to_string()),
+            ("after", &r.after, format!("T = {:.1}", r.temperature)),
+        ] {
+            let svg = plot::reliability_diagram(
+                &rep.bins,
+                &format!("{} {label}", r.name),
+                &format!("ECE {}%", percent(Some(rep.ece))),
+            )?;
             plot::save(&plots.join(format!("{}-{when}.svg", r.name)), &svg)?;
         }
         results.push(r);
