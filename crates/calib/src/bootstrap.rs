@@ -140,3 +140,50 @@ pub fn ood(inside: &SoftmaxScores, outside: &SoftmaxScores, settings: &Settings)
         interval(full.auroc_confidence, values.iter().map(|v| v.auroc_confidence).collect(), settings.level),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ScoreKind;
+
+    fn scores() -> Scores<f64> {
+        // Deterministic, mildly over-confident logits.
+        let (n, k) = (400, 5);
+        let mut v = Vec::with_capacity(n * k);
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let y = i % k;
+            for j in 0..k {
+                let noise = ((i * 31 + j * 17) % 23) as f64 / 7.0;
+                v.push(noise + if j == y && i % 4 != 0 { 3.0 } else { 0.0 });
+            }
+            labels.push(y as i64);
+        }
+        Scores::new(v, k, &labels, ScoreKind::Logits).unwrap()
+    }
+
+    #[test]
+    fn percentile_interpolates_like_numpy() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        assert!((percentile(&x, 0.05) - 1.15).abs() < 1e-15);
+        assert_eq!(percentile(&x, 1.0), 4.0);
+        assert!((percentile(&x, 0.5) - 2.5).abs() < 1e-15);
+    }
+
+    #[test]
+    fn seeded_and_independent_of_thread_count() {
+        let s = scores();
+        let settings = Settings { resamples: 64, level: 0.9, seed: 7 };
+        let opts = Options::default();
+        let a = metrics(&s, &opts, &settings).unwrap();
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let b = one.install(|| metrics(&s, &opts, &settings)).unwrap();
+        assert_eq!(a, b);
+        let c = metrics(&s, &opts, &Settings { seed: 8, ..settings }).unwrap();
+        assert_ne!(a.ece, c.ece);
+        for i in [a.ece, a.adaece, a.classwise_ece, a.error, a.nll.unwrap()] {
+            assert!(i.lower <= i.upper && i.lower < i.estimate + 0.05 && i.upper > i.estimate - 0.05, "{i:?}");
+        }
+        assert!(metrics(&s, &opts, &Settings { resamples: 1, ..settings }).is_err());
+    }
+}

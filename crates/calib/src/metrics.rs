@@ -411,3 +411,69 @@ pub fn paper_adaptive_edges(sorted: &[f64], m: usize) -> Vec<f64> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Probabilities `[c, 1 − c, 0]` with label 0 (correct) or 1 (wrong), c ≥ 0.5.
+    fn probs(rows: &[(f64, bool)], k: usize) -> Scores<f64> {
+        let mut v = Vec::new();
+        for &(c, _) in rows {
+            let mut row = vec![0.0; k];
+            row[0] = c;
+            row[1] = 1.0 - c;
+            v.extend(row);
+        }
+        let labels: Vec<i64> = rows.iter().map(|&(_, ok)| if ok { 0 } else { 1 }).collect();
+        Scores::new(v, k, &labels, ScoreKind::Probs).unwrap()
+    }
+
+    #[test]
+    fn corrected_adaece_counts_every_sample_in_array_split_groups() {
+        // Sorted confidences 0.5, 0.6, 0.6 | 0.7, 0.8 | 0.9, 0.95 (7 = 3 + 2 + 2, larger groups first).
+        let s =
+            probs(&[(0.9, false), (0.6, false), (0.5, true), (0.95, true), (0.7, true), (0.6, true), (0.8, true)], 3);
+        let r = evaluate(&s, &Options { bins: 3, mode: Mode::Corrected, temperature: None }).unwrap();
+        let expected = (3.0 * (0.1f64) + 2.0 * 0.25 + 2.0 * 0.425) / 7.0;
+        assert!((r.adaece - expected).abs() < 1e-12, "{} vs {expected}", r.adaece);
+        assert_eq!(r.samples_in_no_adaece_bin, 0);
+        assert_eq!(r.adaece_bins.iter().map(|b| b.count).collect::<Vec<_>>(), [3, 2, 2]);
+        // Paper mode leaves the minimum-confidence sample out.
+        let p = evaluate(&s, &Options { bins: 3, mode: Mode::Paper, temperature: None }).unwrap();
+        assert_eq!(p.samples_in_no_adaece_bin, 1);
+    }
+
+    #[test]
+    fn classwise_covers_all_classes_in_corrected_mode() {
+        let s = probs(&[(0.9, true), (0.6, false), (0.8, true), (0.7, false)], 3);
+        let c = evaluate(&s, &Options { bins: 15, mode: Mode::Corrected, temperature: None }).unwrap();
+        let p = evaluate(&s, &Options { bins: 15, mode: Mode::Paper, temperature: None }).unwrap();
+        assert_eq!((c.classwise_num_classes, p.classwise_num_classes), (3, 2));
+        // Class 2 has probability 0 everywhere: in no bin, so its ECE is 0 and it dilutes the mean.
+        assert_eq!(c.classwise_per_class[2], 0.0);
+        assert!((3.0 * c.classwise_ece - 2.0 * p.classwise_ece).abs() < 1e-15);
+        // Hand value for class 0: bins of 0.9 (hit), 0.6 (miss), 0.8 (hit), 0.7 (miss), each alone.
+        let class0 = (0.1 + 0.6 + 0.2 + 0.7) / 4.0;
+        assert!((c.classwise_per_class[0] - class0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn top5_s99_and_entropy_by_hand() {
+        // Logits: row 0 puts the label at rank 6 of 7; row 1 is confident and correct.
+        let v = vec![6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let s = Scores::new(v, 7, &[5, 0], ScoreKind::Logits).unwrap();
+        let r = evaluate(&s, &Options::default()).unwrap();
+        assert_eq!((r.error, r.top5_error), (0.5, 0.5));
+        assert_eq!(r.s99_fraction, 0.5);
+        assert_eq!(r.s99_accuracy, Some(1.0));
+        let p: Vec<f64> = {
+            let e: Vec<f64> = (0..7).map(|j| (-(j as f64)).exp()).collect();
+            let z: f64 = e.iter().sum();
+            e.iter().map(|x| x / z).collect()
+        };
+        let h_wrong: f64 = -p.iter().map(|q| q * q.ln()).sum::<f64>();
+        assert!((r.entropy.wrong.unwrap() - h_wrong).abs() < 1e-12);
+        assert!((r.nll.unwrap() - 0.5 * (-(p[5].ln()) + -((1.0 / (1.0 + 6.0 * (-10f64).exp())).ln()))).abs() < 1e-12);
+    }
+}
