@@ -387,6 +387,13 @@ def machine_info():
                 numpy=np.__version__)
 
 
+def loadavg():
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return None
+
+
 def fmt(v, digits=8):
     if v is None:
         return "—"
@@ -412,6 +419,9 @@ def main():
                     help="extra arguments for both calib commands, e.g. '--mode paper'")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per implementation (best is kept)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per implementation")
+    ap.add_argument("--torch-threads", type=int,
+                    help="torch.set_num_threads for the official and torchmetrics parts "
+                    "(default: torch's own choice)")
     ap.add_argument("--json", metavar="OUT", help="also write all figures to this JSON file")
     args = ap.parse_args()
     if args.repeat < 1 or args.warmup < 0:
@@ -431,6 +441,8 @@ def main():
             import torch
             import torch.nn as nn
             import torch.nn.functional as F
+            if args.torch_threads:
+                torch.set_num_threads(args.torch_threads)
             info["torch"] = torch.__version__
             info["torch_threads"] = torch.get_num_threads()
         except Exception as e:  # noqa: BLE001 - report and go on without torch
@@ -446,6 +458,7 @@ def main():
             print(f"torchmetrics unavailable ({type(e).__name__}: {e})", file=sys.stderr)
             results["torchmetrics"] = dict(error=f"import torchmetrics: {e}")
 
+    info["loadavg_start"] = loadavg()
     print(f"benchmarking on {n}x{k} (best of {R} after {W} warm-up)", file=sys.stderr)
 
     def record(name, fn):
@@ -471,6 +484,8 @@ def main():
         values, times, err = bench_cli(name, cmd, W, R)
         results[name] = dict(command=shlex.join(cmd), values=values,
                              runs=[{"total": t} for t in times] if times else None, error=err)
+
+    info["loadavg_end"] = loadavg()
 
     # ---------------- report ----------------
     def total_of(name, *stages):
@@ -510,7 +525,9 @@ def main():
     out.append(f"## calib vs Python baselines: {n} x {k} float32 logits")
     out.append("")
     out.append(f"- date: {info['date']}; nproc: {info['nproc']}; CPU: {info['cpu']}; "
-               f"memory: {info['memory']}")
+               f"memory: {info['memory']}; load average (1, 5, 15 min) at start "
+               f"{info['loadavg_start']}, at end {info['loadavg_end']} (other work on the machine "
+               "slows the torch rows most)")
     out.append(f"- python {info['python']}, numpy {info['numpy']}"
                + (f", torch {info['torch']} ({info['torch_threads']} threads)" if "torch" in info else "")
                + (f", torchmetrics {info['torchmetrics']}" if "torchmetrics" in info else ""))

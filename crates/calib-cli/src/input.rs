@@ -26,7 +26,7 @@ pub fn load<F: Real>(scores: &Path, labels: &Path, kind: ScoreKind) -> Result<Sc
     if y.len() != n {
         bail!("{} has {n} rows but {} has {} labels", scores.display(), labels.display(), y.len());
     }
-    from_arrays(values.to_real(), k, &y, kind, scores, labels)
+    from_arrays(values.into_real(), k, &y, kind, scores, labels)
 }
 
 /// Validates already-read arrays, blaming `scores` or `labels` for what is wrong with each.

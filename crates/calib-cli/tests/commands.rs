@@ -59,7 +59,7 @@ fn loss_writes_the_gradient() {
     assert!((r["loss"].as_f64().unwrap() - std::f64::consts::LN_2).abs() < 1e-15);
     assert_eq!(r["reduction"], "sum");
     let grad = npy::read_floats(g.as_ref(), 2, "gradient").unwrap();
-    assert_eq!(grad.to_real::<f64>(), vec![-0.5, 0.5]);
+    assert_eq!(grad.into_real::<f64>(), vec![-0.5, 0.5]);
     // Focal loss with γ = 2 at p = 1/2: (1/2)² · ln 2.
     let r = json(&["loss", "--logits", &l, "--labels", &y, "--loss", "focal:2"]);
     assert!((r["loss"].as_f64().unwrap() - 0.25 * std::f64::consts::LN_2).abs() < 1e-15);

@@ -2,12 +2,15 @@
 //! (`np.save(logits)` in PyTorch, `calib metrics --logits` here) and how our trainers save them.
 //!
 //! The header is parsed by `npyz`; the data is checked against it (a truncated or over-long file
-//! is an error naming the file and both sizes) and decoded in bulk. Writes go to a temporary file
+//! is an error naming the file and both sizes) and read straight into typed buffers. Writes go to a temporary file
 //! that is renamed into place, so a failure never leaves a half-written result.
 
 use crate::error::{Error, Result};
 use npyz::{Endianness, TypeChar, WriterBuilder};
-use std::io::Cursor;
+use rayon::prelude::*;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// A numeric array read from a `.npy` file, converted to `f64` or `i64` as asked.
@@ -30,28 +33,38 @@ enum Elem {
     I64,
 }
 
-struct Raw {
+/// A parsed header: what the data is and where it starts.
+struct Header {
     elem: Elem,
     big_endian: bool,
     shape: Vec<usize>,
-    bytes: Vec<u8>,
-    offset: usize,
+    offset: u64,
     descr: String,
 }
 
-fn read_raw(path: &Path) -> Result<Raw> {
-    let bytes = std::fs::read(path).map_err(|e| problem(path, format!("cannot read: {e}")))?;
-    if bytes.is_empty() {
+/// Parses and checks the header against the file size (truncated and over-long files are errors).
+fn read_header(path: &Path, file: &mut File) -> Result<Header> {
+    let len = file.metadata().map_err(|e| problem(path, format!("cannot read: {e}")))?.len();
+    if len == 0 {
         return Err(problem(path, "the file is empty (0 bytes), not a .npy array"));
     }
-    if !bytes.starts_with(b"\x93NUMPY") {
+    let mut prefix = [0u8; 12];
+    let got = file.read(&mut prefix).map_err(|e| problem(path, format!("cannot read: {e}")))?;
+    if got < 10 || !prefix.starts_with(b"\x93NUMPY") {
         return Err(problem(path, "not a .npy file (missing the \\x93NUMPY magic)"));
     }
-    let mut cursor = Cursor::new(&bytes[..]);
+    let header_end = match prefix[6] {
+        1 => 10 + u16::from_le_bytes([prefix[8], prefix[9]]) as u64,
+        _ => 12 + u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as u64,
+    };
+    if header_end > len {
+        return Err(problem(path, format!("truncated: the header needs {header_end} bytes but the file holds {len}")));
+    }
+    let mut head = vec![0u8; header_end as usize];
+    file.read_exact_at(&mut head, 0).map_err(|e| problem(path, format!("cannot read: {e}")))?;
     let header =
-        npyz::NpyHeader::from_reader(&mut cursor).map_err(|e| problem(path, format!("bad .npy header: {e}")))?;
-    let offset = cursor.position() as usize;
-    let npy = npyz::NpyFile::with_header(header, &bytes[offset..]);
+        npyz::NpyHeader::from_reader(&head[..]).map_err(|e| problem(path, format!("bad .npy header: {e}")))?;
+    let npy = npyz::NpyFile::with_header(header, std::io::empty());
     if npy.order() == npyz::Order::Fortran {
         return Err(problem(path, "Fortran-ordered arrays are not supported; save with np.ascontiguousarray"));
     }
@@ -71,33 +84,39 @@ fn read_raw(path: &Path) -> Result<Raw> {
     };
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let width = if matches!(elem, Elem::F32 | Elem::I32) { 4 } else { 8 };
-    let expected = shape.iter().product::<usize>() * width;
-    let found = bytes.len() - offset;
+    let expected = shape.iter().product::<usize>() as u64 * width;
+    let found = len - header_end;
     if found < expected {
         return Err(problem(
             path,
-            format!(
-                "truncated: the header promises shape {shape:?} ({expected} data bytes) but the file holds {found}"
-            ),
+            format!("truncated: the header promises shape {shape:?} ({expected} data bytes) but the file holds {found}"),
         ));
     }
     if found > expected {
         return Err(problem(path, format!("{} unexpected bytes after the data of shape {shape:?}", found - expected)));
     }
-    Ok(Raw { elem, big_endian: ts.endianness() == Endianness::Big, shape, bytes, offset, descr })
+    Ok(Header { elem, big_endian: ts.endianness() == Endianness::Big, shape, offset: header_end, descr })
 }
 
-macro_rules! decode {
-    ($raw:expr, $t:ty, $out:ty) => {{
-        let be = $raw.big_endian;
-        $raw.bytes[$raw.offset..]
-            .chunks_exact(std::mem::size_of::<$t>())
-            .map(|c| {
-                let a = c.try_into().expect("exact chunk");
-                (if be { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) }) as $out
-            })
-            .collect::<Vec<$out>>()
-    }};
+/// Reads the data straight into a typed buffer, in parallel 8 MiB pieces (the page cache copy is
+/// the only pass over the bytes), then fixes the byte order if the file is big-endian.
+fn read_data<T: bytemuck::Pod + Send>(path: &Path, file: &File, h: &Header, swap: fn(T) -> T) -> Result<Vec<T>> {
+    let n = h.shape.iter().product::<usize>();
+    let mut data = vec![T::zeroed(); n];
+    const PIECE: usize = 8 << 20;
+    bytemuck::cast_slice_mut::<T, u8>(&mut data).par_chunks_mut(PIECE).enumerate().try_for_each(|(i, buf)| {
+        file.read_exact_at(buf, h.offset + (i * PIECE) as u64).map_err(|e| problem(path, format!("cannot read: {e}")))
+    })?;
+    if h.big_endian != cfg!(target_endian = "big") {
+        data.par_iter_mut().for_each(|v| *v = swap(*v));
+    }
+    Ok(data)
+}
+
+fn open(path: &Path) -> Result<(File, Header)> {
+    let mut file = File::open(path).map_err(|e| problem(path, format!("cannot open: {e}")))?;
+    let header = read_header(path, &mut file)?;
+    Ok((file, header))
 }
 
 /// A float matrix in its stored precision.
@@ -115,40 +134,46 @@ impl FloatArray {
         }
     }
 
-    /// The values in the computation's precision: exact when widening float32 to f64, rounded
-    /// to nearest when narrowing float64 to f32.
-    pub fn to_real<F: crate::Real>(&self) -> Vec<F> {
+    /// The values in the computation's precision: moved when it is the stored one, widened
+    /// exactly (float32 → f64) or rounded to nearest (float64 → f32) otherwise.
+    pub fn into_real<F: crate::Real>(self) -> Vec<F> {
         match self {
-            Self::F32(a) => a.data.iter().map(|&v| F::of(v as f64)).collect(),
-            Self::F64(a) => a.data.iter().map(|&v| F::of(v)).collect(),
+            Self::F32(a) => F::from_f32_vec(a.data),
+            Self::F64(a) => F::from_f64_vec(a.data),
         }
     }
 }
 
 /// Reads a float32/float64 array of the given rank (`what` names it in errors).
 pub fn read_floats(path: &Path, rank: usize, what: &str) -> Result<FloatArray> {
-    let raw = read_raw(path)?;
-    if raw.shape.len() != rank {
-        return Err(problem(path, format!("{what} must be a {rank}-D array, found shape {:?}", raw.shape)));
+    let (file, h) = open(path)?;
+    if h.shape.len() != rank {
+        return Err(problem(path, format!("{what} must be a {rank}-D array, found shape {:?}", h.shape)));
     }
-    let shape = raw.shape.clone();
-    Ok(match raw.elem {
-        Elem::F32 => FloatArray::F32(Array { shape, data: decode!(raw, f32, f32) }),
-        Elem::F64 => FloatArray::F64(Array { shape, data: decode!(raw, f64, f64) }),
-        _ => return Err(problem(path, format!("{what} must be float32 or float64, found {}", raw.descr))),
+    let shape = h.shape.clone();
+    Ok(match h.elem {
+        Elem::F32 => FloatArray::F32(Array {
+            shape,
+            data: read_data(path, &file, &h, |v: f32| f32::from_bits(v.to_bits().swap_bytes()))?,
+        }),
+        Elem::F64 => FloatArray::F64(Array {
+            shape,
+            data: read_data(path, &file, &h, |v: f64| f64::from_bits(v.to_bits().swap_bytes()))?,
+        }),
+        _ => return Err(problem(path, format!("{what} must be float32 or float64, found {}", h.descr))),
     })
 }
 
 /// Reads a 1-D int32/int64 array (class labels).
 pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
-    let raw = read_raw(path)?;
-    if raw.shape.len() != 1 {
-        return Err(problem(path, format!("labels must be a 1-D array, found shape {:?}", raw.shape)));
+    let (file, h) = open(path)?;
+    if h.shape.len() != 1 {
+        return Err(problem(path, format!("labels must be a 1-D array, found shape {:?}", h.shape)));
     }
-    Ok(match raw.elem {
-        Elem::I32 => decode!(raw, i32, i64),
-        Elem::I64 => decode!(raw, i64, i64),
-        _ => return Err(problem(path, format!("labels must be int32 or int64, found {}", raw.descr))),
+    Ok(match h.elem {
+        Elem::I32 => read_data(path, &file, &h, i32::swap_bytes)?.into_iter().map(i64::from).collect(),
+        Elem::I64 => read_data(path, &file, &h, i64::swap_bytes)?,
+        _ => return Err(problem(path, format!("labels must be int32 or int64, found {}", h.descr))),
     })
 }
 
@@ -178,7 +203,7 @@ mod tests {
         write(&p, &[2, 3], &[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.5]).unwrap();
         let a = read_floats(&p, 2, "logits").unwrap();
         assert_eq!(a.shape(), &[2, 3]);
-        assert_eq!(a.to_real::<f64>(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.5]);
+        assert_eq!(a.clone().into_real::<f64>(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.5]);
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
         let e = read_floats(&p, 2, "logits").unwrap_err().to_string();

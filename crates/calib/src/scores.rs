@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use num_traits::Float;
+use rayon::prelude::*;
 
 /// What the numbers in a [`Scores`] matrix mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,11 +26,21 @@ pub trait Real: Float + Send + Sync + std::fmt::Debug + std::iter::Sum + 'static
     /// Bin edges as float32 `torch.linspace(0, 1, m + 1)` gives them (for `f32`) or the correctly
     /// rounded `j / m` (for `f64`).
     fn unit_edges(m: usize) -> Vec<Self>;
+    /// Float32 values in this precision (moved, or widened exactly).
+    fn from_f32_vec(v: Vec<f32>) -> Vec<Self>;
+    /// Float64 values in this precision (moved, or rounded to nearest).
+    fn from_f64_vec(v: Vec<f64>) -> Vec<Self>;
 }
 
 impl Real for f64 {
     fn of(x: f64) -> Self {
         x
+    }
+    fn from_f32_vec(v: Vec<f32>) -> Vec<Self> {
+        v.par_iter().map(|&x| x as f64).collect()
+    }
+    fn from_f64_vec(v: Vec<f64>) -> Vec<Self> {
+        v
     }
     fn f64(self) -> f64 {
         self
@@ -42,6 +53,12 @@ impl Real for f64 {
 impl Real for f32 {
     fn of(x: f64) -> Self {
         x as f32
+    }
+    fn from_f32_vec(v: Vec<f32>) -> Vec<Self> {
+        v
+    }
+    fn from_f64_vec(v: Vec<f64>) -> Vec<Self> {
+        v.par_iter().map(|&x| x as f32).collect()
     }
     fn f64(self) -> f64 {
         self as f64

@@ -48,7 +48,7 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
     if labels.len() != n {
         bail!("{} has {n} rows but {} has {} labels", a.logits.display(), a.labels.display(), labels.len());
     }
-    let x: Vec<f64> = values.to_real();
+    let x: Vec<f64> = values.into_real();
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         bail!("{}: row {}, column {}: value {} is not finite", a.logits.display(), i / k, i % k, x[i]);
     }
