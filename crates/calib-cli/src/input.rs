@@ -3,6 +3,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use calib::npy;
+use calib::values::Values;
 use calib::{Error, Real, ScoreKind, Scores};
 use std::path::Path;
 
@@ -26,19 +27,19 @@ pub fn load<F: Real>(scores: &Path, labels: &Path, kind: ScoreKind) -> Result<Sc
     if y.len() != n {
         bail!("{} has {n} rows but {} has {} labels", scores.display(), labels.display(), y.len());
     }
-    from_arrays(values.into_real(), k, &y, kind, scores, labels)
+    from_arrays(values.values, k, &y, kind, scores, labels)
 }
 
 /// Validates already-read arrays, blaming `scores` or `labels` for what is wrong with each.
 pub fn from_arrays<F: Real>(
-    values: Vec<F>,
+    values: Values,
     k: usize,
     y: &[i64],
     kind: ScoreKind,
     scores: &Path,
     labels: &Path,
 ) -> Result<Scores<F>> {
-    Scores::new(values, k, y, kind).map_err(|e| match e {
+    Scores::from_values(values, k, y, kind).map_err(|e| match e {
         Error::LabelOutOfRange { .. } => anyhow!("{}: {e}", labels.display()),
         Error::NotFinite { .. } | Error::NotProbability { .. } => anyhow!("{}: {e}", scores.display()),
         e => anyhow!("{} / {}: {e}", scores.display(), labels.display()),

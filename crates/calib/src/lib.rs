@@ -12,6 +12,7 @@ pub mod atomic;
 pub mod binning;
 pub mod bootstrap;
 pub mod error;
+pub mod fastmath;
 pub mod gamma;
 #[cfg(feature = "tch")]
 pub mod loss;
@@ -19,7 +20,9 @@ pub mod metrics;
 pub mod npy;
 pub mod ood;
 pub mod scores;
+mod softmax;
 pub mod temperature;
+pub mod values;
 
 pub use binning::Bin;
 pub use error::{Error, Result};

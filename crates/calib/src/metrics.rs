@@ -13,7 +13,8 @@
 
 use crate::binning::{Bin, BinSums, Binning};
 use crate::error::{Error, Result};
-use crate::scores::{argmax, softmax_row, Real, ScoreKind, Scores};
+use crate::scores::{Real, ScoreKind, Scores};
+use crate::softmax::{simd, Row};
 use rayon::prelude::*;
 
 /// Which definitions to use; see the module documentation.
@@ -149,12 +150,13 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
 
     let mut conf = vec![F::zero(); n];
     let mut correct = vec![false; n];
-    let partials: Vec<Partial> = scores
-        .values()
-        .par_chunks(CHUNK * k)
-        .zip(conf.par_chunks_mut(CHUNK).zip(correct.par_chunks_mut(CHUNK)))
+    let partials: Vec<Partial> = conf
+        .par_chunks_mut(CHUNK)
+        .zip(correct.par_chunks_mut(CHUNK))
         .enumerate()
-        .map(|(c, (rows, (conf, correct)))| {
+        .map(|(c, (conf, correct))| {
+            let first = c * CHUNK;
+            let rows = scores.rows(first..first + conf.len());
             let mut part = Partial {
                 ece: BinSums::new(m),
                 legacy: BinSums::new(m),
@@ -166,43 +168,39 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
                 s99: 0,
                 s99_correct: 0,
             };
-            let mut p = vec![F::zero(); k];
-            for (r, row) in rows.chunks_exact(k).enumerate() {
-                let y = labels[c * CHUNK + r];
-                let shift = softmax_row(row, scores.kind(), temperature, &mut p);
-                let (cf, pred) = argmax(&p);
-                let hit = pred == y;
-                conf[r] = cf;
-                correct[r] = hit;
-                part.correct += hit as u64;
-                if let Some(b) = binning.bin_of(cf) {
-                    part.ece.add(b, cf.f64(), hit);
-                }
-                let lb = ((m as f64 * cf.f64() - 1.0).ceil().max(0.0) as usize).min(m - 1);
-                part.legacy.add(lb, cf.f64(), hit);
-                let py = p[y];
-                let rank = p.iter().enumerate().filter(|&(j, &v)| v > py || (v == py && j < y)).count();
-                part.top5 += (rank < 5) as u64;
-                let h = match scores.kind() {
-                    ScoreKind::Logits => {
-                        let t = temperature.unwrap_or(F::one());
-                        part.nll += (shift.max + shift.log_sum - row[y] / t).f64();
-                        let s: F = p.iter().zip(row).map(|(&pj, &z)| pj * (z / t - shift.max)).sum();
-                        (shift.log_sum - s).f64()
+            simd(|| {
+                let mut row = Row::new(k);
+                for r in 0..conf.len() {
+                    let y = labels[first + r];
+                    let st = row.compute(rows.sub(r * k..(r + 1) * k), scores.kind(), temperature);
+                    let (cf, hit) = (st.conf, st.pred == y);
+                    conf[r] = cf;
+                    correct[r] = hit;
+                    part.correct += hit as u64;
+                    if let Some(b) = binning.bin_of(cf) {
+                        part.ece.add(b, cf.f64(), hit);
                     }
-                    ScoreKind::Probs => -p.iter().filter(|&&v| v > F::zero()).map(|&v| (v * v.ln()).f64()).sum::<f64>(),
-                };
-                part.entropy[usize::from(!hit)] += h;
-                if cf.f64() >= 0.99 {
-                    part.s99 += 1;
-                    part.s99_correct += hit as u64;
-                }
-                for (cls, sums) in part.classwise.iter_mut().enumerate() {
-                    if let Some(b) = binning.bin_of(p[cls]) {
-                        sums.add(b, p[cls].f64(), y == cls);
+                    let lb = ((m as f64 * cf.f64() - 1.0).ceil().max(0.0) as usize).min(m - 1);
+                    part.legacy.add(lb, cf.f64(), hit);
+                    let p = &row.p;
+                    let py = p[y];
+                    let above = p.iter().filter(|&&v| v > py).count() + p[..y].iter().filter(|&&v| v == py).count();
+                    part.top5 += (above < 5) as u64;
+                    if scores.kind() == ScoreKind::Logits {
+                        part.nll += row.nll(&st, y).f64();
+                    }
+                    part.entropy[usize::from(!hit)] += row.entropy(&st, scores.kind()).f64();
+                    if cf.f64() >= 0.99 {
+                        part.s99 += 1;
+                        part.s99_correct += hit as u64;
+                    }
+                    for (cls, sums) in part.classwise.iter_mut().enumerate() {
+                        if let Some(b) = binning.bin_of(p[cls]) {
+                            sums.add(b, p[cls].f64(), y == cls);
+                        }
                     }
                 }
-            }
+            });
             part
         })
         .collect();
@@ -272,24 +270,28 @@ pub fn basic<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Basic> {
     let (k, m, labels) = (scores.k(), opts.bins, scores.labels());
     let binning = Binning::<F>::new(m);
     let temperature = temperature_of::<F>(scores.kind(), opts.temperature);
-    let t = temperature.unwrap_or(F::one());
-    let parts: Vec<(BinSums, f64, u64)> = scores
-        .values()
-        .par_chunks(CHUNK * k)
-        .enumerate()
-        .map(|(c, rows)| {
+    let n = scores.n();
+    let parts: Vec<(BinSums, f64, u64)> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let first = c * CHUNK;
+            let last = (first + CHUNK).min(n);
+            let rows = scores.rows(first..last);
             let (mut sums, mut nll, mut correct) = (BinSums::new(m), 0.0, 0u64);
-            let mut p = vec![F::zero(); k];
-            for (r, row) in rows.chunks_exact(k).enumerate() {
-                let y = labels[c * CHUNK + r];
-                let shift = softmax_row(row, scores.kind(), temperature, &mut p);
-                nll += (shift.max + shift.log_sum - row[y] / t).f64();
-                let (cf, pred) = argmax(&p);
-                correct += (pred == y) as u64;
-                if let Some(b) = binning.bin_of(cf) {
-                    sums.add(b, cf.f64(), pred == y);
+            simd(|| {
+                let mut row = Row::new(k);
+                for r in 0..last - first {
+                    let y = labels[first + r];
+                    let st = row.compute(rows.sub(r * k..(r + 1) * k), scores.kind(), temperature);
+                    if scores.kind() == ScoreKind::Logits {
+                        nll += row.nll(&st, y).f64();
+                    }
+                    correct += (st.pred == y) as u64;
+                    if let Some(b) = binning.bin_of(st.conf) {
+                        sums.add(b, st.conf.f64(), st.pred == y);
+                    }
                 }
-            }
+            });
             (sums, nll, correct)
         })
         .collect();
@@ -300,7 +302,6 @@ pub fn basic<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Basic> {
         nll += l;
         correct += c;
     }
-    let n = scores.n();
     let edges = binning.edges();
     Ok(Basic {
         n,

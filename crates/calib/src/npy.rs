@@ -6,19 +6,14 @@
 //! that is renamed into place, so a failure never leaves a half-written result.
 
 use crate::error::{Error, Result};
+use crate::values::{Buffer, Values};
 use npyz::{Endianness, TypeChar, WriterBuilder};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-
-/// A numeric array read from a `.npy` file, converted to `f64` or `i64` as asked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Array<T> {
-    pub shape: Vec<usize>,
-    pub data: Vec<T>,
-}
+use std::sync::Arc;
 
 fn problem(path: &Path, text: impl Into<String>) -> Error {
     Error::File { path: path.to_path_buf(), problem: text.into() }
@@ -62,8 +57,7 @@ fn read_header(path: &Path, file: &mut File) -> Result<Header> {
     }
     let mut head = vec![0u8; header_end as usize];
     file.read_exact_at(&mut head, 0).map_err(|e| problem(path, format!("cannot read: {e}")))?;
-    let header =
-        npyz::NpyHeader::from_reader(&head[..]).map_err(|e| problem(path, format!("bad .npy header: {e}")))?;
+    let header = npyz::NpyHeader::from_reader(&head[..]).map_err(|e| problem(path, format!("bad .npy header: {e}")))?;
     let npy = npyz::NpyFile::with_header(header, std::io::empty());
     if npy.order() == npyz::Order::Fortran {
         return Err(problem(path, "Fortran-ordered arrays are not supported; save with np.ascontiguousarray"));
@@ -89,7 +83,9 @@ fn read_header(path: &Path, file: &mut File) -> Result<Header> {
     if found < expected {
         return Err(problem(
             path,
-            format!("truncated: the header promises shape {shape:?} ({expected} data bytes) but the file holds {found}"),
+            format!(
+                "truncated: the header promises shape {shape:?} ({expected} data bytes) but the file holds {found}"
+            ),
         ));
     }
     if found > expected {
@@ -119,29 +115,38 @@ fn open(path: &Path) -> Result<(File, Header)> {
     Ok((file, header))
 }
 
-/// A float matrix in its stored precision.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FloatArray {
-    F32(Array<f32>),
-    F64(Array<f64>),
+/// A float array in its stored precision (memory-mapped when the file allows it).
+#[derive(Debug, Clone)]
+pub struct FloatArray {
+    pub shape: Vec<usize>,
+    pub values: Values,
 }
 
 impl FloatArray {
     pub fn shape(&self) -> &[usize] {
-        match self {
-            Self::F32(a) => &a.shape,
-            Self::F64(a) => &a.shape,
-        }
+        &self.shape
     }
 
-    /// The values in the computation's precision: moved when it is the stored one, widened
-    /// exactly (float32 → f64) or rounded to nearest (float64 → f32) otherwise.
+    /// The values in the computation's precision: widening is exact, narrowing rounds to nearest.
     pub fn into_real<F: crate::Real>(self) -> Vec<F> {
-        match self {
-            Self::F32(a) => F::from_f32_vec(a.data),
-            Self::F64(a) => F::from_f64_vec(a.data),
-        }
+        let s = self.values.slice();
+        let mut out = vec![F::zero(); s.len()];
+        F::load(s, &mut out);
+        out
     }
+}
+
+/// Maps the data section when it can be used in place (native byte order, aligned offset):
+/// no copy, no zeroed allocation, pages shared with the page cache.
+fn map<T: bytemuck::Pod>(file: &File, h: &Header) -> Option<Buffer<T>> {
+    let size = std::mem::size_of::<T>() as u64;
+    if h.big_endian != cfg!(target_endian = "big") || h.offset % size != 0 {
+        return None;
+    }
+    // SAFETY: the map is read-only; as with numpy's mmap_mode, the file must not be truncated
+    // while the array is in use.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(file) }.ok()?;
+    Some(Buffer::Mapped { map: Arc::new(map), offset: h.offset as usize, len: h.shape.iter().product() })
 }
 
 /// Reads a float32/float64 array of the given rank (`what` names it in errors).
@@ -150,18 +155,18 @@ pub fn read_floats(path: &Path, rank: usize, what: &str) -> Result<FloatArray> {
     if h.shape.len() != rank {
         return Err(problem(path, format!("{what} must be a {rank}-D array, found shape {:?}", h.shape)));
     }
-    let shape = h.shape.clone();
-    Ok(match h.elem {
-        Elem::F32 => FloatArray::F32(Array {
-            shape,
-            data: read_data(path, &file, &h, |v: f32| f32::from_bits(v.to_bits().swap_bytes()))?,
+    let values = match h.elem {
+        Elem::F32 => Values::F32(match map(&file, &h) {
+            Some(b) => b,
+            None => Buffer::Owned(read_data(path, &file, &h, |v: f32| f32::from_bits(v.to_bits().swap_bytes()))?),
         }),
-        Elem::F64 => FloatArray::F64(Array {
-            shape,
-            data: read_data(path, &file, &h, |v: f64| f64::from_bits(v.to_bits().swap_bytes()))?,
+        Elem::F64 => Values::F64(match map(&file, &h) {
+            Some(b) => b,
+            None => Buffer::Owned(read_data(path, &file, &h, |v: f64| f64::from_bits(v.to_bits().swap_bytes()))?),
         }),
         _ => return Err(problem(path, format!("{what} must be float32 or float64, found {}", h.descr))),
-    })
+    };
+    Ok(FloatArray { shape: h.shape, values })
 }
 
 /// Reads a 1-D int32/int64 array (class labels).
@@ -203,7 +208,7 @@ mod tests {
         write(&p, &[2, 3], &[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.5]).unwrap();
         let a = read_floats(&p, 2, "logits").unwrap();
         assert_eq!(a.shape(), &[2, 3]);
-        assert_eq!(a.clone().into_real::<f64>(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.5]);
+        assert_eq!(a.into_real::<f64>(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.5]);
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
         let e = read_floats(&p, 2, "logits").unwrap_err().to_string();

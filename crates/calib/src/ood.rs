@@ -1,7 +1,8 @@
 //! Out-of-distribution detection by softmax scores, measured as AUROC.
 
 use crate::error::{Error, Result};
-use crate::scores::{argmax, softmax_row, Real, Scores};
+use crate::scores::{Real, Scores};
+use crate::softmax::Row;
 use rayon::prelude::*;
 
 /// Per-sample scores of one set: predictive entropy (nats) and confidence (max probability).
@@ -13,24 +14,16 @@ pub struct SoftmaxScores {
 
 /// Entropy and confidence of every row after dividing logits by `temperature`.
 /// Entropy is −Σ p log p with log p from the log-softmax (underflowed classes add 0).
+/// (Rows are independent and cheap here, so no chunking or SIMD dispatch.)
 pub fn softmax_scores<F: Real>(s: &Scores<F>, temperature: Option<f64>) -> SoftmaxScores {
     let t = crate::metrics::temperature_of::<F>(s.kind(), temperature);
     let (entropy, confidence) = (0..s.n())
         .into_par_iter()
         .map_init(
-            || vec![F::zero(); s.k()],
-            |p, i| {
-                let row = s.row(i);
-                let shift = softmax_row(row, s.kind(), t, p);
-                let h: F = match s.kind() {
-                    crate::ScoreKind::Logits => {
-                        let tt = t.unwrap_or(F::one());
-                        let lse = shift.max + shift.log_sum;
-                        -p.iter().zip(row).map(|(&pj, &z)| pj * (z / tt - lse)).sum::<F>()
-                    }
-                    crate::ScoreKind::Probs => -p.iter().filter(|&&v| v > F::zero()).map(|&v| v * v.ln()).sum::<F>(),
-                };
-                (h.f64(), argmax(p).0.f64())
+            || Row::new(s.k()),
+            |row, i| {
+                let st = row.compute(s.row(i), s.kind(), t);
+                (row.entropy(&st, s.kind()).f64(), st.conf.f64())
             },
         )
         .unzip();

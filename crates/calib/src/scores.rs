@@ -4,8 +4,11 @@
 //! so the checks (shape, finiteness, label range, probability range) are done here once.
 
 use crate::error::{Error, Result};
+use crate::values::{Buffer, Slice, Values};
 use num_traits::Float;
 use rayon::prelude::*;
+use std::marker::PhantomData;
+use std::ops::Range;
 
 /// What the numbers in a [`Scores`] matrix mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,21 +29,31 @@ pub trait Real: Float + Send + Sync + std::fmt::Debug + std::iter::Sum + 'static
     /// Bin edges as float32 `torch.linspace(0, 1, m + 1)` gives them (for `f32`) or the correctly
     /// rounded `j / m` (for `f64`).
     fn unit_edges(m: usize) -> Vec<Self>;
-    /// Float32 values in this precision (moved, or widened exactly).
-    fn from_f32_vec(v: Vec<f32>) -> Vec<Self>;
-    /// Float64 values in this precision (moved, or rounded to nearest).
-    fn from_f64_vec(v: Vec<f64>) -> Vec<Self>;
+    /// e^x for x ≤ 0, vectorisable (see [`crate::fastmath`]).
+    fn exp_nonpos(self) -> Self;
+    /// Values of this type as storage.
+    fn into_values(v: Vec<Self>) -> Values;
+    /// Copies stored values into this precision: widening is exact, narrowing rounds to nearest.
+    fn load(src: Slice, dst: &mut [Self]);
 }
 
 impl Real for f64 {
     fn of(x: f64) -> Self {
         x
     }
-    fn from_f32_vec(v: Vec<f32>) -> Vec<Self> {
-        v.par_iter().map(|&x| x as f64).collect()
+    #[inline(always)]
+    fn exp_nonpos(self) -> Self {
+        crate::fastmath::exp_nonpos_f64(self)
     }
-    fn from_f64_vec(v: Vec<f64>) -> Vec<Self> {
-        v
+    fn into_values(v: Vec<Self>) -> Values {
+        Values::F64(Buffer::Owned(v))
+    }
+    #[inline(always)]
+    fn load(src: Slice, dst: &mut [Self]) {
+        match src {
+            Slice::F32(s) => dst.iter_mut().zip(s).for_each(|(d, &v)| *d = v as f64),
+            Slice::F64(s) => dst.copy_from_slice(s),
+        }
     }
     fn f64(self) -> f64 {
         self
@@ -54,11 +67,19 @@ impl Real for f32 {
     fn of(x: f64) -> Self {
         x as f32
     }
-    fn from_f32_vec(v: Vec<f32>) -> Vec<Self> {
-        v
+    #[inline(always)]
+    fn exp_nonpos(self) -> Self {
+        crate::fastmath::exp_nonpos_f32(self)
     }
-    fn from_f64_vec(v: Vec<f64>) -> Vec<Self> {
-        v.par_iter().map(|&x| x as f32).collect()
+    fn into_values(v: Vec<Self>) -> Values {
+        Values::F32(Buffer::Owned(v))
+    }
+    #[inline(always)]
+    fn load(src: Slice, dst: &mut [Self]) {
+        match src {
+            Slice::F32(s) => dst.copy_from_slice(s),
+            Slice::F64(s) => dst.iter_mut().zip(s).for_each(|(d, &v)| *d = v as f32),
+        }
     }
     fn f64(self) -> f64 {
         self as f64
@@ -78,20 +99,27 @@ impl Real for f32 {
     }
 }
 
-/// A validated `[n, k]` score matrix (row-major) and its labels.
+/// A validated `[n, k]` score matrix (row-major) and its labels, computed on in precision `F`
+/// whatever the stored precision.
 #[derive(Debug, Clone)]
 pub struct Scores<F> {
-    values: Vec<F>,
+    values: Values,
     labels: Vec<usize>,
     n: usize,
     k: usize,
     kind: ScoreKind,
+    precision: PhantomData<F>,
 }
 
 impl<F: Real> Scores<F> {
     /// Checks the shape, that every value is finite (and in [0, 1] for probabilities) and that
     /// every label is in `0..k`.
     pub fn new(values: Vec<F>, k: usize, labels: &[i64], kind: ScoreKind) -> Result<Self> {
+        Self::from_values(F::into_values(values), k, labels, kind)
+    }
+
+    /// [`Scores::new`] for values in any stored precision (e.g. mapped from a `.npy` file).
+    pub fn from_values(values: Values, k: usize, labels: &[i64], kind: ScoreKind) -> Result<Self> {
         if k == 0 {
             return Err(Error::Shape("the score matrix has 0 classes".into()));
         }
@@ -105,13 +133,15 @@ impl<F: Real> Scores<F> {
         if labels.len() != n {
             return Err(Error::Shape(format!("{n} score rows but {} labels", labels.len())));
         }
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NotFinite { row: i / k, col: i % k, value: values[i].f64() });
-        }
-        if kind == ScoreKind::Probs {
-            if let Some(i) = values.iter().position(|&v| v < F::zero() || v > F::one()) {
-                return Err(Error::NotProbability { row: i / k, col: i % k, value: values[i].f64() });
-            }
+        let all = values.slice();
+        let bad = |v: f64| !v.is_finite() || (kind == ScoreKind::Probs && !(0.0..=1.0).contains(&v));
+        if let Some(i) = first_bad(all, bad) {
+            let (row, col, value) = (i / k, i % k, all.get(i));
+            return Err(if value.is_finite() {
+                Error::NotProbability { row, col, value }
+            } else {
+                Error::NotFinite { row, col, value }
+            });
         }
         let labels = labels
             .iter()
@@ -124,7 +154,7 @@ impl<F: Real> Scores<F> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { values, labels, n, k, kind })
+        Ok(Self { values, labels, n, k, kind, precision: PhantomData })
     }
 
     pub fn n(&self) -> usize {
@@ -139,75 +169,47 @@ impl<F: Real> Scores<F> {
     pub fn labels(&self) -> &[usize] {
         &self.labels
     }
-    pub fn values(&self) -> &[F] {
-        &self.values
+    /// Row `i`, in its stored precision.
+    pub fn row(&self, i: usize) -> Slice<'_> {
+        self.values.slice().sub(i * self.k..(i + 1) * self.k)
     }
-    pub fn row(&self, i: usize) -> &[F] {
-        &self.values[i * self.k..(i + 1) * self.k]
+    /// Rows `r`, contiguous, in their stored precision.
+    pub fn rows(&self, r: Range<usize>) -> Slice<'_> {
+        self.values.slice().sub(r.start * self.k..r.end * self.k)
     }
 
     /// The same predictions restricted to (or resampled at) the given rows.
     pub fn select(&self, rows: &[usize]) -> Self {
-        let mut values = Vec::with_capacity(rows.len() * self.k);
-        for &r in rows {
-            values.extend_from_slice(self.row(r));
-        }
+        let k = self.k;
+        let values = match self.values.slice() {
+            Slice::F32(s) => {
+                Values::F32(Buffer::Owned(rows.iter().flat_map(|&r| &s[r * k..(r + 1) * k]).copied().collect()))
+            }
+            Slice::F64(s) => {
+                Values::F64(Buffer::Owned(rows.iter().flat_map(|&r| &s[r * k..(r + 1) * k]).copied().collect()))
+            }
+        };
         Self {
             values,
             labels: rows.iter().map(|&r| self.labels[r]).collect(),
             n: rows.len(),
-            k: self.k,
+            k,
             kind: self.kind,
+            precision: PhantomData,
         }
     }
 }
 
-/// Probabilities of one row after dividing logits by `temperature`, written into `out`.
-/// Returns `ln(sum exp(z/T - max))`, so that `log p_j = z_j/T - max - lse` for logits.
-///
-/// This follows ATen's CPU softmax (subtract the max, exponentiate, multiply by the reciprocal of
-/// the sum) so that float32 results match PyTorch's to the last bit in the cases that matter.
-#[inline]
-pub(crate) fn softmax_row<F: Real>(row: &[F], kind: ScoreKind, temperature: Option<F>, out: &mut [F]) -> RowShift<F> {
-    match kind {
-        ScoreKind::Probs => {
-            out.copy_from_slice(row);
-            RowShift { max: F::zero(), log_sum: F::zero() }
-        }
-        ScoreKind::Logits => {
-            match temperature {
-                Some(t) => out.iter_mut().zip(row).for_each(|(o, &z)| *o = z / t),
-                None => out.copy_from_slice(row),
-            }
-            let max = out.iter().copied().fold(F::neg_infinity(), F::max);
-            let mut sum = F::zero();
-            for o in out.iter_mut() {
-                *o = (*o - max).exp();
-                sum = sum + *o;
-            }
-            let inv = F::one() / sum;
-            out.iter_mut().for_each(|o| *o = *o * inv);
-            RowShift { max, log_sum: sum.ln() }
-        }
+/// The index of the first value failing `bad`, searched in parallel blocks.
+fn first_bad(s: Slice, bad: impl Fn(f64) -> bool + Sync) -> Option<usize> {
+    const BLOCK: usize = 1 << 16;
+    fn scan<T: Copy + Sync + Into<f64>>(s: &[T], bad: &(impl Fn(f64) -> bool + Sync)) -> Option<usize> {
+        s.par_chunks(BLOCK)
+            .enumerate()
+            .find_map_first(|(c, b)| b.iter().position(|&v| bad(v.into())).map(|i| c * BLOCK + i))
     }
-}
-
-/// What [`softmax_row`] subtracted: `log p_j = z_j / T - max - log_sum`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RowShift<F> {
-    pub max: F,
-    pub log_sum: F,
-}
-
-/// Confidence and prediction of a probability row: the maximum and the FIRST index attaining it,
-/// as `torch.max(dim=1)` returns on ties.
-#[inline]
-pub(crate) fn argmax<F: Real>(p: &[F]) -> (F, usize) {
-    let mut best = (p[0], 0);
-    for (j, &v) in p.iter().enumerate().skip(1) {
-        if v > best.0 {
-            best = (v, j);
-        }
+    match s {
+        Slice::F32(v) => scan(v, &bad),
+        Slice::F64(v) => scan(v, &bad),
     }
-    best
 }

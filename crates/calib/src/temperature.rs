@@ -83,23 +83,26 @@ const BETA_MAX: f64 = 50.0;
 
 pub fn fit_nll<F: Real>(val: &Scores<F>) -> Result<f64> {
     require_logits(val)?;
-    let z: Vec<f64> = val.values().iter().map(|v| v.f64()).collect();
     let (k, labels) = (val.k(), val.labels());
     let derivs = |beta: f64| -> (f64, f64) {
-        z.par_chunks(k)
-            .zip(labels.par_iter())
-            .map(|(row, &y)| {
-                let max = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
-                let (mut s, mut s1, mut s2) = (0.0, 0.0, 0.0);
-                for &v in row {
-                    let e = (beta * (v - max)).exp();
-                    s += e;
-                    s1 += e * v;
-                    s2 += e * v * v;
-                }
-                let mean = s1 / s;
-                (mean - row[y], (s2 / s - mean * mean).max(0.0))
-            })
+        (0..val.n())
+            .into_par_iter()
+            .map_init(
+                || vec![0.0f64; k],
+                |row, i| {
+                    f64::load(val.row(i), row);
+                    let max = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+                    let (mut s, mut s1, mut s2) = (0.0, 0.0, 0.0);
+                    for &v in row.iter() {
+                        let e = (beta * (v - max)).exp();
+                        s += e;
+                        s1 += e * v;
+                        s2 += e * v * v;
+                    }
+                    let mean = s1 / s;
+                    (mean - row[labels[i]], (s2 / s - mean * mean).max(0.0))
+                },
+            )
             .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
     };
     let (mut lo, mut hi) = (BETA_MIN, BETA_MAX);

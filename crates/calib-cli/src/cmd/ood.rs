@@ -33,7 +33,8 @@ fn load<F: Real>(path: &Path) -> Result<Scores<F>> {
     if n == 0 || k == 0 {
         bail!("{}: the logits array has shape [{n}, {k}]; it needs at least one row and one class", path.display());
     }
-    Scores::new(a.into_real(), k, &vec![0; n], ScoreKind::Logits).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    Scores::from_values(a.values, k, &vec![0; n], ScoreKind::Logits)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 pub fn run(a: &Args, format: Format) -> Result<()> {

@@ -1,0 +1,116 @@
+//! The per-row softmax kernel every metric pass shares, written so that the compiler vectorises it
+//! (lane-wise max and sums, the branch-free exponential of [`crate::fastmath`]), and run with AVX2
+//! when the CPU has it (see [`simd`]).
+
+use crate::scores::{Real, ScoreKind};
+use crate::values::Slice;
+
+const LANES: usize = 8;
+
+/// Sum in 8 interleaved lanes combined pairwise: a fixed order, so results do not depend on the
+/// instruction set, and one the compiler can keep in vector registers.
+#[inline(always)]
+pub(crate) fn lane_sum<F: Real>(v: impl ExactSizeIterator<Item = F>) -> F {
+    let mut acc = [F::zero(); LANES];
+    for (i, x) in v.enumerate() {
+        acc[i % LANES] = acc[i % LANES] + x;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+#[inline(always)]
+fn lane_max<F: Real>(v: &[F]) -> F {
+    let mut acc = [F::neg_infinity(); LANES];
+    for (i, &x) in v.iter().enumerate() {
+        let a = &mut acc[i % LANES];
+        *a = if x > *a { x } else { *a };
+    }
+    acc.iter().fold(F::neg_infinity(), |m, &x| if x > m { x } else { m })
+}
+
+/// What one row yields besides its probabilities.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowStats<F> {
+    /// ln Σ_j exp(z_j/T − max): log p_j = shifted_j − log_sum.
+    pub log_sum: F,
+    /// max_j p_j.
+    pub conf: F,
+    /// The FIRST index attaining `conf`, as `torch.max(dim=1)` returns on ties.
+    pub pred: usize,
+}
+
+/// Scratch space for one row: the shifted logits z/T − max and the probabilities.
+pub(crate) struct Row<F> {
+    pub shifted: Vec<F>,
+    pub p: Vec<F>,
+}
+
+impl<F: Real> Row<F> {
+    pub fn new(k: usize) -> Self {
+        Self { shifted: vec![F::zero(); k], p: vec![F::zero(); k] }
+    }
+
+    /// Softmax of `z / t` (or `z` itself for probabilities), in precision `F` whatever `z`'s,, following ATen's CPU order of
+    /// with ATen's CPU order of
+    /// operations: subtract the max, exponentiate, multiply by the reciprocal of the sum.
+    #[inline(always)]
+    pub fn compute(&mut self, z: Slice, kind: ScoreKind, t: Option<F>) -> RowStats<F> {
+        let log_sum = match kind {
+            ScoreKind::Probs => {
+                F::load(z, &mut self.p);
+                F::zero()
+            }
+            ScoreKind::Logits => {
+                F::load(z, &mut self.shifted);
+                if let Some(t) = t {
+                    self.shifted.iter_mut().for_each(|s| *s = *s / t);
+                }
+                let max = lane_max(&self.shifted);
+                self.shifted.iter_mut().for_each(|s| *s = *s - max);
+                self.p.iter_mut().zip(&self.shifted).for_each(|(p, &s)| *p = s.exp_nonpos());
+                let sum = lane_sum(self.p.iter().copied());
+                let inv = F::one() / sum;
+                self.p.iter_mut().for_each(|p| *p = *p * inv);
+                sum.ln()
+            }
+        };
+        let conf = lane_max(&self.p);
+        let pred = self.p.iter().position(|&v| v == conf).expect("the max is an element");
+        RowStats { log_sum, conf, pred }
+    }
+
+    /// −log p_y (logits only).
+    #[inline(always)]
+    pub fn nll(&self, s: &RowStats<F>, y: usize) -> F {
+        s.log_sum - self.shifted[y]
+    }
+
+    /// Predictive entropy −Σ p log p in nats; classes with p = 0 add nothing.
+    #[inline(always)]
+    pub fn entropy(&self, s: &RowStats<F>, kind: ScoreKind) -> F {
+        match kind {
+            ScoreKind::Logits => s.log_sum - lane_sum(self.p.iter().zip(&self.shifted).map(|(&p, &z)| p * z)),
+            ScoreKind::Probs => {
+                -self.p.iter().filter(|&&v| v > F::zero()).map(|&v| v * v.ln()).fold(F::zero(), |a, b| a + b)
+            }
+        }
+    }
+}
+
+/// Runs `f` compiled for AVX2 when the CPU has it (the closure and everything it inlines), else as
+/// is. The kernels use no FMA, so both paths give bit-identical results.
+#[inline(always)]
+pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
