@@ -2,12 +2,9 @@
 //! command line, on predictions saved as `.npy` by any framework.
 
 mod cmd;
-mod device;
-mod input;
-mod output;
 
+use calib_cli::output::{self, Format};
 use clap::{Parser, Subcommand};
-use output::Format;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -30,8 +27,12 @@ enum Command {
     Ood(cmd::ood::Args),
     /// The focal-loss γ rule: γ*(p0) by Lambert W, and the g(p, γ) curves.
     Gamma(cmd::gamma::Args),
-    /// Evaluate a training loss (and its gradient) on saved logits.
-    Loss(cmd::loss::Args),
+    /// Evaluate a training loss (and its gradient) on saved logits [libtorch; `calib loss --help`].
+    #[command(disable_help_flag = true)]
+    Loss {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Benchmarks.
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
@@ -40,33 +41,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            print!("{e}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            // One line, like every other error of the tool.
-            let text = e.to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
-            return ExitCode::from(2);
-        }
-    };
-    let result = match &cli.command {
+    output::exit(Cli::try_parse().map(|cli| match &cli.command {
         Command::Metrics(a) => cmd::metrics::run(a, cli.format),
         Command::Calibrate(a) => cmd::calibrate::run(a, cli.format),
         Command::Ood(a) => cmd::ood::run(a, cli.format),
         Command::Gamma(a) => cmd::gamma::run(a, cli.format),
-        Command::Loss(a) => cmd::loss::run(a, cli.format),
+        Command::Loss { args } => cmd::torch::hand_over("loss", args, cli.format),
         Command::Bench(b) => cmd::bench::run(b, cli.format),
         Command::Quickstart(a) => cmd::quickstart::run(a, cli.format),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
-        }
-    }
+    }))
 }

@@ -56,3 +56,24 @@ pub fn bins_table(bins: &[calib::Bin]) -> String {
         .collect();
     render(&["bin", "count", "mean confidence", "accuracy"], &rows, Style::Terminal)
 }
+
+/// Ends the process: prints a parse error or a run error as one line, and maps it to an exit
+/// code (0 for `--help`/`--version`, 2 for bad arguments, 1 for failures).
+pub fn exit(parsed: Result<anyhow::Result<()>, clap::Error>) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    match parsed {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+        Err(e) if !e.use_stderr() => {
+            print!("{e}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", e.to_string().lines().next().unwrap_or("error: bad arguments"));
+            ExitCode::from(2)
+        }
+    }
+}

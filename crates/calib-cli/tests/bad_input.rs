@@ -1,5 +1,5 @@
 //! Bad input: each case is a one-line error naming the file and the problem, a non-zero exit
-//! code, and nothing written.
+//! code, and nothing written. (Bad loss names: crates/calib-torch/tests/loss_cli.rs.)
 
 mod common;
 use calib::npy;
@@ -23,17 +23,13 @@ impl Case {
     fn p(&self, name: &str) -> String {
         path(self.dir.path(), name)
     }
-    /// Runs `metrics` with a plot output and `loss` with a gradient output on the given files.
+    /// Runs `metrics` with a plot output and `calibrate` with a plot folder on the given files.
     fn fails(&self, logits: &str, labels: &str, expect: &[&str]) {
         let plot = self.p("plot.svg");
-        let grad = self.p("grad.npy");
-        for args in [
-            vec!["metrics", "--logits", logits, "--labels", labels, "--plot", &plot],
-            vec!["loss", "--logits", logits, "--labels", labels, "--loss", "ce", "--grad-out", &grad],
-        ] {
-            expect_error(&args, expect);
-        }
-        assert!(!Path::new(&plot).exists() && !Path::new(&grad).exists(), "an output was written");
+        let plots = self.p("plots");
+        expect_error(&["metrics", "--logits", logits, "--labels", labels, "--plot", &plot], expect);
+        expect_error(&["calibrate", "--val-logits", logits, "--val-labels", labels, "--plot-dir", &plots], expect);
+        assert!(!Path::new(&plot).exists() && !Path::new(&plots).exists(), "an output was written");
     }
 }
 
@@ -111,17 +107,6 @@ fn truncated_npy() {
     let bytes = std::fs::read(c.p("l.npy")).unwrap();
     std::fs::write(c.p("cut.npy"), &bytes[..bytes.len() - 5]).unwrap();
     c.fails(&c.p("cut.npy"), &c.p("y.npy"), &["cut.npy", "truncated", "[3, 4]"]);
-}
-
-#[test]
-fn unknown_loss_name() {
-    let c = Case::new();
-    let grad = c.p("g.npy");
-    expect_error(
-        &["loss", "--logits", &c.p("l.npy"), "--labels", &c.p("y.npy"), "--loss", "focal-ish:3", "--grad-out", &grad],
-        &["unknown loss 'focal-ish:3'", "flsd:53"],
-    );
-    assert!(!Path::new(&grad).exists());
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! `calib bench`: timings of the metric suite on a large predictions file. Comparisons with
 //! numpy, the official code and torchmetrics are in `benches/compare_metrics.py`.
 
-use crate::input;
-use crate::output::{emit, Format};
 use anyhow::Result;
 use calib::metrics::{self, Options};
 use calib::{npy, Real, ScoreKind};
+use calib_cli::input;
+use calib_cli::output::{emit, Format};
 use calib_report::table::{render, Style};
 use rand::{Rng, SeedableRng};
 use serde_json::json;

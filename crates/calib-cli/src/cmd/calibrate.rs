@@ -1,11 +1,11 @@
 //! `calib calibrate`: temperature scaling fitted on validation predictions.
 
 use super::MetricSettings;
-use crate::input::{self, Precision};
-use crate::output::{emit, metric_rows, Format};
 use anyhow::Result;
 use calib::temperature::{self, Method};
 use calib::{metrics, Real, ScoreKind};
+use calib_cli::input::{self, Precision};
+use calib_cli::output::{emit, metric_rows, Format};
 use calib_report::table::{percent, render, Style};
 use serde_json::json;
 use std::path::PathBuf;

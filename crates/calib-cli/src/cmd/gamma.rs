@@ -1,7 +1,7 @@
 //! `calib gamma`: γ*(p0) and the curves of g(p, γ).
 
-use crate::output::{emit, Format};
 use anyhow::{bail, Result};
+use calib_cli::output::{emit, Format};
 use serde_json::json;
 use std::path::PathBuf;
 

@@ -1,10 +1,10 @@
 //! `calib metrics`: every metric of one predictions file.
 
 use super::{BootstrapSettings, MetricSettings};
-use crate::input::{self, Precision};
-use crate::output::{bins_table, emit, metric_rows, Format};
 use anyhow::Result;
 use calib::{bootstrap, metrics, Real, ScoreKind};
+use calib_cli::input::{self, Precision};
+use calib_cli::output::{bins_table, emit, metric_rows, Format};
 use calib_report::table::{percent, render, Style};
 use serde_json::json;
 use std::path::PathBuf;

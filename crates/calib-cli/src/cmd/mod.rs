@@ -3,13 +3,13 @@
 pub mod bench;
 pub mod calibrate;
 pub mod gamma;
-pub mod loss;
 pub mod metrics;
 pub mod ood;
 pub mod quickstart;
+pub mod torch;
 
-use crate::input::Precision;
 use calib::metrics::{Mode, Options};
+use calib_cli::input::Precision;
 
 /// Settings shared by every command that computes metrics.
 #[derive(clap::Args, Debug, Clone)]

@@ -1,10 +1,10 @@
 //! `calib ood`: how well softmax entropy and confidence separate in- from out-of-distribution.
 
 use super::BootstrapSettings;
-use crate::input::Precision;
-use crate::output::{emit, Format};
 use anyhow::{bail, Result};
 use calib::{bootstrap, npy, ood, Real, ScoreKind, Scores};
+use calib_cli::input::Precision;
+use calib_cli::output::{emit, Format};
 use calib_report::table::{render, Style};
 use serde_json::json;
 use std::path::{Path, PathBuf};

@@ -3,12 +3,12 @@
 //! validation split by the paper's ECE grid, reports test metrics before and after scaling with
 //! bootstrap intervals, draws reliability diagrams, and writes `report.json` and `report.md`.
 
-use crate::input;
-use crate::output::{emit, Format};
 use anyhow::{bail, Context, Result};
 use calib::bootstrap::{self, Interval, MetricIntervals, Settings};
 use calib::metrics::{self, Mode, Options, Report};
 use calib::{temperature, ScoreKind};
+use calib_cli::input;
+use calib_cli::output::{emit, Format};
 use calib_report::plot;
 use calib_report::table::{fixed, percent, render, Style};
 use indicatif::{ProgressBar, ProgressStyle};

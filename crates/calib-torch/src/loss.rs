@@ -2,11 +2,11 @@
 //! against another framework's.
 
 use crate::device::{self, DeviceRequest};
-use crate::input::Precision;
-use crate::output::{emit, Format};
 use anyhow::{bail, Result};
 use calib::loss::{Loss, LossSpec, Reduction};
 use calib::npy;
+use calib_cli::input::Precision;
+use calib_cli::output::{emit, Format};
 use serde_json::json;
 use std::path::PathBuf;
 use tch::{Kind, Tensor};

@@ -1,0 +1,31 @@
+//! `calib-torch`: the commands of `calib` that compute with libtorch tensors. Users normally call
+//! them through `calib` (e.g. `calib loss …`), which hands over to this binary.
+
+mod device;
+mod loss;
+
+use calib_cli::output::Format;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "calib-torch", version, about = "calib commands that run on libtorch (called by `calib`)")]
+struct Cli {
+    /// Readable tables, or one JSON object on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate a training loss (and its gradient) on saved logits.
+    Loss(loss::Args),
+}
+
+fn main() -> ExitCode {
+    calib_cli::output::exit(Cli::try_parse().map(|cli| match &cli.command {
+        Command::Loss(a) => loss::run(a, cli.format),
+    }))
+}
