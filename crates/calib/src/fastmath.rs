@@ -13,8 +13,9 @@
 #[inline(always)]
 pub fn exp_nonpos_f64(x: f64) -> f64 {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    // fdlibm's split of ln 2: LN2_HI has its low 32 bits zero, so n · LN2_HI is exact.
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52: adding it rounds to an integer
     let x = if x < -746.0 { -746.0 } else { x };
     let t = x * LOG2E + SHIFT;
@@ -49,15 +50,16 @@ pub fn exp_nonpos_f64(x: f64) -> f64 {
 #[inline(always)]
 pub fn exp_nonpos_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_375;
-    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Cephes' split of ln 2 (0.693359375, exact in 9 bits, and the remainder).
+    const LN2_HI: f32 = f32::from_bits(0x3f31_8000);
+    const LN2_LO: f32 = f32::from_bits(0xb95e_8083);
     const SHIFT: f32 = 12_582_912.0; // 1.5 · 2^23
     let x = if x < -105.0 { -105.0 } else { x };
     let t = x * LOG2E + SHIFT;
     let n = t - SHIFT;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
         p = p * r + c;
     }
     let p = p * (r * r) + r + 1.0;
