@@ -120,7 +120,8 @@ mod tests {
             assert!((1..50).all(|i| g(p0 + (1.0 - p0) * i as f64 / 50.0, gs) <= 1.0 + 1e-12));
             assert!(g(p0 * 0.9, gs) > 1.0, "p0 {p0} γ* {gs} g {}", g(p0 * 0.9, gs));
         }
-        assert!(gamma_star(0.5).is_err());
+        assert!(gamma_star(0.5).is_err() && gamma_star(0.6).is_err());
+        assert!(gamma_star(0.45).unwrap() > 0.0);
         assert!(gamma_star(0.0).is_err() && gamma_star(1.0).is_err() && gamma_star(f64::NAN).is_err());
     }
 
