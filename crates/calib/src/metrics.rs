@@ -14,7 +14,7 @@
 use crate::binning::{Bin, BinSums, Binning};
 use crate::error::{Error, Result};
 use crate::scores::{Real, ScoreKind, Scores};
-use crate::softmax::{simd, Row};
+use crate::softmax::{dispatch, Kernel, Row};
 use rayon::prelude::*;
 
 /// Which definitions to use; see the module documentation.
@@ -130,6 +130,69 @@ struct Partial {
 
 const CHUNK: usize = 2048;
 
+/// Everything [`evaluate`] sums over a block of rows, plus each row's confidence and correctness.
+struct SuiteChunk<'a, F> {
+    scores: &'a Scores<F>,
+    binning: &'a Binning<F>,
+    temperature: Option<F>,
+    classes: usize,
+    first: usize,
+    conf: &'a mut [F],
+    correct: &'a mut [bool],
+}
+
+impl<F: Real> Kernel for SuiteChunk<'_, F> {
+    type Out = Partial;
+
+    #[inline(always)]
+    fn run(self) -> Partial {
+        let (s, k, m) = (self.scores, self.scores.k(), self.binning.len());
+        let mut part = Partial {
+            ece: BinSums::new(m),
+            legacy: BinSums::new(m),
+            classwise: vec![BinSums::new(m); self.classes],
+            correct: 0,
+            top5: 0,
+            nll: 0.0,
+            entropy: [0.0; 2],
+            s99: 0,
+            s99_correct: 0,
+        };
+        let mut row = Row::new(k);
+        for r in 0..self.conf.len() {
+            let y = s.labels()[self.first + r];
+            let st = row.compute(s.row(self.first + r), s.kind(), self.temperature);
+            let (cf, hit) = (st.conf, st.pred == y);
+            self.conf[r] = cf;
+            self.correct[r] = hit;
+            part.correct += hit as u64;
+            if let Some(b) = self.binning.bin_of(cf) {
+                part.ece.add(b, cf.f64(), hit);
+            }
+            let lb = ((m as f64 * cf.f64() - 1.0).ceil().max(0.0) as usize).min(m - 1);
+            part.legacy.add(lb, cf.f64(), hit);
+            let p = &row.p;
+            let py = p[y];
+            let above = p.iter().filter(|&&v| v > py).count() + p[..y].iter().filter(|&&v| v == py).count();
+            part.top5 += (above < 5) as u64;
+            if s.kind() == ScoreKind::Logits {
+                part.nll += row.nll(&st, y).f64();
+            }
+            part.entropy[usize::from(!hit)] += row.entropy(&st, s.kind()).f64();
+            if cf.f64() >= 0.99 {
+                part.s99 += 1;
+                part.s99_correct += hit as u64;
+            }
+            for (cls, sums) in part.classwise.iter_mut().enumerate() {
+                if let Some(b) = self.binning.bin_of(p[cls]) {
+                    sums.add(b, p[cls].f64(), y == cls);
+                }
+            }
+        }
+        part
+    }
+}
+
 /// Per-sample confidence and correctness, kept for AdaECE.
 pub(crate) struct SampleConf<F> {
     pub conf: Vec<F>,
@@ -155,53 +218,7 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
         .zip(correct.par_chunks_mut(CHUNK))
         .enumerate()
         .map(|(c, (conf, correct))| {
-            let first = c * CHUNK;
-            let rows = scores.rows(first..first + conf.len());
-            let mut part = Partial {
-                ece: BinSums::new(m),
-                legacy: BinSums::new(m),
-                classwise: vec![BinSums::new(m); classes],
-                correct: 0,
-                top5: 0,
-                nll: 0.0,
-                entropy: [0.0; 2],
-                s99: 0,
-                s99_correct: 0,
-            };
-            simd(|| {
-                let mut row = Row::new(k);
-                for r in 0..conf.len() {
-                    let y = labels[first + r];
-                    let st = row.compute(rows.sub(r * k..(r + 1) * k), scores.kind(), temperature);
-                    let (cf, hit) = (st.conf, st.pred == y);
-                    conf[r] = cf;
-                    correct[r] = hit;
-                    part.correct += hit as u64;
-                    if let Some(b) = binning.bin_of(cf) {
-                        part.ece.add(b, cf.f64(), hit);
-                    }
-                    let lb = ((m as f64 * cf.f64() - 1.0).ceil().max(0.0) as usize).min(m - 1);
-                    part.legacy.add(lb, cf.f64(), hit);
-                    let p = &row.p;
-                    let py = p[y];
-                    let above = p.iter().filter(|&&v| v > py).count() + p[..y].iter().filter(|&&v| v == py).count();
-                    part.top5 += (above < 5) as u64;
-                    if scores.kind() == ScoreKind::Logits {
-                        part.nll += row.nll(&st, y).f64();
-                    }
-                    part.entropy[usize::from(!hit)] += row.entropy(&st, scores.kind()).f64();
-                    if cf.f64() >= 0.99 {
-                        part.s99 += 1;
-                        part.s99_correct += hit as u64;
-                    }
-                    for (cls, sums) in part.classwise.iter_mut().enumerate() {
-                        if let Some(b) = binning.bin_of(p[cls]) {
-                            sums.add(b, p[cls].f64(), y == cls);
-                        }
-                    }
-                }
-            });
-            part
+            dispatch(SuiteChunk { scores, binning: &binning, temperature, classes, first: c * CHUNK, conf, correct })
         })
         .collect();
 
@@ -267,32 +284,14 @@ pub struct Basic {
 /// identical), without classwise, AdaECE, entropy and top-5 work.
 pub fn basic<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Basic> {
     opts.validate()?;
-    let (k, m, labels) = (scores.k(), opts.bins, scores.labels());
+    let m = opts.bins;
     let binning = Binning::<F>::new(m);
     let temperature = temperature_of::<F>(scores.kind(), opts.temperature);
     let n = scores.n();
     let parts: Vec<(BinSums, f64, u64)> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
-            let first = c * CHUNK;
-            let last = (first + CHUNK).min(n);
-            let rows = scores.rows(first..last);
-            let (mut sums, mut nll, mut correct) = (BinSums::new(m), 0.0, 0u64);
-            simd(|| {
-                let mut row = Row::new(k);
-                for r in 0..last - first {
-                    let y = labels[first + r];
-                    let st = row.compute(rows.sub(r * k..(r + 1) * k), scores.kind(), temperature);
-                    if scores.kind() == ScoreKind::Logits {
-                        nll += row.nll(&st, y).f64();
-                    }
-                    correct += (st.pred == y) as u64;
-                    if let Some(b) = binning.bin_of(st.conf) {
-                        sums.add(b, st.conf.f64(), st.pred == y);
-                    }
-                }
-            });
-            (sums, nll, correct)
+            dispatch(BasicChunk { scores, binning: &binning, temperature, rows: c * CHUNK..((c + 1) * CHUNK).min(n) })
         })
         .collect();
     let mut sums = BinSums::new(m);
@@ -311,6 +310,37 @@ pub fn basic<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Basic> {
         mce: sums.mce(),
         bins: (0..m).map(|j| Bin::from_sums(&sums, j, edges[j].f64(), edges[j + 1].f64())).collect(),
     })
+}
+
+/// ECE bins, NLL sum and hits of a block of rows, for [`basic`].
+struct BasicChunk<'a, F> {
+    scores: &'a Scores<F>,
+    binning: &'a Binning<F>,
+    temperature: Option<F>,
+    rows: std::ops::Range<usize>,
+}
+
+impl<F: Real> Kernel for BasicChunk<'_, F> {
+    type Out = (BinSums, f64, u64);
+
+    #[inline(always)]
+    fn run(self) -> Self::Out {
+        let (s, k) = (self.scores, self.scores.k());
+        let (mut sums, mut nll, mut correct) = (BinSums::new(self.binning.len()), 0.0, 0u64);
+        let mut row = Row::new(k);
+        for i in self.rows {
+            let y = s.labels()[i];
+            let st = row.compute(s.row(i), s.kind(), self.temperature);
+            if s.kind() == ScoreKind::Logits {
+                nll += row.nll(&st, y).f64();
+            }
+            correct += (st.pred == y) as u64;
+            if let Some(b) = self.binning.bin_of(st.conf) {
+                sums.add(b, st.conf.f64(), st.pred == y);
+            }
+        }
+        (sums, nll, correct)
+    }
 }
 
 /// The temperature as `F`, or None for probabilities (which are never rescaled).

@@ -1,31 +1,60 @@
 //! The per-row softmax kernel every metric pass shares, written so that the compiler vectorises it
 //! (lane-wise max and sums, the branch-free exponential of [`crate::fastmath`]), and run with AVX2
-//! when the CPU has it (see [`simd`]).
+//! when the CPU has it (see [`dispatch`]).
 
 use crate::scores::{Real, ScoreKind};
 use crate::values::Slice;
 
 const LANES: usize = 8;
 
-/// Sum in 8 interleaved lanes combined pairwise: a fixed order, so results do not depend on the
-/// instruction set, and one the compiler can keep in vector registers.
+/// Sum in 8 interleaved lanes (element i goes to lane i mod 8) combined pairwise: a fixed
+/// order, so results do not depend on the instruction set, and one that stays in vector registers.
 #[inline(always)]
-pub(crate) fn lane_sum<F: Real>(v: impl ExactSizeIterator<Item = F>) -> F {
+fn lanes<F: Real>(v: &[F], init: F, op: impl Fn(F, F) -> F) -> [F; LANES] {
+    let mut acc = [init; LANES];
+    let mut blocks = v.chunks_exact(LANES);
+    for b in &mut blocks {
+        for i in 0..LANES {
+            acc[i] = op(acc[i], b[i]);
+        }
+    }
+    for (a, &x) in acc.iter_mut().zip(blocks.remainder()) {
+        *a = op(*a, x);
+    }
+    acc
+}
+
+#[inline(always)]
+fn lane_sum<F: Real>(v: &[F]) -> F {
+    let a = lanes(v, F::zero(), |a, b| a + b);
+    ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
+}
+
+/// Σ a_i b_i in the lane order of [`lane_sum`].
+#[inline(always)]
+fn lane_dot<F: Real>(a: &[F], b: &[F]) -> F {
     let mut acc = [F::zero(); LANES];
-    for (i, x) in v.enumerate() {
-        acc[i % LANES] = acc[i % LANES] + x;
+    let (mut xa, mut xb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (u, v) in (&mut xa).zip(&mut xb) {
+        for i in 0..LANES {
+            acc[i] = acc[i] + u[i] * v[i];
+        }
+    }
+    for ((s, &u), &v) in acc.iter_mut().zip(xa.remainder()).zip(xb.remainder()) {
+        *s = *s + u * v;
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
 #[inline(always)]
 fn lane_max<F: Real>(v: &[F]) -> F {
-    let mut acc = [F::neg_infinity(); LANES];
-    for (i, &x) in v.iter().enumerate() {
-        let a = &mut acc[i % LANES];
-        *a = if x > *a { x } else { *a };
-    }
-    acc.iter().fold(F::neg_infinity(), |m, &x| if x > m { x } else { m })
+    lanes(v, F::neg_infinity(), |a, b| if b > a { b } else { a }).iter().fold(F::neg_infinity(), |m, &x| {
+        if x > m {
+            x
+        } else {
+            m
+        }
+    })
 }
 
 /// What one row yields besides its probabilities.
@@ -68,7 +97,7 @@ impl<F: Real> Row<F> {
                 let max = lane_max(&self.shifted);
                 self.shifted.iter_mut().for_each(|s| *s = *s - max);
                 self.p.iter_mut().zip(&self.shifted).for_each(|(p, &s)| *p = s.exp_nonpos());
-                let sum = lane_sum(self.p.iter().copied());
+                let sum = lane_sum(&self.p);
                 let inv = F::one() / sum;
                 self.p.iter_mut().for_each(|p| *p = *p * inv);
                 sum.ln()
@@ -89,7 +118,7 @@ impl<F: Real> Row<F> {
     #[inline(always)]
     pub fn entropy(&self, s: &RowStats<F>, kind: ScoreKind) -> F {
         match kind {
-            ScoreKind::Logits => s.log_sum - lane_sum(self.p.iter().zip(&self.shifted).map(|(&p, &z)| p * z)),
+            ScoreKind::Logits => s.log_sum - lane_dot(&self.p, &self.shifted),
             ScoreKind::Probs => {
                 -self.p.iter().filter(|&&v| v > F::zero()).map(|&v| v * v.ln()).fold(F::zero(), |a, b| a + b)
             }
@@ -97,20 +126,26 @@ impl<F: Real> Row<F> {
     }
 }
 
-/// Runs `f` compiled for AVX2 when the CPU has it (the closure and everything it inlines), else as
-/// is. The kernels use no FMA, so both paths give bit-identical results.
-#[inline(always)]
-pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
+/// A piece of work over a block of rows. `run` must be `#[inline(always)]`: [`dispatch`] then
+/// compiles it, and the row kernel inlined into it, a second time for AVX2.
+pub(crate) trait Kernel {
+    type Out;
+    fn run(self) -> Self::Out;
+}
+
+/// Runs `k` compiled for AVX2 when the CPU has it, else for the baseline instruction set. The
+/// kernels use no FMA, so both give bit-identical results.
+pub(crate) fn dispatch<K: Kernel>(k: K) -> K::Out {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2")]
-        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
+        unsafe fn avx2<K: Kernel>(k: K) -> K::Out {
+            k.run()
         }
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { avx2(f) };
+            return unsafe { avx2(k) };
         }
     }
-    f()
+    k.run()
 }
