@@ -330,7 +330,7 @@ impl<F: Real> Kernel for BasicChunk<'_, F> {
         let mut row = Row::new(k);
         for i in self.rows {
             let y = s.labels()[i];
-            let st = row.compute(s.row(i), s.kind(), self.temperature);
+            let st = row.compute_conf(s.row(i), s.kind(), self.temperature);
             if s.kind() == ScoreKind::Logits {
                 nll += row.nll(&st, y).f64();
             }

@@ -134,8 +134,7 @@ impl<F: Real> Scores<F> {
             return Err(Error::Shape(format!("{n} score rows but {} labels", labels.len())));
         }
         let all = values.slice();
-        let bad = |v: f64| !v.is_finite() || (kind == ScoreKind::Probs && !(0.0..=1.0).contains(&v));
-        if let Some(i) = first_bad(all, bad) {
+        if let Some(i) = first_bad(all, kind == ScoreKind::Probs) {
             let (row, col, value) = (i / k, i % k, all.get(i));
             return Err(if value.is_finite() {
                 Error::NotProbability { row, col, value }
@@ -200,16 +199,23 @@ impl<F: Real> Scores<F> {
     }
 }
 
-/// The index of the first value failing `bad`, searched in parallel blocks.
-fn first_bad(s: Slice, bad: impl Fn(f64) -> bool + Sync) -> Option<usize> {
+/// The index of the first value failing `bad`: each block is first checked with a branch-free
+/// (vectorised) test, and searched only if it fails.
+fn first_bad(s: Slice, probs: bool) -> Option<usize> {
     const BLOCK: usize = 1 << 16;
-    fn scan<T: Copy + Sync + Into<f64>>(s: &[T], bad: &(impl Fn(f64) -> bool + Sync)) -> Option<usize> {
-        s.par_chunks(BLOCK)
-            .enumerate()
-            .find_map_first(|(c, b)| b.iter().position(|&v| bad(v.into())).map(|i| c * BLOCK + i))
+    fn scan<T: Real>(s: &[T], probs: bool) -> Option<usize> {
+        let ok = |v: T| if probs { v >= T::zero() && v <= T::one() } else { v.is_finite() };
+        s.par_chunks(BLOCK).enumerate().find_map_first(|(c, b)| {
+            let all_ok = b.iter().fold(true, |acc, &v| acc & ok(v));
+            if all_ok {
+                None
+            } else {
+                b.iter().position(|&v| !ok(v)).map(|i| c * BLOCK + i)
+            }
+        })
     }
     match s {
-        Slice::F32(v) => scan(v, &bad),
-        Slice::F64(v) => scan(v, &bad),
+        Slice::F32(v) => scan(v, probs),
+        Slice::F64(v) => scan(v, probs),
     }
 }

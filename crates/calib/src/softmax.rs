@@ -108,6 +108,28 @@ impl<F: Real> Row<F> {
         RowStats { log_sum, conf, pred }
     }
 
+    /// The confidence and prediction only, without writing the probabilities (what ECE needs):
+    /// the maximum probability is exp(0)·(1/Σ) = 1/Σ exactly, and the prediction is the first
+    /// class whose probability e_j·(1/Σ) rounds to it, as [`Row::compute`] would find.
+    /// Leaves `p` holding the unnormalised exponentials.
+    #[inline(always)]
+    pub fn compute_conf(&mut self, z: Slice, kind: ScoreKind, t: Option<F>) -> RowStats<F> {
+        if kind == ScoreKind::Probs {
+            return self.compute(z, kind, t);
+        }
+        F::load(z, &mut self.shifted);
+        if let Some(t) = t {
+            self.shifted.iter_mut().for_each(|s| *s = *s / t);
+        }
+        let max = lane_max(&self.shifted);
+        self.shifted.iter_mut().for_each(|s| *s = *s - max);
+        self.p.iter_mut().zip(&self.shifted).for_each(|(p, &s)| *p = s.exp_nonpos());
+        let sum = lane_sum(&self.p);
+        let inv = F::one() / sum;
+        let pred = self.p.iter().position(|&e| e * inv == inv).expect("exp(0) = 1 is an element");
+        RowStats { log_sum: sum.ln(), conf: inv, pred }
+    }
+
     /// −log p_y (logits only).
     #[inline(always)]
     pub fn nll(&self, s: &RowStats<F>, y: usize) -> F {
@@ -148,4 +170,52 @@ pub(crate) fn dispatch<K: Kernel>(k: K) -> K::Out {
         }
     }
     k.run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scores::Scores;
+
+    /// Softmax statistics of every row, as one kernel.
+    struct AllRows<'a, F>(&'a Scores<F>);
+
+    impl<F: Real> Kernel for AllRows<'_, F> {
+        type Out = Vec<(F, F, usize, F)>;
+        #[inline(always)]
+        fn run(self) -> Self::Out {
+            let mut row = Row::new(self.0.k());
+            (0..self.0.n())
+                .map(|i| {
+                    let light = row.compute_conf(self.0.row(i), self.0.kind(), Some(F::of(1.7)));
+                    let st = row.compute(self.0.row(i), self.0.kind(), Some(F::of(1.7)));
+                    assert_eq!((light.log_sum, light.conf, light.pred), (st.log_sum, st.conf, st.pred));
+                    (st.log_sum, st.conf, st.pred, row.entropy(&st, self.0.kind()))
+                })
+                .collect()
+        }
+    }
+
+    fn scores<F: Real>() -> Scores<F> {
+        let (n, k) = (500, 37);
+        let v: Vec<F> = (0..n * k).map(|i| F::of(((i * 7919) % 1013) as f64 / 37.0 - 13.0)).collect();
+        let labels: Vec<i64> = (0..n as i64).map(|i| i % k as i64).collect();
+        Scores::new(v, k, &labels, ScoreKind::Logits).unwrap()
+    }
+
+    #[test]
+    fn simd_and_baseline_paths_agree_bit_for_bit() {
+        let (a, b) = (scores::<f64>(), scores::<f32>());
+        assert_eq!(dispatch(AllRows(&a)), AllRows(&a).run());
+        assert_eq!(dispatch(AllRows(&b)), AllRows(&b).run());
+    }
+
+    #[test]
+    fn lane_sums_match_plain_sums_closely() {
+        let v: Vec<f64> = (0..1003).map(|i| (i as f64).sin()).collect();
+        let plain: f64 = v.iter().sum();
+        assert!((lane_sum(&v) - plain).abs() < 1e-12);
+        assert!((lane_dot(&v, &v) - v.iter().map(|x| x * x).sum::<f64>()).abs() < 1e-11);
+        assert_eq!(lane_max(&v), v.iter().cloned().fold(f64::MIN, f64::max));
+    }
 }
