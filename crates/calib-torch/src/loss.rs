@@ -1,12 +1,12 @@
 //! `calib loss`: a training loss and its gradient on saved logits, e.g. to check our losses
 //! against another framework's.
 
-use crate::device::{self, DeviceRequest};
 use anyhow::{bail, Result};
 use calib::loss::{Loss, LossSpec, Reduction};
 use calib::npy;
 use calib_cli::input::Precision;
 use calib_cli::output::{emit, Format};
+use calib_train::device::{self, DeviceRequest};
 use serde_json::json;
 use std::path::PathBuf;
 use tch::{Kind, Tensor};

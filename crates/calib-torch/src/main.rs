@@ -1,7 +1,6 @@
 //! `calib-torch`: the commands of `calib` that compute with libtorch tensors. Users normally call
 //! them through `calib` (e.g. `calib loss …`), which hands over to this binary.
 
-mod device;
 mod loss;
 
 use calib_cli::output::Format;

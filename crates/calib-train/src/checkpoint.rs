@@ -1,0 +1,64 @@
+//! Checkpoints: weights and optimiser state in one safetensors file plus a small JSON state
+//! (epoch, step, best value), each written to a temporary file and renamed into place, so a run
+//! killed at any moment leaves the previous checkpoint intact.
+
+use anyhow::{Context, Result};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::Tensor;
+
+/// Writes named tensors to `path` atomically.
+pub fn save_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".checkpoint-")
+        .suffix(".safetensors")
+        .tempfile_in(dir)
+        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let cpu: Vec<(String, Tensor)> = named.iter().map(|(k, t)| (k.clone(), t.to_device(tch::Device::Cpu))).collect();
+    Tensor::write_safetensors(&cpu, tmp.path()).with_context(|| format!("{}: cannot write", path.display()))?;
+    tmp.as_file().sync_all().with_context(|| format!("{}: cannot sync", path.display()))?;
+    tmp.persist(path).with_context(|| format!("{}: cannot rename into place", path.display()))?;
+    Ok(())
+}
+
+/// Reads what [`save_tensors`] wrote.
+pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let named =
+        Tensor::read_safetensors(path).with_context(|| format!("{}: not a readable checkpoint", path.display()))?;
+    Ok(named.into_iter().collect())
+}
+
+/// Writes a serialisable state as pretty JSON, atomically.
+pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    Ok(calib::atomic::write(path, serde_json::to_string_pretty(value)?.as_bytes())?)
+}
+
+pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a valid state file", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_no_partial_file_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("last.safetensors");
+        let t = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+        save_tensors(&p, &[("w".into(), t.shallow_clone())]).unwrap();
+        let back = load_tensors(&p).unwrap();
+        assert_eq!(Vec::<f32>::try_from(&back["w"]).unwrap(), vec![1.0, 2.0, 3.0]);
+        // Writing into a folder that does not exist fails and leaves nothing behind.
+        let bad = dir.path().join("missing/last.safetensors");
+        assert!(save_tensors(&bad, &[("w".into(), t)]).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A truncated file is an error naming it.
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(load_tensors(&p).unwrap_err().to_string().contains("last.safetensors"));
+    }
+}

@@ -1,0 +1,25 @@
+//! Image datasets in their distribution formats, decoded into one contiguous `u8` array.
+//!
+//! Readers: CIFAR-10/100 binary batches, image folders `<root>/<class>/*.{jpg,png}`, and the same
+//! layout inside a `.tar.gz` (how the shared CIFAR-10 training set is packed). Decoding runs in
+//! parallel. Everything here is plain Rust; turning images into tensors is the trainer's job.
+
+pub mod cifar;
+pub mod folder;
+pub mod images;
+pub mod split;
+
+pub use images::Images;
+
+/// What can go wrong reading a dataset; every variant names the file or folder at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {problem}")]
+    Input { path: String, problem: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) fn input_error(path: impl AsRef<std::path::Path>, problem: impl Into<String>) -> Error {
+    Error::Input { path: path.as_ref().display().to_string(), problem: problem.into() }
+}

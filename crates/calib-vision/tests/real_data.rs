@@ -1,0 +1,117 @@
+//! The readers on the real files in ../shared/data.
+
+use calib_vision::cifar::{self, Layout, CIFAR10_CLASSES};
+use calib_vision::folder::{read_folder, read_tar_gz};
+use std::path::{Path, PathBuf};
+
+fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(rel)
+}
+
+#[test]
+fn cifar10_test_folder() {
+    let t = read_folder(&shared("cifar10/test")).unwrap();
+    assert_eq!((t.len(), t.height, t.width), (10_000, 32, 32));
+    assert_eq!(t.classes, CIFAR10_CLASSES.map(String::from));
+    for c in 0..10 {
+        assert_eq!(t.labels[c * 1000..(c + 1) * 1000], vec![c as i64; 1000][..]);
+    }
+}
+
+/// The 20 lossless PNGs (cifar10_NN_L.png: index NN in the official test batch, label L) against
+/// their JPEG twins: the k-th image of class L in test-batch order is test/<class>/k.jpg.
+#[test]
+fn lossless_pngs_match_their_jpeg_twins() {
+    let pngs = read_folder_flat(&shared("cifar10/lossless_check"));
+    assert_eq!(pngs.len(), 20);
+    let mut seen = [0usize; 10];
+    for (nn, label, png) in pngs {
+        let k = seen[label];
+        seen[label] += 1;
+        let jpg_path = shared(&format!("cifar10/test/{}/{k:04}.jpg", CIFAR10_CLASSES[label]));
+        let jpg = image::open(&jpg_path).unwrap().to_rgb8();
+        let err: Vec<f64> = png.as_raw().iter().zip(jpg.as_raw()).map(|(&a, &b)| (a as f64 - b as f64).abs()).collect();
+        let mean = err.iter().sum::<f64>() / err.len() as f64;
+        let mse = err.iter().map(|e| e * e).sum::<f64>() / err.len() as f64;
+        let psnr = 10.0 * (255.0f64 * 255.0 / mse).log10();
+        assert!(
+            mean < 12.0 && psnr > 24.0,
+            "image {nn}: mean |err| {mean:.1}, PSNR {psnr:.1} dB vs {}",
+            jpg_path.display()
+        );
+    }
+}
+
+/// (index, label, image) of `cifar10_NN_L.png` files, by index.
+fn read_folder_flat(dir: &Path) -> Vec<(usize, usize, image::RgbImage)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .map(|p| {
+            let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+            let parts: Vec<&str> = stem.split('_').collect();
+            (parts[1].parse().unwrap(), parts[2].parse().unwrap(), image::open(&p).unwrap().to_rgb8())
+        })
+        .collect();
+    out.sort_by_key(|x| x.0);
+    out
+}
+
+#[test]
+fn train_tar_gz_holds_all_50000_and_agrees_with_the_unpacked_subset() {
+    let all = read_tar_gz(&shared("cifar10/train.tar.gz")).unwrap();
+    assert_eq!(all.len(), 50_000);
+    assert_eq!(all.classes, CIFAR10_CLASSES.map(String::from));
+    let subset = read_folder(&shared("cifar10/train_subset")).unwrap();
+    // train_subset/<class>/k.jpg is the archive's train/<class>/k.jpg for k < 1000.
+    for (c, i) in [(0usize, 0usize), (3, 417), (9, 999)] {
+        assert_eq!(subset.image(c * 1000 + i), all.image(c * 5000 + i), "class {c} image {i}");
+    }
+}
+
+#[test]
+fn binary_round_trip_and_cifar100_layout() {
+    let t = read_folder(&shared("cifar10/test")).unwrap().select(&[0, 1500, 9999]);
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("test_batch.bin");
+    std::fs::write(&bin, cifar::to_binary(&t).unwrap()).unwrap();
+    let back = cifar::read_binary(&[&bin], Layout::Cifar10).unwrap();
+    assert_eq!(back.pixels, t.pixels);
+    assert_eq!(back.labels, vec![0, 1, 9]);
+    // CIFAR-100 records: coarse label, fine label, pixels.
+    let mut rec = vec![7u8, 42u8];
+    rec.extend(vec![5u8; 3072]);
+    let p100 = dir.path().join("train.bin");
+    std::fs::write(&p100, &rec).unwrap();
+    assert_eq!(cifar::read_binary(&[&p100], Layout::Cifar100Fine).unwrap().labels, vec![42]);
+    assert_eq!(cifar::read_binary(&[&p100], Layout::Cifar100Coarse).unwrap().labels, vec![7]);
+}
+
+#[test]
+fn bad_input_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // Truncated binary batch.
+    let bin = dir.path().join("data_batch_1.bin");
+    std::fs::write(&bin, vec![0u8; 3073 * 2 + 100]).unwrap();
+    let e = cifar::read_binary(&[&bin], Layout::Cifar10).unwrap_err().to_string();
+    assert!(e.contains("data_batch_1.bin") && e.contains("truncated"), "{e}");
+    // A folder that does not exist.
+    let e = read_folder(&dir.path().join("nope")).unwrap_err().to_string();
+    assert!(e.contains("nope") && e.contains("cannot read"), "{e}");
+    // An empty class folder.
+    std::fs::create_dir_all(dir.path().join("set/cat")).unwrap();
+    std::fs::create_dir_all(dir.path().join("set/dog")).unwrap();
+    std::fs::copy(shared("cifar10/test/dog/0000.jpg"), dir.path().join("set/dog/0.jpg")).unwrap();
+    let e = read_folder(&dir.path().join("set")).unwrap_err().to_string();
+    assert!(e.contains("cat") && e.contains("no .jpg/.png"), "{e}");
+    // An image of the wrong size.
+    std::fs::copy(shared("cifar10/test/cat/0000.jpg"), dir.path().join("set/cat/0.jpg")).unwrap();
+    image::RgbImage::new(30, 32).save(dir.path().join("set/cat/1.png")).unwrap();
+    let e = read_folder(&dir.path().join("set")).unwrap_err().to_string();
+    assert!(e.contains("1.png") && e.contains("30×32"), "{e}");
+    // A corrupt JPEG.
+    std::fs::write(dir.path().join("set/cat/1.png"), b"not an image").unwrap();
+    let e = read_folder(&dir.path().join("set")).unwrap_err().to_string();
+    assert!(e.contains("1.png") && e.contains("cannot decode"), "{e}");
+}
