@@ -2,11 +2,12 @@
 //!
 //! Readers: CIFAR-10/100 binary batches, image folders `<root>/<class>/*.{jpg,png}`, and the same
 //! layout inside a `.tar.gz` (how the shared CIFAR-10 training set is packed). Decoding runs in
-//! parallel. Everything here is plain Rust; turning images into tensors is the trainer's job.
+//! parallel. `models` holds the paper's networks on `tch`.
 
 pub mod cifar;
 pub mod folder;
 pub mod images;
+pub mod models;
 pub mod split;
 
 pub use images::Images;
