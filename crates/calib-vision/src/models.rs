@@ -251,13 +251,18 @@ impl ModuleT for WideResNet {
     }
 }
 
+/// One dense layer: BN, 1×1 conv to 4g, BN, 3×3 conv to g.
+type DenseLayer = (nn::BatchNorm, nn::Conv2D, nn::BatchNorm, nn::Conv2D);
+/// A transition: BN, 1×1 conv halving the channels (then 2×2 average pooling).
+type Transition = (nn::BatchNorm, nn::Conv2D);
+
 /// DenseNet-BC for CIFAR (the paper's code): bottleneck layers (BN-ReLU-1×1 conv to 4g,
 /// BN-ReLU-3×3 conv to g) concatenated, transitions halving the channels with 2×2 average pooling.
 #[derive(Debug)]
 struct DenseNet {
     stem: nn::Conv2D,
-    /// Per stage: its dense layers (bn1, conv1, bn2, conv2), then the transition (bn, conv).
-    stages: Vec<(Vec<(nn::BatchNorm, nn::Conv2D, nn::BatchNorm, nn::Conv2D)>, Option<(nn::BatchNorm, nn::Conv2D)>)>,
+    /// Per stage: its dense layers, then the transition (none after the last stage).
+    stages: Vec<(Vec<DenseLayer>, Option<Transition>)>,
     bn: nn::BatchNorm,
     fc: nn::Linear,
 }
