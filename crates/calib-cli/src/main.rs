@@ -36,8 +36,28 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
-    /// The README's main job: calibration report of the real CIFAR-10 predictions in data/.
-    Quickstart(cmd::quickstart::Args),
+    /// Calibration report of saved predictions: T by the ECE grid, metrics before/after with
+    /// bootstrap intervals, reliability diagrams, report.md/json.
+    Report(calib_cli::report::Args),
+    /// Train a model from a recipe [libtorch; `calib train --help`].
+    #[command(disable_help_flag = true)]
+    Train {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Evaluate a run: predictions, calibration report, OOD [libtorch; `calib eval --help`].
+    #[command(disable_help_flag = true)]
+    Eval {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The README's main job: train a small network on the embedded CIFAR-10 subset with CE and
+    /// FLSD-53 and compare their calibration [libtorch].
+    #[command(disable_help_flag = true)]
+    Quickstart {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,6 +68,9 @@ fn main() -> ExitCode {
         Command::Gamma(a) => cmd::gamma::run(a, cli.format),
         Command::Loss { args } => cmd::torch::hand_over("loss", args, cli.format),
         Command::Bench(b) => cmd::bench::run(b, cli.format),
-        Command::Quickstart(a) => cmd::quickstart::run(a, cli.format),
+        Command::Report(a) => calib_cli::report::run(a, cli.format),
+        Command::Train { args } => cmd::torch::hand_over("train", args, cli.format),
+        Command::Eval { args } => cmd::torch::hand_over("eval", args, cli.format),
+        Command::Quickstart { args } => cmd::torch::hand_over("quickstart", args, cli.format),
     }))
 }

@@ -76,11 +76,11 @@ fn metrics_json_has_the_documented_keys() {
 }
 
 #[test]
-fn quickstart_writes_report_and_plots() {
+fn report_writes_markdown_json_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let out = path(dir.path(), "qs");
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/predictions");
-    let r = json(&["quickstart", "--data", data.to_str().unwrap(), "--out", &out, "--bootstrap", "20"]);
+    let r = json(&["report", "--predictions", data.to_str().unwrap(), "--out", &out, "--bootstrap", "20"]);
     let models = r["models"].as_array().unwrap();
     assert_eq!(models.len(), 4);
     for (m, f) in models.iter().zip(FIGURES) {

@@ -1,7 +1,11 @@
 //! `calib-torch`: the commands of `calib` that compute with libtorch tensors. Users normally call
-//! them through `calib` (e.g. `calib loss …`), which hands over to this binary.
+//! them through `calib` (e.g. `calib train …`), which hands over to this binary.
 
+mod eval;
 mod loss;
+mod quickstart;
+mod recipe;
+mod train;
 
 use calib_cli::output::Format;
 use clap::{Parser, Subcommand};
@@ -21,10 +25,19 @@ struct Cli {
 enum Command {
     /// Evaluate a training loss (and its gradient) on saved logits.
     Loss(loss::Args),
+    /// Train a model from a recipe.
+    Train(train::Args),
+    /// Predictions and calibration report of a run.
+    Eval(eval::Args),
+    /// Train the small network on the embedded CIFAR-10 subset with CE and FLSD-53 and compare.
+    Quickstart(quickstart::Args),
 }
 
 fn main() -> ExitCode {
     calib_cli::output::exit(Cli::try_parse().map(|cli| match &cli.command {
         Command::Loss(a) => loss::run(a, cli.format),
+        Command::Train(a) => train::run(a, cli.format),
+        Command::Eval(a) => eval::run(a, cli.format),
+        Command::Quickstart(a) => quickstart::run(a, cli.format),
     }))
 }

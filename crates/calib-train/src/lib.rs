@@ -6,3 +6,4 @@ pub mod checkpoint;
 pub mod device;
 pub mod optim;
 pub mod schedule;
+pub mod trainer;

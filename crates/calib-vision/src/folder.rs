@@ -92,3 +92,21 @@ pub fn read_tar_gz(path: &Path) -> Result<Images> {
     }
     assemble(tree, path)
 }
+
+/// Reads every image directly inside `dir` (no class folders; all labels 0): out-of-distribution
+/// sets such as Tiny-ImageNet's `val/images`.
+pub fn read_flat(dir: &Path) -> Result<Images> {
+    let entries = std::fs::read_dir(dir).map_err(|e| input_error(dir, format!("cannot read the folder: {e}")))?;
+    let mut files = BTreeMap::new();
+    for entry in entries {
+        let path = entry.map_err(|e| input_error(dir, e.to_string()))?.path();
+        let name = path.to_string_lossy().into_owned();
+        if path.is_file() && is_image(&name) {
+            files.insert(name, std::fs::read(&path).map_err(|e| input_error(&path, format!("cannot read: {e}")))?);
+        }
+    }
+    if files.is_empty() {
+        return Err(input_error(dir, "holds no .jpg/.png images"));
+    }
+    assemble(BTreeMap::from([("images".to_string(), files)]), dir)
+}

@@ -9,6 +9,7 @@ pub mod folder;
 pub mod images;
 pub mod models;
 pub mod split;
+pub mod task;
 
 pub use images::Images;
 

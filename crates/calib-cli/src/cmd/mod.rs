@@ -5,7 +5,6 @@ pub mod calibrate;
 pub mod gamma;
 pub mod metrics;
 pub mod ood;
-pub mod quickstart;
 pub mod torch;
 
 use calib::metrics::{Mode, Options};

@@ -1,0 +1,120 @@
+//! `calib eval`: a run's predictions on its validation, test and OOD sets, and its calibration
+//! report (metrics before and after temperature scaling, bootstrap intervals, reliability
+//! diagrams, OOD AUROC before and after T).
+
+use crate::recipe::Recipe;
+use anyhow::{Context, Result};
+use calib::{npy, ood, ScoreKind, Scores};
+use calib_cli::output::{emit, Format};
+use calib_cli::report;
+use calib_train::checkpoint;
+use calib_train::device::{self, DeviceRequest};
+use calib_train::trainer::{self, Task};
+use calib_vision::task::ImageTask;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The run folder `calib train` wrote.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// `best` or `last` checkpoint.
+    #[arg(long, default_value = "best")]
+    pub checkpoint: String,
+    /// Out-of-distribution sets as NAME=PATH (a folder of images, with or without class
+    /// sub-folders, or a .tar.gz), resized to the training images' size; repeatable.
+    #[arg(long = "ood", value_name = "NAME=PATH")]
+    pub ood: Vec<String>,
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    #[arg(long, value_enum, default_value_t = DeviceRequest::Auto)]
+    pub device: DeviceRequest,
+}
+
+fn save_split(dir: &Path, split: &str, logits: &tch::Tensor, targets: &tch::Tensor) -> Result<()> {
+    let (n, k) = (logits.size()[0] as usize, logits.size()[1] as usize);
+    npy::write(&dir.join(format!("{split}_logits.npy")), &[n, k], &Vec::<f32>::try_from(logits.flatten(0, -1))?)?;
+    npy::write(&dir.join(format!("{split}_labels.npy")), &[n], &Vec::<i64>::try_from(targets)?)?;
+    Ok(())
+}
+
+fn scores(logits: &tch::Tensor) -> Result<Scores<f64>> {
+    let (n, k) = (logits.size()[0] as usize, logits.size()[1] as usize);
+    Ok(Scores::new(
+        Vec::<f64>::try_from(logits.to_kind(tch::Kind::Double).flatten(0, -1))?,
+        k,
+        &vec![0; n],
+        ScoreKind::Logits,
+    )?)
+}
+
+/// Loads a run's checkpoint and writes its val/test predictions to `run/predictions/`; returns
+/// the task (for more splits) and that folder.
+pub fn write_predictions(
+    run: &Path,
+    checkpoint_name: &str,
+    ood: &[String],
+    device: DeviceRequest,
+) -> Result<(ImageTask, PathBuf)> {
+    let recipe = Recipe::load(&run.join("config.toml"), &[])?;
+    let mut splits = recipe.splits()?;
+    anyhow::ensure!(splits.test.is_some(), "{}: the recipe has no test set", run.display());
+    for o in ood {
+        let (name, path) = o.split_once('=').with_context(|| format!("--ood {o}: expected NAME=PATH"))?;
+        let images = recipe.read_ood(Path::new(path))?.resized(splits.train.height, splits.train.width);
+        splits.ood.push((name.to_string(), images));
+    }
+    let device = device::select(device)?;
+    let task = ImageTask::new(splits, recipe.arch()?, recipe.train.batch_size, recipe.normalization()?, false, device)?;
+    let file = run.join(format!("{checkpoint_name}.safetensors"));
+    trainer::load_weights(task.var_store(), &checkpoint::load_tensors(&file)?, &file)?;
+    let pred = run.join("predictions");
+    std::fs::create_dir_all(&pred).with_context(|| format!("{}: cannot create", pred.display()))?;
+    for split in ["val", "test"] {
+        let (l, t) = trainer::predict(&task, split)?;
+        save_split(&pred, split, &l, &t)?;
+    }
+    Ok((task, pred))
+}
+
+/// Evaluates a run; returns the report JSON and its terminal table.
+pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
+    let (task, pred) = write_predictions(&a.run, &a.checkpoint, &a.ood, a.device)?;
+    let names: Vec<String> = task.splits().ood.iter().map(|(n, _)| n.clone()).collect();
+    let (mut json, mut table) = report::build(&report::Args {
+        data: vec![pred.clone()],
+        out: a.run.clone(),
+        bootstrap: a.bootstrap,
+        seed: 0,
+        bins: 15,
+    })?;
+    if !names.is_empty() {
+        let t = json["models"][0]["temperature"].as_f64().context("report without a temperature")?;
+        let (tl, _) = trainer::predict(&task, "test")?;
+        let inside = scores(&tl)?;
+        let mut results = serde_json::Map::new();
+        for name in &names {
+            let split = format!("ood-{name}");
+            let (l, y) = trainer::predict(&task, &split)?;
+            save_split(&pred, &split, &l, &y)?;
+            let out = scores(&l)?;
+            let before = ood::ood_auroc(&inside, &out, None)?;
+            let after = ood::ood_auroc(&inside, &out, Some(t))?;
+            table.push_str(&format!(
+                "\nOOD {name}: AUROC (entropy) {:.2}% before, {:.2}% after T = {t}",
+                100.0 * before.auroc_entropy,
+                100.0 * after.auroc_entropy
+            ));
+            results.insert(name.clone(), json!({"before": before, "after": after, "n": out.n()}));
+        }
+        json["ood"] = serde_json::Value::Object(results);
+        calib::atomic::write(&a.run.join("report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    }
+    Ok((json, table))
+}
+
+pub fn run(a: &Args, format: Format) -> Result<()> {
+    let (json, table) = evaluate(a)?;
+    emit(format, &json, || table)
+}

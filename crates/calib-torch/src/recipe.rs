@@ -1,0 +1,165 @@
+//! Recipes: one TOML per dataset × model with the paper's settings (`recipes/…`). Any value can be
+//! overridden from the command line (`--set train.epochs=5`, or the named flags), and the
+//! resolved recipe is saved as the run's `config.toml`, which is all `eval` and `--resume` need.
+
+use anyhow::{bail, Context, Result};
+use calib_train::trainer::TrainConfig;
+use calib_vision::cifar::{self, Layout};
+use calib_vision::folder::{read_flat, read_folder, read_tar_gz};
+use calib_vision::models::Arch;
+use calib_vision::split::holdout;
+use calib_vision::task::{Normalization, Splits};
+use calib_vision::Images;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// `cifar10`, `cifar100` or `cifar100-coarse`: which normalisation (and, for `.bin`
+    /// files, which record layout).
+    pub dataset: String,
+    /// Folder the paths below are relative to (`--data` overrides it).
+    pub dir: PathBuf,
+    /// Training images: an image folder, a `.tar.gz` of one, or CIFAR `.bin` batches
+    /// (comma-separated).
+    pub train: String,
+    /// Test images, same forms.
+    pub test: Option<String>,
+    /// Images held out of `train` for validation, chosen by numpy's RandomState(split_seed).
+    pub val_size: usize,
+    pub split_seed: u32,
+    /// Random crop with padding 4 and horizontal flip during training.
+    pub augment: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub arch: String,
+}
+
+impl Recipe {
+    /// Reads `path`, applies `key=value` overrides (TOML values; bare words are strings), and
+    /// checks every field (unknown keys are errors).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the recipe", path.display()))?;
+        Self::parse(&text, path, overrides)
+    }
+
+    /// [`Recipe::load`] from text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
+        let mut value: toml::Table =
+            toml::from_str(text).with_context(|| format!("{}: not valid TOML", path.display()))?;
+        for o in overrides {
+            set(&mut value, o)?;
+        }
+        let recipe: Recipe = toml::Value::Table(value)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        recipe.validate().with_context(|| format!("{}", path.display()))?;
+        Ok(recipe)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.train.validate()?;
+        self.arch()?;
+        self.normalization()?;
+        Ok(())
+    }
+
+    pub fn arch(&self) -> Result<Arch> {
+        self.model.arch.parse().map_err(anyhow::Error::msg)
+    }
+
+    pub fn normalization(&self) -> Result<Normalization> {
+        Ok(match self.data.dataset.as_str() {
+            "cifar10" => Normalization::CIFAR10,
+            "cifar100" | "cifar100-coarse" => Normalization::CIFAR100,
+            other => bail!("unknown dataset '{other}' (expected cifar10, cifar100, cifar100-coarse)"),
+        })
+    }
+
+    fn layout(&self) -> Layout {
+        match self.data.dataset.as_str() {
+            "cifar100" => Layout::Cifar100Fine,
+            "cifar100-coarse" => Layout::Cifar100Coarse,
+            _ => Layout::Cifar10,
+        }
+    }
+
+    /// Reads an out-of-distribution set: a folder of images (flat, or with class folders), a
+    /// `.tar.gz` or CIFAR `.bin` batches; relative paths are taken from the current folder.
+    pub fn read_ood(&self, path: &Path) -> Result<Images> {
+        let has_class_dirs = std::fs::read_dir(path).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().is_dir())));
+        if path.is_dir() && !has_class_dirs {
+            return Ok(read_flat(path)?);
+        }
+        self.read_paths(&[path.to_path_buf()])
+    }
+
+    fn read(&self, spec: &str) -> Result<Images> {
+        let paths: Vec<PathBuf> = spec.split(',').map(|p| self.data.dir.join(p.trim())).collect();
+        self.read_paths(&paths)
+    }
+
+    fn read_paths(&self, paths: &[PathBuf]) -> Result<Images> {
+        let first = &paths[0];
+        let name = first.to_string_lossy();
+        Ok(if name.ends_with(".bin") {
+            let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+            cifar::read_binary(&refs, self.layout())?
+        } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+            read_tar_gz(first)?
+        } else if first.is_dir() {
+            read_folder(first)?
+        } else {
+            bail!("{}: does not exist (expected an image folder, a .tar.gz or CIFAR .bin files)", first.display())
+        })
+    }
+
+    /// Reads the data and makes the fixed train/validation split.
+    pub fn splits(&self) -> Result<Splits> {
+        let all = self.read(&self.data.train)?;
+        if self.data.val_size == 0 || self.data.val_size >= all.len() {
+            bail!("val_size {} must lie between 1 and the {} training images", self.data.val_size, all.len());
+        }
+        let (train_rows, val_rows) = holdout(all.len(), self.data.val_size, self.data.split_seed);
+        let test = self.data.test.as_deref().map(|t| self.read(t)).transpose()?;
+        if let Some(t) = &test {
+            if t.classes != all.classes {
+                bail!("the test set's classes {:?} differ from the training set's {:?}", t.classes, all.classes);
+            }
+        }
+        Ok(Splits { train: all.select(&train_rows), val: all.select(&val_rows), test, ood: Vec::new() })
+    }
+}
+
+/// Applies one `a.b.c=value` override.
+fn set(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (key, raw) = assignment.split_once('=').with_context(|| format!("override '{assignment}' is not KEY=VALUE"))?;
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let mut node = table;
+    for p in &parts[..parts.len() - 1] {
+        node = node
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("override '{assignment}': '{p}' is not a table"))?;
+    }
+    node.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}

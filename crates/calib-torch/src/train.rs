@@ -1,0 +1,125 @@
+//! `calib train`: a recipe, overrides, a run folder, and the shared trainer.
+
+use crate::recipe::Recipe;
+use anyhow::{Context, Result};
+use calib_cli::output::{emit, Format};
+use calib_train::device::{self, DeviceRequest};
+use calib_train::trainer;
+use calib_vision::task::ImageTask;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Recipe TOML (e.g. recipes/cifar10/resnet50.toml); not needed with --resume.
+    #[arg(long)]
+    pub recipe: Option<PathBuf>,
+    /// Loss name (ce, focal:3, flsd:53, flsc:531, ls:0.05, brier, mmce:2, …); overrides the recipe.
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Data folder the recipe's paths are relative to.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Any recipe value, e.g. --set train.optimizer.weight_decay=1e-4 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    #[arg(long, value_enum, default_value_t = DeviceRequest::Auto)]
+    pub device: DeviceRequest,
+    /// Run folder (default runs/<recipe>-<loss>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bars or per-epoch lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Args {
+    fn overrides(&self) -> Vec<String> {
+        let mut o = Vec::new();
+        if let Some(l) = &self.loss {
+            o.push(format!("train.loss=\"{l}\""));
+        }
+        if let Some(d) = &self.data {
+            o.push(format!("data.dir=\"{}\"", d.display()));
+        }
+        if let Some(e) = self.epochs {
+            o.push(format!("train.epochs={e}"));
+        }
+        if let Some(b) = self.batch_size {
+            o.push(format!("train.batch_size={b}"));
+        }
+        o.extend(self.sets.iter().cloned());
+        o
+    }
+}
+
+/// Resolves the recipe and run folder of `a` (a resumed run reads its own config.toml).
+pub fn resolve(a: &Args) -> Result<(Recipe, PathBuf)> {
+    if a.resume {
+        let out = a.out.clone().context("--resume needs --out RUN_FOLDER")?;
+        return Ok((Recipe::load(&out.join("config.toml"), &a.overrides())?, out));
+    }
+    let path = a.recipe.as_ref().context("give --recipe FILE.toml (or --resume --out RUN)")?;
+    let recipe = Recipe::load(path, &a.overrides())?;
+    let out = a.out.clone().unwrap_or_else(|| {
+        let stem = path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
+        PathBuf::from("runs").join(format!("{stem}-{}", recipe.train.loss.replace([':', ',', '='], "_")))
+    });
+    Ok((recipe, out))
+}
+
+/// Trains; returns the run folder.
+pub fn train(
+    recipe: &Recipe,
+    out: &Path,
+    resume: bool,
+    device: DeviceRequest,
+    quiet: bool,
+) -> Result<trainer::RunState> {
+    if !resume {
+        anyhow::ensure!(
+            !out.join("state.json").exists(),
+            "{} already holds a run; use --resume to continue it or choose another --out",
+            out.display()
+        );
+    }
+    let device = device::select(device)?;
+    // Initial weights come from libtorch's generator: seed it first, so a run is reproducible.
+    tch::manual_seed(recipe.train.seed as i64);
+    let task = ImageTask::new(
+        recipe.splits()?,
+        recipe.arch()?,
+        recipe.train.batch_size,
+        recipe.normalization()?,
+        recipe.data.augment,
+        device,
+    )?;
+    // The run folder is made only once the data has loaded, so a bad recipe leaves nothing behind.
+    if !resume {
+        std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create the run folder", out.display()))?;
+        calib::atomic::write(&out.join("config.toml"), toml::to_string(recipe)?.as_bytes())?;
+    }
+    trainer::fit(&task, &recipe.train, out, resume, quiet)
+}
+
+pub fn run(a: &Args, format: Format) -> Result<()> {
+    let (recipe, out) = resolve(a)?;
+    let state = train(&recipe, &out, a.resume, a.device, a.quiet)?;
+    let json = json!({"run": out, "epochs": state.epochs_done, "best_epoch": state.best_epoch, "best_value": state.best_value, "select_best_by": recipe.train.select_best_by});
+    emit(format, &json, || {
+        format!(
+            "trained {} for {} epochs; best {:?} at epoch {:?}",
+            out.display(),
+            state.epochs_done,
+            recipe.train.select_best_by,
+            state.best_epoch
+        )
+    })
+}

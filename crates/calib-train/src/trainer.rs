@@ -1,0 +1,313 @@
+//! The epoch loop every task shares: batches in, logits and targets out, a loss from the core,
+//! an optimiser step; per-epoch validation with the core's metrics; checkpoints that make a killed
+//! run resume to the same result; the best checkpoint by a named criterion.
+
+use crate::checkpoint;
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::schedule::Schedule;
+use anyhow::{bail, Context, Result};
+use calib::loss::{Loss, LossSpec, Reduction};
+use calib::metrics::{self, Mode, Options};
+use calib::{ScoreKind, Scores};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::nn::VarStore;
+use tch::{Kind, Tensor};
+
+/// Model inputs and integer targets.
+pub struct Batch {
+    pub inputs: Tensor,
+    pub targets: Tensor,
+}
+
+/// What a task gives the shared loop. Everything ends as logits `[n, K]` and targets `[n]`.
+pub trait Task {
+    /// The batches of training epoch `epoch`, in an order fixed by `(seed, epoch)` so that a
+    /// resumed run sees the same data as an uninterrupted one.
+    fn train_batches(&self, epoch: usize, seed: u64) -> Box<dyn Iterator<Item = Batch> + '_>;
+    /// Number of training batches per epoch (for progress bars and schedules).
+    fn train_batches_per_epoch(&self) -> usize;
+    /// Evaluation batches of a split (`val`, `test`, `ood-…`), in a fixed order.
+    fn eval_batches(&self, split: &str) -> Result<Box<dyn Iterator<Item = Batch> + '_>>;
+    /// Logits `[n, K]` and targets `[n]` of a batch (translation: one row per target token).
+    fn forward(&self, batch: &Batch, train: bool) -> (Tensor, Tensor);
+    fn var_store(&self) -> &VarStore;
+    /// Name of the last linear layer's weight in the var store (for the weight-norm probe).
+    fn last_layer_weight(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Which validation number picks `best.safetensors` (the paper's appendix J compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Criterion {
+    Error,
+    Nll,
+    Ece,
+}
+
+/// Training settings shared by every task (the `[train]` table of a recipe).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub loss: String,
+    pub reduction: Reduction,
+    pub optimizer: OptimizerConfig,
+    pub schedule: Schedule,
+    /// Global gradient-norm clipping (the official code clips at 2).
+    pub clip_grad_norm: Option<f64>,
+    pub seed: u64,
+    pub select_best_by: Criterion,
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 || self.batch_size == 0 {
+            bail!("epochs and batch_size must be at least 1");
+        }
+        self.loss.parse::<LossSpec>()?;
+        self.schedule.validate().map_err(anyhow::Error::msg)?;
+        Ok(())
+    }
+}
+
+/// Validation numbers of one epoch: the probes of the paper's Figures 1–2 plus ECE.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    pub error: f64,
+    pub nll: f64,
+    pub ece: f64,
+    pub nll_correct: Option<f64>,
+    pub nll_wrong: Option<f64>,
+    pub entropy_correct: Option<f64>,
+    pub entropy_wrong: Option<f64>,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_error: f64,
+    pub val: Probe,
+    pub last_layer_weight_norm: Option<f64>,
+    pub seconds: f64,
+    pub samples_per_second: f64,
+}
+
+/// `state.json`: where a run stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Epochs finished (the next one to run).
+    pub epochs_done: usize,
+    pub global_step: usize,
+    pub best_value: Option<f64>,
+    pub best_epoch: Option<usize>,
+}
+
+/// Logits and targets of a whole split.
+pub fn predict(task: &dyn Task, split: &str) -> Result<(Tensor, Tensor)> {
+    let (mut logits, mut targets) = (Vec::new(), Vec::new());
+    tch::no_grad(|| -> Result<()> {
+        for b in task.eval_batches(split)? {
+            let (l, t) = task.forward(&b, false);
+            logits.push(l.to_kind(Kind::Float).to_device(tch::Device::Cpu));
+            targets.push(t.to_device(tch::Device::Cpu));
+        }
+        Ok(())
+    })?;
+    if logits.is_empty() {
+        bail!("split {split} has no samples");
+    }
+    Ok((Tensor::cat(&logits, 0), Tensor::cat(&targets, 0)))
+}
+
+/// The probes from a split's logits and targets.
+pub fn probe(logits: &Tensor, targets: &Tensor) -> Result<Probe> {
+    let k = logits.size()[1] as usize;
+    let values = Vec::<f32>::try_from(logits.flatten(0, -1))?;
+    let labels = Vec::<i64>::try_from(targets)?;
+    let scores = Scores::new(values, k, &labels, ScoreKind::Logits)?;
+    let r = metrics::evaluate(&scores, &Options { bins: 15, mode: Mode::Corrected, temperature: None })?;
+    let per_sample = -logits
+        .to_kind(Kind::Double)
+        .log_softmax(1, Kind::Double)
+        .gather(1, &targets.unsqueeze(1), false)
+        .squeeze_dim(1);
+    let correct = logits.argmax(1, false).eq_tensor(targets);
+    let mean_where = |mask: &Tensor| {
+        let n = mask.sum(Kind::Int64).int64_value(&[]);
+        (n > 0).then(|| per_sample.masked_select(mask).mean(Kind::Double).double_value(&[]))
+    };
+    Ok(Probe {
+        error: r.error,
+        nll: r.nll.expect("logits"),
+        ece: r.ece,
+        nll_correct: mean_where(&correct),
+        nll_wrong: mean_where(&correct.logical_not()),
+        entropy_correct: r.entropy.correct,
+        entropy_wrong: r.entropy.wrong,
+    })
+}
+
+/// Copies saved tensors into the var store (every variable must be present with its shape).
+pub fn load_weights(vs: &VarStore, saved: &HashMap<String, Tensor>, file: &Path) -> Result<()> {
+    tch::no_grad(|| -> Result<()> {
+        for (name, mut var) in vs.variables() {
+            let t =
+                saved.get(&name).with_context(|| format!("{}: no tensor {name} (another model?)", file.display()))?;
+            if t.size() != var.size() {
+                bail!("{}: {name} has shape {:?}, the model {:?}", file.display(), t.size(), var.size());
+            }
+            var.copy_(t);
+        }
+        Ok(())
+    })
+}
+
+/// Trains `task` into `run`: resumes from `run/last.safetensors` when `resume` is set.
+pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quiet: bool) -> Result<RunState> {
+    config.validate()?;
+    let spec: LossSpec = config.loss.parse()?;
+    let loss = Loss::new(spec, config.reduction);
+    let vs = task.var_store();
+    let mut opt = Optimizer::new(config.optimizer.clone(), vs);
+    let (last, best, state_file, log_file) =
+        (run.join("last.safetensors"), run.join("best.safetensors"), run.join("state.json"), run.join("metrics.jsonl"));
+    let mut state = RunState { epochs_done: 0, global_step: 0, best_value: None, best_epoch: None };
+    if resume {
+        state = checkpoint::load_json(&state_file).context("--resume: no resumable run here")?;
+        let saved = checkpoint::load_tensors(&last)?;
+        load_weights(vs, &saved, &last)?;
+        opt.load_state(&saved)?;
+        truncate_log(&log_file, state.epochs_done)?;
+        if !quiet {
+            eprintln!("resuming {} after epoch {}", run.display(), state.epochs_done);
+        }
+    } else if state_file.exists() {
+        bail!("{} already holds a run; use --resume to continue it or choose another --out", run.display());
+    }
+    let per_epoch = task.train_batches_per_epoch();
+    for epoch in state.epochs_done..config.epochs {
+        tch::manual_seed(config.seed as i64 + epoch as i64);
+        let started = Instant::now();
+        let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(per_epoch as u64) };
+        bar.set_style(
+            ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} batches, {per_sec}, ETA {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(format!("{}/{}", epoch + 1, config.epochs));
+        let (mut loss_sum, mut seen, mut wrong, mut lr) = (0.0, 0usize, 0i64, 0.0);
+        for (step, batch) in task.train_batches(epoch, config.seed).enumerate() {
+            lr = config.schedule.lr(epoch, state.global_step);
+            let (logits, targets) = task.forward(&batch, true);
+            let value = loss.forward(&logits, &targets, epoch);
+            let v = value.double_value(&[]);
+            if !v.is_finite() {
+                bar.abandon();
+                bail!(
+                    "epoch {}, step {}: the loss is {v}; stopped (the last good checkpoint, after epoch {}, is intact in {})",
+                    epoch + 1,
+                    step + 1,
+                    state.epochs_done,
+                    run.display()
+                );
+            }
+            opt.zero_grad();
+            value.backward();
+            if let Some(max) = config.clip_grad_norm {
+                opt.clip_grad_norm(max);
+            }
+            opt.step(lr);
+            state.global_step += 1;
+            let n = targets.size()[0] as usize;
+            loss_sum += if config.reduction == Reduction::Mean { v * n as f64 } else { v };
+            seen += n;
+            wrong += logits.argmax(1, false).ne_tensor(&targets).sum(Kind::Int64).int64_value(&[]);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let train_seconds = started.elapsed().as_secs_f64();
+        let (vl, vt) = predict(task, "val")?;
+        let val = probe(&vl, &vt)?;
+        let weight_norm =
+            task.last_layer_weight().and_then(|name| vs.variables().get(&name).map(|w| w.norm().double_value(&[])));
+        let log = EpochLog {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_error: wrong as f64 / seen.max(1) as f64,
+            val: val.clone(),
+            last_layer_weight_norm: weight_norm,
+            seconds: started.elapsed().as_secs_f64(),
+            samples_per_second: seen as f64 / train_seconds.max(1e-9),
+        };
+        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let value = match config.select_best_by {
+            Criterion::Error => val.error,
+            Criterion::Nll => val.nll,
+            Criterion::Ece => val.ece,
+        };
+        if state.best_value.is_none_or(|b| value < b) {
+            checkpoint::save_tensors(&best, &named)?;
+            state.best_value = Some(value);
+            state.best_epoch = Some(epoch + 1);
+        }
+        named.extend(opt.state());
+        checkpoint::save_tensors(&last, &named)?;
+        append_log(&log_file, &log)?;
+        state.epochs_done = epoch + 1;
+        checkpoint::save_json(&state_file, &state)?;
+        if !quiet {
+            eprintln!(
+                "epoch {}/{}: loss {:.4}, train error {:.2}%, val error {:.2}%, val NLL {:.4}, val ECE {:.2}%, {:.0} samples/s",
+                epoch + 1,
+                config.epochs,
+                log.train_loss,
+                100.0 * log.train_error,
+                100.0 * val.error,
+                val.nll,
+                100.0 * val.ece,
+                log.samples_per_second
+            );
+        }
+    }
+    Ok(state)
+}
+
+/// Appends one JSON line (rewriting the file atomically, so a crash never leaves half a line).
+fn append_log(path: &Path, log: &EpochLog) -> Result<()> {
+    let mut text = std::fs::read_to_string(path).unwrap_or_default();
+    text.push_str(&serde_json::to_string(log)?);
+    text.push('\n');
+    Ok(calib::atomic::write(path, text.as_bytes())?)
+}
+
+/// Keeps the first `epochs` lines (a run killed after logging but before its state was saved
+/// would otherwise log that epoch twice).
+fn truncate_log(path: &Path, epochs: usize) -> Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let kept: String = text.lines().take(epochs).map(|l| format!("{l}\n")).collect();
+    Ok(calib::atomic::write(path, kept.as_bytes())?)
+}
+
+/// Reads `metrics.jsonl`.
+pub fn read_log(run: &Path) -> Result<Vec<EpochLog>> {
+    let path: PathBuf = run.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}: line {}: not an epoch record", path.display(), i + 1))
+        })
+        .collect()
+}

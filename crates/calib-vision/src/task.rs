@@ -1,0 +1,164 @@
+//! Image classification as a [`calib_train::trainer::Task`]: batches with the paper's augmentation
+//! (random 32 × 32 crop after 4-pixel zero padding, horizontal flip) and per-dataset
+//! normalisation, fed to one of [`crate::models`].
+
+use crate::models::{self, Arch};
+use crate::Images;
+use anyhow::{bail, Result};
+use calib_train::trainer::{Batch, Task};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Tensor};
+
+/// Per-channel mean and standard deviation of a dataset's training images (0–1 scale).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normalization {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl Normalization {
+    /// CIFAR-10 (the statistics the paper's code and the reference predictions use).
+    pub const CIFAR10: Self = Self { mean: [0.4914, 0.4822, 0.4465], std: [0.2023, 0.1994, 0.2010] };
+    /// CIFAR-100's own statistics (not CIFAR-10's).
+    pub const CIFAR100: Self = Self { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] };
+}
+
+/// Splits a task evaluates on.
+pub struct Splits {
+    pub train: Images,
+    pub val: Images,
+    pub test: Option<Images>,
+    /// Out-of-distribution sets, by name (`ood-<name>` splits).
+    pub ood: Vec<(String, Images)>,
+}
+
+pub struct ImageTask {
+    splits: Splits,
+    vs: VarStore,
+    model: Box<dyn ModuleT>,
+    batch_size: usize,
+    norm: Normalization,
+    augment: bool,
+    device: Device,
+}
+
+impl ImageTask {
+    pub fn new(
+        splits: Splits,
+        arch: Arch,
+        batch_size: usize,
+        norm: Normalization,
+        augment: bool,
+        device: Device,
+    ) -> Result<Self> {
+        let classes = splits.train.classes.len();
+        if splits.train.is_empty() || splits.val.is_empty() {
+            bail!("the training and validation splits must not be empty");
+        }
+        for (name, s) in [("val", &splits.val)].into_iter().chain(splits.test.as_ref().map(|t| ("test", t))) {
+            if (s.height, s.width) != (splits.train.height, splits.train.width) {
+                bail!(
+                    "{name} images are {}×{}, training images {}×{}",
+                    s.width,
+                    s.height,
+                    splits.train.width,
+                    splits.train.height
+                );
+            }
+        }
+        let vs = VarStore::new(device);
+        let model = models::build(arch, &vs.root(), classes as i64);
+        Ok(Self { splits, vs, model, batch_size, norm, augment, device })
+    }
+
+    fn split(&self, name: &str) -> Result<&Images> {
+        Ok(match name {
+            "train" => &self.splits.train,
+            "val" => &self.splits.val,
+            "test" => self.splits.test.as_ref().ok_or_else(|| anyhow::anyhow!("this run has no test set"))?,
+            _ => match name.strip_prefix("ood-").and_then(|n| self.splits.ood.iter().find(|(o, _)| o == n)) {
+                Some((_, images)) => images,
+                None => bail!("unknown split {name}"),
+            },
+        })
+    }
+
+    pub fn splits(&self) -> &Splits {
+        &self.splits
+    }
+
+    /// NCHW float batch of `rows`, normalised; with `crops` = Some((dy, dx, flip)) per image, the
+    /// image is shifted by (dy − 4, dx − 4) inside a zero-padded frame and optionally mirrored.
+    fn batch(&self, images: &Images, rows: &[usize], crops: Option<&[(usize, usize, bool)]>) -> Batch {
+        let (h, w) = (images.height, images.width);
+        let plane = h * w;
+        let mut data = vec![0f32; rows.len() * 3 * plane];
+        let norm = self.norm;
+        data.par_chunks_mut(3 * plane).enumerate().for_each(|(b, out)| {
+            let img = images.image(rows[b]);
+            let (dy, dx, flip) = crops.map_or((4, 4, false), |c| c[b]);
+            for y in 0..h {
+                for x in 0..w {
+                    let sx = if flip { w - 1 - x } else { x };
+                    let (iy, ix) = (y as isize + dy as isize - 4, sx as isize + dx as isize - 4);
+                    let inside = iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
+                    for c in 0..3 {
+                        let v = if inside { img[(iy as usize * w + ix as usize) * 3 + c] as f32 / 255.0 } else { 0.0 };
+                        out[c * plane + y * w + x] = (v - norm.mean[c]) / norm.std[c];
+                    }
+                }
+            }
+        });
+        let inputs = Tensor::from_slice(&data).view([rows.len() as i64, 3, h as i64, w as i64]).to_device(self.device);
+        let labels: Vec<i64> = rows.iter().map(|&r| images.labels[r]).collect();
+        Batch { inputs, targets: Tensor::from_slice(&labels).to_device(self.device) }
+    }
+}
+
+impl Task for ImageTask {
+    fn train_batches(&self, epoch: usize, seed: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(epoch as u64);
+        let mut order: Vec<usize> = (0..self.splits.train.len()).collect();
+        order.shuffle(&mut rng);
+        let crops: Vec<(usize, usize, bool)> =
+            order.iter().map(|_| (rng.random_range(0..=8), rng.random_range(0..=8), rng.random_bool(0.5))).collect();
+        let bs = self.batch_size;
+        let augment = self.augment;
+        Box::new((0..order.len().div_ceil(bs)).map(move |b| {
+            let range = b * bs..((b + 1) * bs).min(order.len());
+            let crops = augment.then(|| &crops[range.clone()]);
+            self.batch(&self.splits.train, &order[range], crops)
+        }))
+    }
+
+    fn train_batches_per_epoch(&self) -> usize {
+        self.splits.train.len().div_ceil(self.batch_size)
+    }
+
+    fn eval_batches(&self, split: &str) -> Result<Box<dyn Iterator<Item = Batch> + '_>> {
+        let images = self.split(split)?;
+        let bs = self.batch_size.max(256);
+        let rows: Vec<usize> = (0..images.len()).collect();
+        Ok(Box::new(
+            (0..images.len().div_ceil(bs))
+                .map(move |b| self.batch(images, &rows[b * bs..((b + 1) * bs).min(images.len())], None)),
+        ))
+    }
+
+    fn forward(&self, batch: &Batch, train: bool) -> (Tensor, Tensor) {
+        (self.model.forward_t(&batch.inputs, train), batch.targets.shallow_clone())
+    }
+
+    fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+
+    fn last_layer_weight(&self) -> Option<String> {
+        self.vs.variables().keys().find(|k| k.ends_with("fc.weight")).cloned()
+    }
+}
