@@ -64,6 +64,9 @@ pub struct TrainConfig {
     pub clip_grad_norm: Option<f64>,
     pub seed: u64,
     pub select_best_by: Criterion,
+    /// Also probe the test split every epoch (the paper's Figures 1–2 plot test NLL and entropy).
+    #[serde(default)]
+    pub probe_test: bool,
 }
 
 impl TrainConfig {
@@ -95,8 +98,11 @@ pub struct EpochLog {
     pub epoch: usize,
     pub lr: f64,
     pub train_loss: f64,
+    /// Mean cross-entropy of the training batches (in training mode, as they were seen).
+    pub train_nll: f64,
     pub train_error: f64,
     pub val: Probe,
+    pub test: Option<Probe>,
     pub last_layer_weight_norm: Option<f64>,
     pub seconds: f64,
     pub samples_per_second: f64,
@@ -205,7 +211,7 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
                 .progress_chars("=> "),
         );
         bar.set_message(format!("{}/{}", epoch + 1, config.epochs));
-        let (mut loss_sum, mut seen, mut wrong, mut lr) = (0.0, 0usize, 0i64, 0.0);
+        let (mut loss_sum, mut nll_sum, mut seen, mut wrong, mut lr) = (0.0, 0.0, 0usize, 0i64, 0.0);
         for (step, batch) in task.train_batches(epoch, config.seed).enumerate() {
             lr = config.schedule.lr(epoch, state.global_step);
             let (logits, targets) = task.forward(&batch, true);
@@ -232,20 +238,35 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
             loss_sum += if config.reduction == Reduction::Mean { v * n as f64 } else { v };
             seen += n;
             wrong += logits.argmax(1, false).ne_tensor(&targets).sum(Kind::Int64).int64_value(&[]);
+            nll_sum += tch::no_grad(|| {
+                -logits
+                    .log_softmax(1, logits.kind())
+                    .gather(1, &targets.unsqueeze(1), false)
+                    .sum(Kind::Double)
+                    .double_value(&[])
+            });
             bar.inc(1);
         }
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
         let (vl, vt) = predict(task, "val")?;
         let val = probe(&vl, &vt)?;
+        let test = if config.probe_test {
+            let (tl, tt) = predict(task, "test")?;
+            Some(probe(&tl, &tt)?)
+        } else {
+            None
+        };
         let weight_norm =
             task.last_layer_weight().and_then(|name| vs.variables().get(&name).map(|w| w.norm().double_value(&[])));
         let log = EpochLog {
             epoch: epoch + 1,
             lr,
             train_loss: loss_sum / seen.max(1) as f64,
+            train_nll: nll_sum / seen.max(1) as f64,
             train_error: wrong as f64 / seen.max(1) as f64,
             val: val.clone(),
+            test,
             last_layer_weight_norm: weight_norm,
             seconds: started.elapsed().as_secs_f64(),
             samples_per_second: seen as f64 / train_seconds.max(1e-9),
