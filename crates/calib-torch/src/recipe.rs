@@ -7,8 +7,9 @@ use calib_train::trainer::TrainConfig;
 use calib_vision::cifar::{self, Layout};
 use calib_vision::folder::{read_flat, read_folder, read_tar_gz};
 use calib_vision::models::Arch;
-use calib_vision::split::holdout;
+use calib_vision::split::{holdout, holdout_per_class};
 use calib_vision::task::{Normalization, Splits};
+use calib_vision::tiny;
 use calib_vision::Images;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -24,8 +25,9 @@ pub struct Recipe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// `cifar10`, `cifar100` or `cifar100-coarse`: which normalisation (and, for `.bin`
-    /// files, which record layout).
+    /// `cifar10`, `cifar100`, `cifar100-coarse` or `tinyimagenet`: which normalisation and
+    /// reader (for `.bin` files, which record layout; for Tiny-ImageNet, `train` is the
+    /// `…/tiny-imagenet-200/train` folder and `test` the `…/val` folder).
     pub dataset: String,
     /// Folder the paths below are relative to (`--data` overrides it).
     pub dir: PathBuf,
@@ -36,6 +38,9 @@ pub struct DataConfig {
     pub test: Option<String>,
     /// Images held out of `train` for validation, chosen by numpy's RandomState(split_seed).
     pub val_size: usize,
+    /// Instead of `val_size`: hold out this many images of every class (Tiny-ImageNet: 50).
+    #[serde(default)]
+    pub val_per_class: Option<usize>,
     pub split_seed: u32,
     /// Random crop with padding 4 and horizontal flip during training.
     pub augment: bool,
@@ -85,7 +90,8 @@ impl Recipe {
         Ok(match self.data.dataset.as_str() {
             "cifar10" => Normalization::CIFAR10,
             "cifar100" | "cifar100-coarse" => Normalization::CIFAR100,
-            other => bail!("unknown dataset '{other}' (expected cifar10, cifar100, cifar100-coarse)"),
+            "tinyimagenet" => Normalization::IMAGENET,
+            other => bail!("unknown dataset '{other}' (expected cifar10, cifar100, cifar100-coarse, tinyimagenet)"),
         })
     }
 
@@ -114,6 +120,14 @@ impl Recipe {
 
     fn read_paths(&self, paths: &[PathBuf]) -> Result<Images> {
         let first = &paths[0];
+        if self.data.dataset == "tinyimagenet" && first.is_dir() {
+            let root = first.parent().unwrap_or(Path::new("."));
+            return Ok(if first.file_name().is_some_and(|f| f == "val") {
+                tiny::read_val(root)?
+            } else {
+                tiny::read_train(root, first)?
+            });
+        }
         let name = first.to_string_lossy();
         Ok(if name.ends_with(".bin") {
             let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
@@ -130,10 +144,18 @@ impl Recipe {
     /// Reads the data and makes the fixed train/validation split.
     pub fn splits(&self) -> Result<Splits> {
         let all = self.read(&self.data.train)?;
-        if self.data.val_size == 0 || self.data.val_size >= all.len() {
-            bail!("val_size {} must lie between 1 and the {} training images", self.data.val_size, all.len());
+        let (train_rows, val_rows) = match self.data.val_per_class {
+            Some(k) => holdout_per_class(&all.labels, k, self.data.split_seed),
+            None => {
+                if self.data.val_size == 0 || self.data.val_size >= all.len() {
+                    bail!("val_size {} must lie between 1 and the {} training images", self.data.val_size, all.len());
+                }
+                holdout(all.len(), self.data.val_size, self.data.split_seed)
+            }
+        };
+        if train_rows.is_empty() || val_rows.is_empty() {
+            bail!("the split leaves no training or no validation images");
         }
-        let (train_rows, val_rows) = holdout(all.len(), self.data.val_size, self.data.split_seed);
         let test = self.data.test.as_deref().map(|t| self.read(t)).transpose()?;
         if let Some(t) = &test {
             if t.classes != all.classes {

@@ -1,7 +1,7 @@
 //! Image datasets in their distribution formats, decoded into one contiguous `u8` array.
 //!
-//! Readers: CIFAR-10/100 binary batches, image folders `<root>/<class>/*.{jpg,png}`, and the same
-//! layout inside a `.tar.gz` (how the shared CIFAR-10 training set is packed). Decoding runs in
+//! Readers: CIFAR-10/100 binary batches, image folders `<root>/<class>/*.{jpg,png}`, the same
+//! layout inside a `.tar.gz` (how the shared CIFAR-10 training set is packed), and Tiny-ImageNet. Decoding runs in
 //! parallel. `models` holds the paper's networks on `tch`.
 
 pub mod cifar;
@@ -10,6 +10,7 @@ pub mod images;
 pub mod models;
 pub mod split;
 pub mod task;
+pub mod tiny;
 
 pub use images::Images;
 

@@ -44,6 +44,30 @@ pub fn holdout(n: usize, n_val: usize, seed: u32) -> (Vec<usize>, Vec<usize>) {
     (train, val)
 }
 
+/// Train and validation indices with `per_class` images of every class held out: within each
+/// class (in dataset order), the first `per_class` of numpy's `RandomState(seed).permutation`
+/// of that class's images. Tiny-ImageNet holds out 50 per class this way.
+pub fn holdout_per_class(labels: &[i64], per_class: usize, seed: u32) -> (Vec<usize>, Vec<usize>) {
+    let mut by_class: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+    for (i, &l) in labels.iter().enumerate() {
+        by_class.entry(l).or_default().push(i);
+    }
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for rows in by_class.values() {
+        let perm = numpy_permutation(rows.len(), seed);
+        for (rank, &p) in perm.iter().enumerate() {
+            if rank < per_class {
+                val.push(rows[p])
+            } else {
+                train.push(rows[p])
+            }
+        }
+    }
+    train.sort_unstable();
+    val.sort_unstable();
+    (train, val)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +79,16 @@ mod tests {
         assert_eq!(p[..8], [26247, 35067, 34590, 16668, 12196, 2600, 9047, 2206]);
         assert_eq!(p[4995..5005], [49563, 16500, 49787, 19719, 47381, 45573, 39021, 36044, 45885, 19497]);
         assert_eq!(p[49_997..], [5192, 12172, 33003]);
+    }
+
+    #[test]
+    fn per_class_holdout() {
+        let labels: Vec<i64> = (0..30).map(|i| i % 3).collect();
+        let (train, val) = holdout_per_class(&labels, 4, 1);
+        assert_eq!((train.len(), val.len()), (18, 12));
+        for c in 0..3 {
+            assert_eq!(val.iter().filter(|&&i| labels[i] == c).count(), 4);
+        }
     }
 
     #[test]

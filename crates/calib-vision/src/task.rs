@@ -25,6 +25,8 @@ impl Normalization {
     pub const CIFAR10: Self = Self { mean: [0.4914, 0.4822, 0.4465], std: [0.2023, 0.1994, 0.2010] };
     /// CIFAR-100's own statistics (not CIFAR-10's).
     pub const CIFAR100: Self = Self { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] };
+    /// ImageNet's, which the paper's code uses for Tiny-ImageNet.
+    pub const IMAGENET: Self = Self { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 }
 
 /// Splits a task evaluates on.

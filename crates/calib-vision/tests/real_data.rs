@@ -115,3 +115,26 @@ fn bad_input_names_the_file() {
     let e = read_folder(&dir.path().join("set")).unwrap_err().to_string();
     assert!(e.contains("1.png") && e.contains("cannot decode"), "{e}");
 }
+
+#[test]
+fn tiny_imagenet_val_and_train_subset() {
+    use calib_vision::tiny;
+    let root = shared("tinyimagenet/tiny-imagenet-200");
+    let val = tiny::read_val(&root).unwrap();
+    assert_eq!((val.len(), val.height, val.width, val.classes.len()), (10_000, 64, 64, 200));
+    // Official label order: sorted wnids; every class has 50 validation images.
+    assert_eq!(val.classes[0], "n01443537");
+    assert!((0..200).all(|c| val.labels.iter().filter(|&&l| l == c).count() == 50));
+    // val_0.JPEG is annotated n03444034 (a greyscale-safe decode to RGB).
+    assert_eq!(val.labels[0] as usize, val.classes.binary_search(&"n03444034".to_string()).unwrap());
+    let train = tiny::read_train(&root, &root.join("train_subset")).unwrap();
+    assert_eq!(train.len(), 10_000);
+    assert_eq!(train.labels[..50], vec![0; 50][..]);
+    // Bad annotation line.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wnids.txt"), "n1\nn2\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("val")).unwrap();
+    std::fs::write(dir.path().join("val/val_annotations.txt"), "a.JPEG\tn3\t0\t0\t1\t1\n").unwrap();
+    let e = tiny::read_val(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("val_annotations.txt") && e.contains("line 1") && e.contains("n3"), "{e}");
+}
