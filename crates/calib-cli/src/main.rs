@@ -51,6 +51,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Regenerate CIFAR-10-C Gaussian noise from the CIFAR-10 test images [libtorch binary].
+    #[command(disable_help_flag = true)]
+    MakeCifar10c {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// The README's main job: train a small network on the embedded CIFAR-10 subset with CE and
     /// FLSD-53 and compare their calibration [libtorch].
     #[command(disable_help_flag = true)]
@@ -72,5 +78,6 @@ fn main() -> ExitCode {
         Command::Train { args } => cmd::torch::hand_over("train", args, cli.format),
         Command::Eval { args } => cmd::torch::hand_over("eval", args, cli.format),
         Command::Quickstart { args } => cmd::torch::hand_over("quickstart", args, cli.format),
+        Command::MakeCifar10c { args } => cmd::torch::hand_over("make-cifar10c", args, cli.format),
     }))
 }

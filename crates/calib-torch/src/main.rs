@@ -1,6 +1,7 @@
 //! `calib-torch`: the commands of `calib` that compute with libtorch tensors. Users normally call
 //! them through `calib` (e.g. `calib train …`), which hands over to this binary.
 
+mod cifar10c;
 mod eval;
 mod loss;
 mod quickstart;
@@ -31,6 +32,8 @@ enum Command {
     Eval(eval::Args),
     /// Train the small network on the embedded CIFAR-10 subset with CE and FLSD-53 and compare.
     Quickstart(quickstart::Args),
+    /// Regenerate CIFAR-10-C Gaussian noise (severities 1–5) from the CIFAR-10 test images.
+    MakeCifar10c(cifar10c::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +42,6 @@ fn main() -> ExitCode {
         Command::Train(a) => train::run(a, cli.format),
         Command::Eval(a) => eval::run(a, cli.format),
         Command::Quickstart(a) => quickstart::run(a, cli.format),
+        Command::MakeCifar10c(a) => cifar10c::run(a, cli.format),
     }))
 }

@@ -5,6 +5,7 @@
 use anyhow::{bail, Context, Result};
 use calib_train::trainer::TrainConfig;
 use calib_vision::cifar::{self, Layout};
+use calib_vision::corrupt;
 use calib_vision::folder::{read_flat, read_folder, read_tar_gz};
 use calib_vision::models::Arch;
 use calib_vision::split::{holdout, holdout_per_class};
@@ -104,8 +105,18 @@ impl Recipe {
     }
 
     /// Reads an out-of-distribution set: a folder of images (flat, or with class folders), a
-    /// `.tar.gz` or CIFAR `.bin` batches; relative paths are taken from the current folder.
+    /// `.tar.gz`, CIFAR `.bin` batches, or a CIFAR-10-C `<corruption>.npy` (severity 5, or
+    /// `<corruption>.npy@3`); relative paths are taken from the current folder.
     pub fn read_ood(&self, path: &Path) -> Result<Images> {
+        let text = path.to_string_lossy();
+        if let Some((file, severity)) = text.rsplit_once(".npy@").map(|(f, s)| (format!("{f}.npy"), s.parse::<usize>()))
+        {
+            let severity = severity.with_context(|| format!("{text}: the severity after '@' must be 1–5"))?;
+            return Ok(corrupt::read(Path::new(&file), severity, Vec::new())?);
+        }
+        if text.ends_with(".npy") {
+            return Ok(corrupt::read(path, 5, Vec::new())?);
+        }
         let has_class_dirs = std::fs::read_dir(path).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().is_dir())));
         if path.is_dir() && !has_class_dirs {
             return Ok(read_flat(path)?);

@@ -5,6 +5,7 @@
 //! parallel. `models` holds the paper's networks on `tch`.
 
 pub mod cifar;
+pub mod corrupt;
 pub mod folder;
 pub mod images;
 pub mod models;

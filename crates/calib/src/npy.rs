@@ -26,6 +26,7 @@ enum Elem {
     F64,
     I32,
     I64,
+    U8,
 }
 
 /// A parsed header: what the data is and where it starts.
@@ -72,12 +73,20 @@ fn read_header(path: &Path, file: &mut File) -> Result<Header> {
         (TypeChar::Float, 8) => Elem::F64,
         (TypeChar::Int, 4) => Elem::I32,
         (TypeChar::Int, 8) => Elem::I64,
+        (TypeChar::Uint, 1) => Elem::U8,
         _ => {
-            return Err(problem(path, format!("unsupported dtype {descr} (expected float32, float64, int32 or int64)")))
+            return Err(problem(
+                path,
+                format!("unsupported dtype {descr} (expected float32, float64, int32, int64 or uint8)"),
+            ))
         }
     };
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
-    let width = if matches!(elem, Elem::F32 | Elem::I32) { 4 } else { 8 };
+    let width = match elem {
+        Elem::U8 => 1,
+        Elem::F32 | Elem::I32 => 4,
+        Elem::F64 | Elem::I64 => 8,
+    };
     let expected = shape.iter().product::<usize>() as u64 * width;
     let found = len - header_end;
     if found < expected {
@@ -169,7 +178,18 @@ pub fn read_floats(path: &Path, rank: usize, what: &str) -> Result<FloatArray> {
     Ok(FloatArray { shape: h.shape, values })
 }
 
-/// Reads a 1-D int32/int64 array (class labels).
+/// Reads a uint8 array of any rank (images, e.g. CIFAR-10-C's `[50000, 32, 32, 3]`); returns its
+/// shape and bytes.
+pub fn read_u8(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
+    let (file, h) = open(path)?;
+    if h.elem != Elem::U8 {
+        return Err(problem(path, format!("expected a uint8 array, found {}", h.descr)));
+    }
+    let data = read_data(path, &file, &h, |v: u8| v)?;
+    Ok((h.shape, data))
+}
+
+/// Reads a 1-D int32/int64/uint8 array (class labels).
 pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
     let (file, h) = open(path)?;
     if h.shape.len() != 1 {
@@ -178,7 +198,8 @@ pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
     Ok(match h.elem {
         Elem::I32 => read_data(path, &file, &h, i32::swap_bytes)?.into_iter().map(i64::from).collect(),
         Elem::I64 => read_data(path, &file, &h, i64::swap_bytes)?,
-        _ => return Err(problem(path, format!("labels must be int32 or int64, found {}", h.descr))),
+        Elem::U8 => read_data(path, &file, &h, |v: u8| v)?.into_iter().map(i64::from).collect(),
+        _ => return Err(problem(path, format!("labels must be int32, int64 or uint8, found {}", h.descr))),
     })
 }
 

@@ -1,0 +1,44 @@
+//! `calib make-cifar10c`: regenerates CIFAR-10-C's Gaussian-noise corruption (severities 1–5)
+//! from the CIFAR-10 test images, in the published file layout, for use as an OOD set
+//! (`calib eval --ood cifar10c=DIR/gaussian_noise.npy@5`).
+
+use anyhow::{bail, Context, Result};
+use calib_cli::output::{emit, Format};
+use calib_vision::corrupt;
+use calib_vision::folder::{read_folder, read_tar_gz};
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// CIFAR-10 test images: an image folder (`test/<class>/…`), a .tar.gz of one, or `test_batch.bin`.
+    #[arg(long)]
+    pub test: PathBuf,
+    /// Folder for gaussian_noise.npy and labels.npy.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run(a: &Args, format: Format) -> Result<()> {
+    let name = a.test.to_string_lossy();
+    let test = if name.ends_with(".bin") {
+        calib_vision::cifar::read_binary(&[a.test.as_path()], calib_vision::cifar::Layout::Cifar10)?
+    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        read_tar_gz(&a.test)?
+    } else if a.test.is_dir() {
+        read_folder(&a.test)?
+    } else {
+        bail!("{}: does not exist (expected an image folder, a .tar.gz or test_batch.bin)", a.test.display());
+    };
+    let by_severity = (1..=5).map(|s| corrupt::gaussian_noise(&test, s, a.seed)).collect::<Result<Vec<_>, _>>()?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("{}: cannot create", a.out.display()))?;
+    corrupt::write(&a.out, "gaussian_noise", &by_severity)?;
+    let file = a.out.join("gaussian_noise.npy");
+    emit(
+        format,
+        &json!({"file": file, "images": 5 * test.len(), "severities": 5, "sigma": corrupt::GAUSSIAN_NOISE_SIGMA}),
+        || format!("wrote {} ({} images per severity 1–5) and labels.npy", file.display(), test.len()),
+    )
+}
