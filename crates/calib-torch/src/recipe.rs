@@ -9,6 +9,7 @@ use calib_vision::corrupt;
 use calib_vision::folder::{read_flat, read_folder, read_tar_gz};
 use calib_vision::models::Arch;
 use calib_vision::split::{holdout, holdout_per_class};
+use calib_vision::svhn;
 use calib_vision::task::{Normalization, Splits};
 use calib_vision::tiny;
 use calib_vision::Images;
@@ -105,8 +106,9 @@ impl Recipe {
     }
 
     /// Reads an out-of-distribution set: a folder of images (flat, or with class folders), a
-    /// `.tar.gz`, CIFAR `.bin` batches, or a CIFAR-10-C `<corruption>.npy` (severity 5, or
-    /// `<corruption>.npy@3`); relative paths are taken from the current folder.
+    /// `.tar.gz`, CIFAR `.bin` batches, SVHN's `test_32x32.mat`, or a CIFAR-10-C
+    /// `<corruption>.npy` (severity 5, or `<corruption>.npy@3`); relative paths are taken from
+    /// the current folder.
     pub fn read_ood(&self, path: &Path) -> Result<Images> {
         let text = path.to_string_lossy();
         if let Some((file, severity)) = text.rsplit_once(".npy@").map(|(f, s)| (format!("{f}.npy"), s.parse::<usize>()))
@@ -116,6 +118,9 @@ impl Recipe {
         }
         if text.ends_with(".npy") {
             return Ok(corrupt::read(path, 5, Vec::new())?);
+        }
+        if text.ends_with(".mat") {
+            return Ok(svhn::read_mat(path)?);
         }
         let has_class_dirs = std::fs::read_dir(path).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().is_dir())));
         if path.is_dir() && !has_class_dirs {

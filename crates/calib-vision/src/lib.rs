@@ -10,6 +10,7 @@ pub mod folder;
 pub mod images;
 pub mod models;
 pub mod split;
+pub mod svhn;
 pub mod task;
 pub mod tiny;
 

@@ -169,3 +169,25 @@ fn cifar10c_gaussian_noise_round_trip() {
     assert_eq!(back.pixels, by_severity[4].pixels);
     assert_eq!(back.labels, test.labels);
 }
+
+/// SVHN's MAT-file layout (the real test_32x32.mat is not obtainable here): fixtures written by
+/// scipy.io.savemat with SVHN's variables, uncompressed (uint8 y) and compressed (double y).
+#[test]
+fn svhn_mat_files() {
+    use calib_vision::svhn;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let a = svhn::read_mat(&fixtures.join("svhn_like.mat")).unwrap();
+    let b = svhn::read_mat(&fixtures.join("svhn_like_compressed.mat")).unwrap();
+    assert_eq!(a, b);
+    assert_eq!((a.len(), a.height, a.width), (4, 32, 32));
+    assert_eq!(a.labels, vec![0, 1, 9, 0]);
+    // X[0, 1, 2, 3] = 7 (row 0, column 1, blue, image 3) and X[5, 0, 0, 0] = 200.
+    assert_eq!(a.image(3)[(0 * 32 + 1) * 3 + 2], 7);
+    assert_eq!(a.image(0)[(5 * 32) * 3], 200);
+    assert_eq!(a.image(1).iter().map(|&v| v as u64).sum::<u64>(), 385_454);
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("test_32x32.mat");
+    std::fs::write(&cut, &std::fs::read(fixtures.join("svhn_like.mat")).unwrap()[..5000]).unwrap();
+    let e = svhn::read_mat(&cut).unwrap_err().to_string();
+    assert!(e.contains("test_32x32.mat") && e.contains("truncated"), "{e}");
+}
