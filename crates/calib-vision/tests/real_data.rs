@@ -182,8 +182,9 @@ fn svhn_mat_files() {
     assert_eq!((a.len(), a.height, a.width), (4, 32, 32));
     assert_eq!(a.labels, vec![0, 1, 9, 0]);
     // X[0, 1, 2, 3] = 7 (row 0, column 1, blue, image 3) and X[5, 0, 0, 0] = 200.
-    assert_eq!(a.image(3)[(0 * 32 + 1) * 3 + 2], 7);
-    assert_eq!(a.image(0)[(5 * 32) * 3], 200);
+    let at = |img: &[u8], row: usize, col: usize, ch: usize| img[(row * 32 + col) * 3 + ch];
+    assert_eq!(at(a.image(3), 0, 1, 2), 7);
+    assert_eq!(at(a.image(0), 5, 0, 0), 200);
     assert_eq!(a.image(1).iter().map(|&v| v as u64).sum::<u64>(), 385_454);
     let dir = tempfile::tempdir().unwrap();
     let cut = dir.path().join("test_32x32.mat");
