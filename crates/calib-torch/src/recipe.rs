@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use calib_train::trainer::TrainConfig;
+use calib_vision::cache;
 use calib_vision::cifar::{self, Layout};
 use calib_vision::corrupt;
 use calib_vision::folder::{read_flat, read_folder, read_tar_gz};
@@ -46,6 +47,13 @@ pub struct DataConfig {
     pub split_seed: u32,
     /// Random crop with padding 4 and horizontal flip during training.
     pub augment: bool,
+    /// Keep decoded images in the user's cache folder (see `calib_vision::cache`).
+    #[serde(default = "yes")]
+    pub cache: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,6 +143,13 @@ impl Recipe {
     }
 
     fn read_paths(&self, paths: &[PathBuf]) -> Result<Images> {
+        if self.data.cache {
+            return cache::cached(paths, &self.data.dataset, || self.decode_paths(paths));
+        }
+        self.decode_paths(paths)
+    }
+
+    fn decode_paths(&self, paths: &[PathBuf]) -> Result<Images> {
         let first = &paths[0];
         if self.data.dataset == "tinyimagenet" && first.is_dir() {
             let root = first.parent().unwrap_or(Path::new("."));

@@ -4,6 +4,7 @@
 //! layout inside a `.tar.gz` (how the shared CIFAR-10 training set is packed), and Tiny-ImageNet. Decoding runs in
 //! parallel. `models` holds the paper's networks on `tch`.
 
+pub mod cache;
 pub mod cifar;
 pub mod corrupt;
 pub mod folder;
