@@ -33,6 +33,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// BLEU, chrF or TER of hypotheses (stdin) against references, as sacreBLEU 2.6.0.
+    Bleu(cmd::bleu::Args),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Ood(a) => cmd::ood::run(a, cli.format),
         Command::Gamma(a) => cmd::gamma::run(a, cli.format),
         Command::Loss { args } => cmd::torch::hand_over("loss", args, cli.format),
+        Command::Bleu(a) => cmd::bleu::run(a, cli.format),
         Command::Bench(b) => cmd::bench::run(b, cli.format),
         Command::Report(a) => calib_cli::report::run(a, cli.format),
         Command::Train { args } => cmd::torch::hand_over("train", args, cli.format),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bleu;
 pub mod calibrate;
 pub mod gamma;
 pub mod metrics;
