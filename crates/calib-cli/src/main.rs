@@ -3,6 +3,11 @@
 
 mod cmd;
 
+/// mimalloc: BLEU's n-gram tables allocate many small strings, where glibc's malloc costs a third
+/// of the run time.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use calib_cli::output::{self, Format};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -151,7 +151,7 @@ fn bleu(opts: &BleuOptions, smoothing: Smoothing) -> Bleu {
     }
 }
 
-const CHUNK: usize = 256;
+const CHUNK: usize = 64;
 
 /// Corpus BLEU of `hyps` against reference streams (`refs[r][i]` is the r-th reference of
 /// segment i).
