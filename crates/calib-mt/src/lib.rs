@@ -1,4 +1,6 @@
-//! The translation track. For now: corpus metrics (BLEU, chrF, TER) through `sacrebleu-rs`
-//! behind a wrapper that checks what the crate does not.
+//! The translation track. So far: corpus readers (plain text, `.gz`, WMT SGML, length filtering)
+//! and corpus metrics (BLEU, chrF, TER) through `sacrebleu-rs` behind a wrapper that checks what
+//! the crate does not.
 
+pub mod corpus;
 pub mod metrics;
