@@ -72,7 +72,11 @@ pub fn exit(parsed: Result<anyhow::Result<()>, clap::Error>) -> std::process::Ex
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{}", e.to_string().lines().next().unwrap_or("error: bad arguments"));
+            // One line: clap's message up to its blank line (a missing argument's name is on the
+            // second line), without the usage block.
+            let text = e.to_string();
+            let head: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            eprintln!("{}", if head.is_empty() { "error: bad arguments".to_string() } else { head.join(" ") });
             ExitCode::from(2)
         }
     }

@@ -145,6 +145,7 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
 
 /// Writes the report files and returns the JSON and the terminal table.
 pub fn build(a: &Args) -> Result<(serde_json::Value, String)> {
+    Settings { resamples: a.bootstrap, level: 0.9, seed: a.seed }.validate()?;
     let mut dirs = Vec::new();
     for d in &a.data {
         dirs.extend(model_dirs(d)?);

@@ -43,6 +43,12 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
         let recipe = Recipe::parse(RECIPE, Path::new("recipes/quickstart/small-cnn.toml"), &overrides)?;
         let run = a.out.join(loss.replace(':', ""));
         if run.exists() {
+            // Only ever delete what a quickstart made: a run folder with its config.
+            anyhow::ensure!(
+                run.join("config.toml").is_file(),
+                "{} exists and is not a previous quickstart run; choose another --out",
+                run.display()
+            );
             std::fs::remove_dir_all(&run)
                 .with_context(|| format!("{}: cannot clear the previous quickstart run", run.display()))?;
         }

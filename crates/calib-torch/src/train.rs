@@ -102,10 +102,9 @@ pub fn train(
         device,
     )?;
     // The run folder is made only once the data has loaded, so a bad recipe leaves nothing behind.
-    if !resume {
-        std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create the run folder", out.display()))?;
-        calib::atomic::write(&out.join("config.toml"), toml::to_string(recipe)?.as_bytes())?;
-    }
+    // On --resume the config is rewritten too: overrides (more epochs, …) must be what eval reads.
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create the run folder", out.display()))?;
+    calib::atomic::write(&out.join("config.toml"), toml::to_string(recipe)?.as_bytes())?;
     trainer::fit(&task, &recipe.train, out, resume, quiet)
 }
 

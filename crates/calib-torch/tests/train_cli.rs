@@ -176,6 +176,22 @@ fn nan_loss_stops_with_the_epoch_and_keeps_the_checkpoint() {
     assert_eq!(epochs_done(&out), 1);
 }
 
+/// Killed between writing last.safetensors and state.json: resume trusts the checkpoint.
+#[test]
+fn resume_reads_the_state_saved_with_the_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.to_str().unwrap();
+    ok(&["train", "--recipe", RECIPE, "--epochs", "2", "--out", out_s, "--device", "cpu", "--quiet"]);
+    let state = out.join("state.json");
+    let stale = std::fs::read_to_string(&state).unwrap().replace("\"epochs_done\": 2", "\"epochs_done\": 1");
+    std::fs::write(&state, stale).unwrap();
+    let r = ok(&["train", "--resume", "--out", out_s, "--device", "cpu", "--quiet"]);
+    assert_eq!(r["epochs"], 2, "nothing left to train");
+    assert_eq!(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().count(), 2);
+    assert_eq!(epochs_done(&out), 2);
+}
+
 #[test]
 fn recipe_and_data_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 //! killed at any moment leaves the previous checkpoint intact.
 
 use anyhow::{Context, Result};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
 use tch::Tensor;
@@ -11,15 +11,13 @@ use tch::Tensor;
 /// Writes named tensors to `path` atomically.
 pub fn save_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".checkpoint-")
-        .suffix(".safetensors")
-        .tempfile_in(dir)
-        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let tmp =
+        calib::atomic::temp_in(dir).with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
     let cpu: Vec<(String, Tensor)> = named.iter().map(|(k, t)| (k.clone(), t.to_device(tch::Device::Cpu))).collect();
     Tensor::write_safetensors(&cpu, tmp.path()).with_context(|| format!("{}: cannot write", path.display()))?;
     tmp.as_file().sync_all().with_context(|| format!("{}: cannot sync", path.display()))?;
     tmp.persist(path).with_context(|| format!("{}: cannot rename into place", path.display()))?;
+    calib::atomic::sync_dir(dir);
     Ok(())
 }
 
@@ -33,11 +31,6 @@ pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
 /// Writes a serialisable state as pretty JSON, atomically.
 pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     Ok(calib::atomic::write(path, serde_json::to_string_pretty(value)?.as_bytes())?)
-}
-
-pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a valid state file", path.display()))
 }
 
 #[cfg(test)]

@@ -189,11 +189,15 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
         (run.join("last.safetensors"), run.join("best.safetensors"), run.join("state.json"), run.join("metrics.jsonl"));
     let mut state = RunState { epochs_done: 0, global_step: 0, best_value: None, best_epoch: None };
     if resume {
-        state = checkpoint::load_json(&state_file).context("--resume: no resumable run here")?;
+        anyhow::ensure!(last.exists(), "--resume: {} holds no checkpoint (last.safetensors)", run.display());
         let saved = checkpoint::load_tensors(&last)?;
+        // The state saved inside the checkpoint, not state.json: the two files cannot be renamed
+        // into place together, and the weights are what the next epoch starts from.
+        state = state_from(&saved, &last)?;
         load_weights(vs, &saved, &last)?;
         opt.load_state(&saved)?;
         truncate_log(&log_file, state.epochs_done)?;
+        checkpoint::save_json(&state_file, &state)?;
         if !quiet {
             eprintln!("resuming {} after epoch {}", run.display(), state.epochs_done);
         }
@@ -283,10 +287,11 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
             state.best_value = Some(value);
             state.best_epoch = Some(epoch + 1);
         }
-        named.extend(opt.state());
-        checkpoint::save_tensors(&last, &named)?;
-        append_log(&log_file, &log)?;
         state.epochs_done = epoch + 1;
+        named.extend(opt.state());
+        named.extend(state_tensors(&state));
+        append_log(&log_file, &log)?;
+        checkpoint::save_tensors(&last, &named)?;
         checkpoint::save_json(&state_file, &state)?;
         if !quiet {
             eprintln!(
@@ -305,9 +310,42 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
     Ok(state)
 }
 
+/// The run state as tensors (`run.*`), saved in the same file as the weights it belongs to.
+fn state_tensors(s: &RunState) -> Vec<(String, Tensor)> {
+    let opt_i = |v: Option<usize>| v.map_or(-1, |v| v as i64);
+    vec![
+        ("run.epochs_done".into(), Tensor::from_slice(&[s.epochs_done as i64])),
+        ("run.global_step".into(), Tensor::from_slice(&[s.global_step as i64])),
+        ("run.best_epoch".into(), Tensor::from_slice(&[opt_i(s.best_epoch)])),
+        ("run.best_value".into(), Tensor::from_slice(&[s.best_value.unwrap_or(f64::NAN)])),
+    ]
+}
+
+fn state_from(saved: &HashMap<String, Tensor>, file: &Path) -> Result<RunState> {
+    let get = |k: &str| saved.get(k).with_context(|| format!("{}: no {k} (not a calib checkpoint)", file.display()));
+    let best_epoch = get("run.best_epoch")?.int64_value(&[0]);
+    let best_value = get("run.best_value")?.double_value(&[0]);
+    Ok(RunState {
+        epochs_done: get("run.epochs_done")?.int64_value(&[0]) as usize,
+        global_step: get("run.global_step")?.int64_value(&[0]) as usize,
+        best_epoch: (best_epoch >= 0).then_some(best_epoch as usize),
+        best_value: (!best_value.is_nan()).then_some(best_value),
+    })
+}
+
 /// Appends one JSON line (rewriting the file atomically, so a crash never leaves half a line).
+/// The log so far; a missing file is an empty log, any other problem an error (never a silent
+/// truncation).
+fn read_text(path: &Path) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e).with_context(|| format!("{}: cannot read", path.display())),
+    }
+}
+
 fn append_log(path: &Path, log: &EpochLog) -> Result<()> {
-    let mut text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut text = read_text(path)?;
     text.push_str(&serde_json::to_string(log)?);
     text.push('\n');
     Ok(calib::atomic::write(path, text.as_bytes())?)
@@ -316,7 +354,7 @@ fn append_log(path: &Path, log: &EpochLog) -> Result<()> {
 /// Keeps the first `epochs` lines (a run killed after logging but before its state was saved
 /// would otherwise log that epoch twice).
 fn truncate_log(path: &Path, epochs: usize) -> Result<()> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = read_text(path)?;
     let kept: String = text.lines().take(epochs).map(|l| format!("{l}\n")).collect();
     Ok(calib::atomic::write(path, kept.as_bytes())?)
 }

@@ -4,7 +4,7 @@
 //! is a miss), as `<key>.npy` (uint8 `[n, h, w, 3]`) and `<key>.json` (labels, classes), written
 //! atomically. Any problem reading an entry falls back to decoding.
 
-use crate::{input_error, Images, Result};
+use crate::{Images, Result};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
@@ -61,7 +61,7 @@ fn load(base: &Path) -> Option<Images> {
 }
 
 fn store(base: &Path, images: &Images) -> Result<()> {
-    let fail = |e: calib::Error| input_error(base, e.to_string());
+    let fail = crate::Error::Core;
     calib::npy::write(&base.with_extension("npy"), &[images.len(), images.height, images.width, 3], &images.pixels)
         .map_err(fail)?;
     let meta = serde_json::json!({"labels": images.labels, "classes": images.classes});

@@ -46,7 +46,7 @@ pub fn write(dir: &Path, name: &str, by_severity: &[Images]) -> Result<()> {
     let pixels: Vec<u8> = by_severity.iter().flat_map(|s| s.pixels.iter().copied()).collect();
     let labels: Vec<u8> = by_severity.iter().flat_map(|s| s.labels.iter().map(|&l| l as u8)).collect();
     let n = labels.len();
-    let err = |e: calib::Error| input_error(dir, e.to_string());
+    let err = crate::Error::Core;
     calib::npy::write(&dir.join(format!("{name}.npy")), &[n, first.height, first.width, 3], &pixels).map_err(err)?;
     calib::npy::write(&dir.join("labels.npy"), &[n], &labels).map_err(err)?;
     Ok(())
@@ -54,13 +54,13 @@ pub fn write(dir: &Path, name: &str, by_severity: &[Images]) -> Result<()> {
 
 /// Reads one severity (1–5) of `<corruption>.npy`, with `labels.npy` from the same folder.
 pub fn read(path: &Path, severity: usize, classes: Vec<String>) -> Result<Images> {
-    let err = |e: calib::Error| input_error(path, e.to_string());
+    let err = crate::Error::Core;
     let (shape, pixels) = calib::npy::read_u8(path).map_err(err)?;
     if shape.len() != 4 || shape[3] != 3 || shape[0] % 5 != 0 {
         return Err(input_error(path, format!("expected uint8 [5·n, height, width, 3], found shape {shape:?}")));
     }
     let labels_path = path.with_file_name("labels.npy");
-    let labels = calib::npy::read_labels(&labels_path).map_err(|e| input_error(&labels_path, e.to_string()))?;
+    let labels = calib::npy::read_labels(&labels_path)?;
     if labels.len() != shape[0] {
         return Err(input_error(
             &labels_path,

@@ -22,6 +22,9 @@ pub use images::Images;
 pub enum Error {
     #[error("{path}: {problem}")]
     Input { path: String, problem: String },
+    /// From the core (`.npy` files), already naming the file.
+    #[error(transparent)]
+    Core(#[from] calib::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

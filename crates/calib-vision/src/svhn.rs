@@ -125,7 +125,7 @@ pub fn read_mat(path: &Path) -> Result<Images> {
         Some(b) => b.iter().map(|&v| v as f64).collect(),
         None => y.values.clone(),
     };
-    if labels.len() != n || pixels.len() != h * w * 3 * n {
+    if labels.len() != n || Some(pixels.len()) != h.checked_mul(w).and_then(|x| x.checked_mul(3 * n)) {
         return Err(input_error(
             path,
             format!("{} labels and {} bytes for {n} images of {h}×{w}", labels.len(), pixels.len()),

@@ -68,5 +68,8 @@ pub fn read_val(root: &Path) -> Result<Images> {
             .map_err(|_| input_error(&ann, format!("line {}: class {wnid} is not in wnids.txt", i + 1)))?;
         files.push((root.join("val").join("images").join(file), label as i64));
     }
+    if files.is_empty() {
+        return Err(input_error(&ann, "no annotated images"));
+    }
     decode_all(files, classes)
 }

@@ -25,7 +25,7 @@ impl Default for Settings {
 }
 
 impl Settings {
-    fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if self.resamples < 2 {
             return Err(Error::Parameter("the bootstrap needs at least 2 resamples".into()));
         }
@@ -67,8 +67,12 @@ fn draw(r: &mut ChaCha8Rng, n: usize) -> Vec<usize> {
     (0..n).map(|_| r.random_range(0..n)).collect()
 }
 
-/// Linear-interpolated percentile (numpy's default) of sorted values, `q` in [0, 1].
+/// Linear-interpolated percentile (numpy's default) of sorted values, `q` in [0, 1]; NaN for
+/// no values.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
     let h = (sorted.len() - 1) as f64 * q;
     let i = h.floor() as usize;
     match sorted.get(i + 1) {

@@ -4,7 +4,7 @@
 //! 10⁶ × 100 predictions file it dominates the run time. These versions use only add, multiply,
 //! compare and bit operations, so loops over them vectorise (SSE2 everywhere, AVX2 where the
 //! caller enables it). They are defined for x ≤ 0, the only arguments a max-shifted softmax
-//! produces, with accuracy of about one ulp (tested against `std` below), and they underflow to
+//! produces, within two ulps of libm (tested against `std` below), and they underflow to
 //! exactly 0 like libm. No fused multiply-add is used, so results are identical on every x86-64
 //! machine whatever instruction set runs them.
 

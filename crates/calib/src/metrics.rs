@@ -202,6 +202,7 @@ pub(crate) struct SampleConf<F> {
 /// Computes every metric of `scores` in one parallel pass over the matrix (plus a sort for AdaECE).
 pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
     opts.validate()?;
+    scores.check_temperature(opts.temperature)?;
     let (n, k, m) = (scores.n(), scores.k(), opts.bins);
     let labels = scores.labels();
     let classes = match opts.mode {
@@ -284,6 +285,7 @@ pub struct Basic {
 /// identical), without classwise, AdaECE, entropy and top-5 work.
 pub fn basic<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Basic> {
     opts.validate()?;
+    scores.check_temperature(opts.temperature)?;
     let m = opts.bins;
     let binning = Binning::<F>::new(m);
     let temperature = temperature_of::<F>(scores.kind(), opts.temperature);
@@ -426,6 +428,9 @@ pub(crate) fn adaptive<F: Real>(s: &SampleConf<F>, m: usize, mode: Mode) -> Adap
 /// The grid runs to `n`, not `n − 1`, so the top edges clamp to the maximum confidence.
 pub fn paper_adaptive_edges(sorted: &[f64], m: usize) -> Vec<f64> {
     let n = sorted.len();
+    if n == 0 {
+        return Vec::new();
+    }
     let step = n as f64 / m as f64;
     (0..=m)
         .map(|j| {
@@ -487,6 +492,19 @@ mod tests {
         // Hand value for class 0: bins of 0.9 (hit), 0.6 (miss), 0.8 (hit), 0.7 (miss), each alone.
         let class0 = (0.1 + 0.6 + 0.2 + 0.7) / 4.0;
         assert!((c.classwise_per_class[0] - class0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn overflowing_values_are_errors_not_panics() {
+        // A tiny temperature on large float32 logits would make z/T infinite.
+        let s = Scores::<f32>::new(vec![3e38, 0.0, 1.0, 2.0], 2, &[0, 1], ScoreKind::Logits).unwrap();
+        assert!(evaluate(&s, &Options { temperature: Some(0.5), ..Options::default() }).is_err());
+        assert!(basic(&s, &Options { temperature: Some(0.5), ..Options::default() }).is_err());
+        assert!(evaluate(&s, &Options { temperature: Some(2.0), ..Options::default() }).is_ok());
+        // float64 values beyond float32's range cannot be computed in f32.
+        let big = crate::values::Values::F64(crate::values::Buffer::Owned(vec![1e300, 0.0]));
+        let e = Scores::<f32>::from_values(big, 2, &[0], ScoreKind::Logits).unwrap_err().to_string();
+        assert!(e.contains("row 0, column 0") && e.contains("float32"), "{e}");
     }
 
     #[test]

@@ -87,7 +87,10 @@ fn read_header(path: &Path, file: &mut File) -> Result<Header> {
         Elem::F32 | Elem::I32 => 4,
         Elem::F64 | Elem::I64 => 8,
     };
-    let expected = shape.iter().product::<usize>() as u64 * width;
+    let expected = shape
+        .iter()
+        .try_fold(width as u64, |acc: u64, &d| acc.checked_mul(d as u64))
+        .ok_or_else(|| problem(path, format!("shape {shape:?} is too large")))?;
     let found = len - header_end;
     if found < expected {
         return Err(problem(

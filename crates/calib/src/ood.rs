@@ -14,8 +14,9 @@ pub struct SoftmaxScores {
 
 /// Entropy and confidence of every row after dividing logits by `temperature`.
 /// Entropy is −Σ p log p with log p from the log-softmax (underflowed classes add 0).
-/// (Rows are independent and cheap here, so no chunking or SIMD dispatch.)
-pub fn softmax_scores<F: Real>(s: &Scores<F>, temperature: Option<f64>) -> SoftmaxScores {
+pub fn softmax_scores<F: Real>(s: &Scores<F>, temperature: Option<f64>) -> Result<SoftmaxScores> {
+    crate::metrics::Options { temperature, ..Default::default() }.validate()?;
+    s.check_temperature(temperature)?;
     let t = crate::metrics::temperature_of::<F>(s.kind(), temperature);
     let (entropy, confidence) = (0..s.n())
         .into_par_iter()
@@ -27,7 +28,7 @@ pub fn softmax_scores<F: Real>(s: &Scores<F>, temperature: Option<f64>) -> Softm
             },
         )
         .unzip();
-    SoftmaxScores { entropy, confidence }
+    Ok(SoftmaxScores { entropy, confidence })
 }
 
 /// AUROC of `positive` scores against `negative` ones: P(s⁺ > s⁻) + ½·P(s⁺ = s⁻), which is the
@@ -35,6 +36,9 @@ pub fn softmax_scores<F: Real>(s: &Scores<F>, temperature: Option<f64>) -> Softm
 pub fn auroc(positive: &[f64], negative: &[f64]) -> Result<f64> {
     if positive.is_empty() || negative.is_empty() {
         return Err(Error::Empty("AUROC needs at least one positive and one negative sample".into()));
+    }
+    if positive.iter().chain(negative).any(|s| !s.is_finite()) {
+        return Err(Error::Parameter("AUROC scores must be finite".into()));
     }
     let mut all: Vec<(f64, bool)> =
         positive.iter().map(|&s| (s, true)).chain(negative.iter().map(|&s| (s, false))).collect();
@@ -71,7 +75,7 @@ pub fn ood_auroc<F: Real>(inside: &Scores<F>, outside: &Scores<F>, temperature: 
             outside.k()
         )));
     }
-    let (a, b) = (softmax_scores(inside, temperature), softmax_scores(outside, temperature));
+    let (a, b) = (softmax_scores(inside, temperature)?, softmax_scores(outside, temperature)?);
     from_scores(&a, &b)
 }
 
@@ -81,4 +85,17 @@ pub fn from_scores(inside: &SoftmaxScores, outside: &SoftmaxScores) -> Result<Oo
         auroc_entropy: auroc(&outside.entropy, &inside.entropy)?,
         auroc_confidence: auroc(&inside.confidence, &outside.confidence)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auroc_by_hand_and_rejects_nan() {
+        // Positives 0.9, 0.5; negatives 0.5, 0.1: pairs (0.9>0.5, 0.9>0.1, 0.5=0.5, 0.5>0.1) → 3.5/4.
+        assert_eq!(auroc(&[0.9, 0.5], &[0.5, 0.1]).unwrap(), 0.875);
+        assert!(auroc(&[f64::NAN], &[0.1]).is_err());
+        assert!(auroc(&[], &[0.1]).is_err());
+    }
 }

@@ -108,6 +108,8 @@ pub struct Scores<F> {
     n: usize,
     k: usize,
     kind: ScoreKind,
+    /// Largest |value|: with a temperature it tells whether z/T stays finite in `F`.
+    max_abs: f64,
     precision: PhantomData<F>,
 }
 
@@ -134,12 +136,14 @@ impl<F: Real> Scores<F> {
             return Err(Error::Shape(format!("{n} score rows but {} labels", labels.len())));
         }
         let all = values.slice();
-        if let Some(i) = first_bad(all, kind == ScoreKind::Probs) {
+        if let Some(i) = first_bad(all, kind == ScoreKind::Probs, F::max_value().f64()) {
             let (row, col, value) = (i / k, i % k, all.get(i));
-            return Err(if value.is_finite() {
-                Error::NotProbability { row, col, value }
-            } else {
-                Error::NotFinite { row, col, value }
+            return Err(match (kind, value.is_finite()) {
+                (_, false) => Error::NotFinite { row, col, value },
+                (ScoreKind::Probs, true) => Error::NotProbability { row, col, value },
+                (ScoreKind::Logits, true) => Error::Parameter(format!(
+                    "row {row}, column {col}: value {value} overflows the float32 computation (use f64 precision)"
+                )),
             });
         }
         let labels = labels
@@ -153,7 +157,8 @@ impl<F: Real> Scores<F> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { values, labels, n, k, kind, precision: PhantomData })
+        let max_abs = max_abs(all);
+        Ok(Self { values, labels, n, k, kind, max_abs, precision: PhantomData })
     }
 
     pub fn n(&self) -> usize {
@@ -167,6 +172,17 @@ impl<F: Real> Scores<F> {
     }
     pub fn labels(&self) -> &[usize] {
         &self.labels
+    }
+
+    /// Checks that logits divided by `temperature` stay finite in `F` (a tiny T on large logits
+    /// would overflow the softmax).
+    pub fn check_temperature(&self, temperature: Option<f64>) -> Result<()> {
+        if let (ScoreKind::Logits, Some(t)) = (self.kind, temperature) {
+            if !(F::of(self.max_abs) / F::of(t)).is_finite() {
+                return Err(Error::Parameter(format!("temperature {t} makes logits up to {} overflow", self.max_abs)));
+            }
+        }
+        Ok(())
     }
     /// Row `i`, in its stored precision.
     pub fn row(&self, i: usize) -> Slice<'_> {
@@ -194,17 +210,30 @@ impl<F: Real> Scores<F> {
             n: rows.len(),
             k,
             kind: self.kind,
+            max_abs: self.max_abs,
             precision: PhantomData,
         }
     }
 }
 
+fn max_abs(s: Slice) -> f64 {
+    fn scan<T: Real>(s: &[T]) -> f64 {
+        s.par_chunks(1 << 16).map(|b| b.iter().fold(T::zero(), |m, &v| m.max(v.abs())).f64()).reduce(|| 0.0, f64::max)
+    }
+    match s {
+        Slice::F32(v) => scan(v),
+        Slice::F64(v) => scan(v),
+    }
+}
+
 /// The index of the first value failing `bad`: each block is first checked with a branch-free
 /// (vectorised) test, and searched only if it fails.
-fn first_bad(s: Slice, probs: bool) -> Option<usize> {
+/// Values must also fit the computation's precision (`limit`: a float64 1e300 is not a float32).
+fn first_bad(s: Slice, probs: bool, limit: f64) -> Option<usize> {
     const BLOCK: usize = 1 << 16;
-    fn scan<T: Real>(s: &[T], probs: bool) -> Option<usize> {
-        let ok = |v: T| if probs { v >= T::zero() && v <= T::one() } else { v.is_finite() };
+    fn scan<T: Real>(s: &[T], probs: bool, limit: f64) -> Option<usize> {
+        let limit = T::of(limit.min(T::max_value().f64()));
+        let ok = |v: T| if probs { v >= T::zero() && v <= T::one() } else { v.abs() <= limit };
         s.par_chunks(BLOCK).enumerate().find_map_first(|(c, b)| {
             let all_ok = b.iter().fold(true, |acc, &v| acc & ok(v));
             if all_ok {
@@ -215,7 +244,7 @@ fn first_bad(s: Slice, probs: bool) -> Option<usize> {
         })
     }
     match s {
-        Slice::F32(v) => scan(v, probs),
-        Slice::F64(v) => scan(v, probs),
+        Slice::F32(v) => scan(v, probs, limit),
+        Slice::F64(v) => scan(v, probs, limit),
     }
 }

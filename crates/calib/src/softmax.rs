@@ -79,9 +79,9 @@ impl<F: Real> Row<F> {
         Self { shifted: vec![F::zero(); k], p: vec![F::zero(); k] }
     }
 
-    /// Softmax of `z / t` (or `z` itself for probabilities), in precision `F` whatever `z`'s,, following ATen's CPU order of
-    /// with ATen's CPU order of
-    /// operations: subtract the max, exponentiate, multiply by the reciprocal of the sum.
+    /// Softmax of `z / t` (or `z` itself for probabilities) in precision `F`, whatever `z`'s,
+    /// in ATen's CPU order of operations: subtract the max, exponentiate, multiply by the
+    /// reciprocal of the sum.
     #[inline(always)]
     pub fn compute(&mut self, z: Slice, kind: ScoreKind, t: Option<F>) -> RowStats<F> {
         let log_sum = match kind {

@@ -71,6 +71,9 @@ pub fn grid_search<F: Real>(val: &Scores<F>, bins: usize, mode: Mode) -> Result<
     Ok(GridSearch { t_ece: pick(|p| p.ece), t_nll: pick(|p| p.nll), points })
 }
 
+const BETA_MIN: f64 = 0.01;
+const BETA_MAX: f64 = 50.0;
+
 /// The temperature minimising mean validation NLL, computed in f64.
 ///
 /// NLL is convex in β = 1/T: d/dβ = mean(E_p[z] − z_y), d²/dβ² = mean(Var_p[z]) ≥ 0. So the
@@ -78,9 +81,6 @@ pub fn grid_search<F: Real>(val: &Scores<F>, bins: usize, mode: Mode) -> Result<
 /// on the bracket T ∈ [0.02, 100] (β ∈ [0.01, 50], the bounds of the reference implementation
 /// behind `not_official_continuous_nll_T_f64`). When the optimum lies outside (e.g. a separable validation
 /// set wants T → 0) the nearer bound is returned, so T is always positive and finite.
-const BETA_MIN: f64 = 0.01;
-const BETA_MAX: f64 = 50.0;
-
 pub fn fit_nll<F: Real>(val: &Scores<F>) -> Result<f64> {
     require_logits(val)?;
     let (k, labels) = (val.k(), val.labels());

@@ -177,7 +177,7 @@ fn ood_vectors() {
                     scores(outl.clone(), k, &out_labels, ScoreKind::Logits),
                 );
                 if let Some(h) = e.get("entropy") {
-                    let (sa, sb) = (ood::softmax_scores(&a, t), ood::softmax_scores(&b, t));
+                    let (sa, sb) = (ood::softmax_scores(&a, t).unwrap(), ood::softmax_scores(&b, t).unwrap());
                     for (i, (ours, conf)) in
                         sa.entropy.iter().chain(&sb.entropy).zip(sa.confidence.iter().chain(&sb.confidence)).enumerate()
                     {

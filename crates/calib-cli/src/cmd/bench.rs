@@ -20,10 +20,10 @@ pub enum Bench {
 
 #[derive(clap::Args, Debug)]
 pub struct MetricsArgs {
-    #[arg(long, default_value_t = 1_000_000)]
-    pub n: usize,
-    #[arg(long, default_value_t = 100)]
-    pub classes: usize,
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub n: u64,
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub classes: u64,
     /// Use (or create) the logits here; labels go next to it as `<stem>.labels.npy`.
     #[arg(long)]
     pub file: Option<PathBuf>,
@@ -85,7 +85,7 @@ fn metrics_bench(a: &MetricsArgs, format: Format) -> Result<()> {
     let labels = logits.with_extension("labels.npy");
     if !logits.exists() || !labels.exists() {
         eprintln!("writing {} ({} x {} float32) ...", logits.display(), a.n, a.classes);
-        make_file(&logits, &labels, a.n, a.classes, a.seed)?;
+        make_file(&logits, &labels, a.n as usize, a.classes as usize, a.seed)?;
     }
     let (read, _) = best_of(a.repeats, || Ok((npy::read_floats(&logits, 2, "logits")?, npy::read_labels(&labels)?)))?;
     let (full64, ece64) = best_of(a.repeats, || suite::<f64>(&logits, &labels))?;

@@ -28,7 +28,7 @@ pub struct Args {
     #[command(flatten)]
     pub boot: BootstrapSettings,
     /// Compute only this metric (one light pass): `ece` (with MCE, NLL and error).
-    #[arg(long, value_parser = ["ece"])]
+    #[arg(long, value_parser = ["ece"], conflicts_with_all = ["bootstrap", "plot"])]
     pub only: Option<String>,
     /// Write the reliability diagram here (SVG).
     #[arg(long)]

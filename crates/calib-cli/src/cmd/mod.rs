@@ -33,7 +33,7 @@ impl MetricSettings {
     }
 }
 
-/// Bootstrap settings shared by `metrics`, `ood` and `quickstart`.
+/// Bootstrap settings shared by `metrics` and `ood`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BootstrapSettings {
     /// Percentile confidence intervals from this many resamples (0: none).

@@ -45,9 +45,6 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
 }
 
 fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
-    if let Some(t) = a.temperature {
-        anyhow::ensure!(t.is_finite() && t > 0.0, "--temperature {t} must be positive");
-    }
     let (inside, outside) = (load::<F>(&a.in_logits)?, load::<F>(&a.out_logits)?);
     if inside.k() != outside.k() {
         bail!(
@@ -58,7 +55,7 @@ fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
             outside.k()
         );
     }
-    let (si, so) = (ood::softmax_scores(&inside, a.temperature), ood::softmax_scores(&outside, a.temperature));
+    let (si, so) = (ood::softmax_scores(&inside, a.temperature)?, ood::softmax_scores(&outside, a.temperature)?);
     let r = ood::from_scores(&si, &so)?;
     let ci = a.boot.settings().map(|s| bootstrap::ood(&si, &so, &s)).transpose()?;
     let mut json = json!({
