@@ -1,6 +1,6 @@
 //! The per-row softmax kernel every metric pass shares, written so that the compiler vectorises it
-//! (lane-wise max and sums, the branch-free exponential of [`crate::fastmath`]), and run with AVX2
-//! when the CPU has it (see [`dispatch`]).
+//! (lane-wise max and sums, the branch-free exponential of [`crate::fastmath`]), and run with
+//! AVX-512 or AVX2 when the CPU has them (see [`dispatch`]).
 
 use crate::scores::{Real, ScoreKind};
 use crate::values::Slice;
@@ -149,20 +149,28 @@ impl<F: Real> Row<F> {
 }
 
 /// A piece of work over a block of rows. `run` must be `#[inline(always)]`: [`dispatch`] then
-/// compiles it, and the row kernel inlined into it, a second time for AVX2.
+/// compiles it, and the row kernel inlined into it, again for AVX2 and AVX-512.
 pub(crate) trait Kernel {
     type Out;
     fn run(self) -> Self::Out;
 }
 
-/// Runs `k` compiled for AVX2 when the CPU has it, else for the baseline instruction set. The
-/// kernels use no FMA, so both give bit-identical results.
+/// Runs `k` compiled for AVX-512F or AVX2 when the CPU has them, else for the baseline
+/// instruction set. The kernels use no FMA, so every path gives bit-identical results.
 pub(crate) fn dispatch<K: Kernel>(k: K) -> K::Out {
     #[cfg(target_arch = "x86_64")]
     {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512<K: Kernel>(k: K) -> K::Out {
+            k.run()
+        }
         #[target_feature(enable = "avx2")]
         unsafe fn avx2<K: Kernel>(k: K) -> K::Out {
             k.run()
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { avx512(k) };
         }
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
