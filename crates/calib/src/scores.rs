@@ -136,7 +136,8 @@ impl<F: Real> Scores<F> {
             return Err(Error::Shape(format!("{n} score rows but {} labels", labels.len())));
         }
         let all = values.slice();
-        if let Some(i) = first_bad(all, kind == ScoreKind::Probs, F::max_value().f64()) {
+        let (bad, max_abs) = scan(all, kind == ScoreKind::Probs, F::max_value().f64());
+        if let Some(i) = bad {
             let (row, col, value) = (i / k, i % k, all.get(i));
             return Err(match (kind, value.is_finite()) {
                 (_, false) => Error::NotFinite { row, col, value },
@@ -157,7 +158,6 @@ impl<F: Real> Scores<F> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let max_abs = max_abs(all);
         Ok(Self { values, labels, n, k, kind, max_abs, precision: PhantomData })
     }
 
@@ -216,35 +216,33 @@ impl<F: Real> Scores<F> {
     }
 }
 
-fn max_abs(s: Slice) -> f64 {
-    fn scan<T: Real>(s: &[T]) -> f64 {
-        s.par_chunks(1 << 16).map(|b| b.iter().fold(T::zero(), |m, &v| m.max(v.abs())).f64()).reduce(|| 0.0, f64::max)
+/// One parallel pass over the values: the index of the first value that is not finite, does
+/// not fit the computation's precision (`limit`: a float64 1e300 is not a float32), or is not a
+/// probability; and the largest |value|. Blocks are checked branch-free (vectorised) and searched
+/// only when they fail.
+fn scan(s: Slice, probs: bool, limit: f64) -> (Option<usize>, f64) {
+    fn first(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+        match (a, b) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        }
     }
-    match s {
-        Slice::F32(v) => scan(v),
-        Slice::F64(v) => scan(v),
-    }
-}
-
-/// The index of the first value failing `bad`: each block is first checked with a branch-free
-/// (vectorised) test, and searched only if it fails.
-/// Values must also fit the computation's precision (`limit`: a float64 1e300 is not a float32).
-fn first_bad(s: Slice, probs: bool, limit: f64) -> Option<usize> {
     const BLOCK: usize = 1 << 16;
-    fn scan<T: Real>(s: &[T], probs: bool, limit: f64) -> Option<usize> {
+    fn go<T: Real>(s: &[T], probs: bool, limit: f64) -> (Option<usize>, f64) {
         let limit = T::of(limit.min(T::max_value().f64()));
         let ok = |v: T| if probs { v >= T::zero() && v <= T::one() } else { v.abs() <= limit };
-        s.par_chunks(BLOCK).enumerate().find_map_first(|(c, b)| {
-            let all_ok = b.iter().fold(true, |acc, &v| acc & ok(v));
-            if all_ok {
-                None
-            } else {
-                b.iter().position(|&v| !ok(v)).map(|i| c * BLOCK + i)
-            }
-        })
+        s.par_chunks(BLOCK)
+            .enumerate()
+            .map(|(c, b)| {
+                let (all_ok, max) =
+                    b.iter().fold((true, T::zero()), |(o, m), &v| (o & ok(v), if v.abs() > m { v.abs() } else { m }));
+                let bad = if all_ok { None } else { b.iter().position(|&v| !ok(v)).map(|i| c * BLOCK + i) };
+                (bad, max.f64())
+            })
+            .reduce(|| (None, 0.0), |a, b| (first(a.0, b.0), a.1.max(b.1)))
     }
     match s {
-        Slice::F32(v) => scan(v, probs, limit),
-        Slice::F64(v) => scan(v, probs, limit),
+        Slice::F32(v) => go(v, probs, limit),
+        Slice::F64(v) => go(v, probs, limit),
     }
 }
