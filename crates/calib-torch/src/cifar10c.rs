@@ -2,10 +2,11 @@
 //! from the CIFAR-10 test images, in the published file layout, for use as an OOD set
 //! (`calib eval --ood cifar10c=DIR/gaussian_noise.npy@5`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use calib_cli::output::{emit, Format};
+use calib_vision::cifar::Layout;
 use calib_vision::corrupt;
-use calib_vision::folder::{read_folder, read_tar_gz};
+use calib_vision::folder::read_any;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -22,16 +23,7 @@ pub struct Args {
 }
 
 pub fn run(a: &Args, format: Format) -> Result<()> {
-    let name = a.test.to_string_lossy();
-    let test = if name.ends_with(".bin") {
-        calib_vision::cifar::read_binary(&[a.test.as_path()], calib_vision::cifar::Layout::Cifar10)?
-    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        read_tar_gz(&a.test)?
-    } else if a.test.is_dir() {
-        read_folder(&a.test)?
-    } else {
-        bail!("{}: does not exist (expected an image folder, a .tar.gz or test_batch.bin)", a.test.display());
-    };
+    let test = read_any(std::slice::from_ref(&a.test), Layout::Cifar10)?;
     let by_severity = (1..=5).map(|s| corrupt::gaussian_noise(&test, s, a.seed)).collect::<Result<Vec<_>, _>>()?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("{}: cannot create", a.out.display()))?;
     corrupt::write(&a.out, "gaussian_noise", &by_severity)?;

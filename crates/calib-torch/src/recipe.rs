@@ -5,9 +5,9 @@
 use anyhow::{bail, Context, Result};
 use calib_train::trainer::TrainConfig;
 use calib_vision::cache;
-use calib_vision::cifar::{self, Layout};
+use calib_vision::cifar::Layout;
 use calib_vision::corrupt;
-use calib_vision::folder::{read_flat, read_folder, read_tar_gz};
+use calib_vision::folder::{read_any, read_flat};
 use calib_vision::models::Arch;
 use calib_vision::split::{holdout, holdout_per_class};
 use calib_vision::svhn;
@@ -134,7 +134,8 @@ impl Recipe {
         if path.is_dir() && !has_class_dirs {
             return Ok(read_flat(path)?);
         }
-        self.read_paths(&[path.to_path_buf()])
+        let paths = [path.to_path_buf()];
+        Ok(cache::cached(&paths, "ood", || read_any(&paths, self.layout()))?)
     }
 
     fn read(&self, spec: &str) -> Result<Images> {
@@ -159,17 +160,7 @@ impl Recipe {
                 tiny::read_train(root, first)?
             });
         }
-        let name = first.to_string_lossy();
-        Ok(if name.ends_with(".bin") {
-            let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
-            cifar::read_binary(&refs, self.layout())?
-        } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-            read_tar_gz(first)?
-        } else if first.is_dir() {
-            read_folder(first)?
-        } else {
-            bail!("{}: does not exist (expected an image folder, a .tar.gz or CIFAR .bin files)", first.display())
-        })
+        Ok(read_any(paths, self.layout())?)
     }
 
     /// Reads the data and makes the fixed train/validation split.

@@ -110,3 +110,20 @@ pub fn read_flat(dir: &Path) -> Result<Images> {
     }
     assemble(BTreeMap::from([("images".to_string(), files)]), dir)
 }
+
+/// Reads images in any of the distribution forms: CIFAR binary batches (`.bin`, all of `paths`,
+/// with `layout`), a `.tar.gz` of an image-folder tree, or an image-folder tree.
+pub fn read_any(paths: &[std::path::PathBuf], layout: crate::cifar::Layout) -> Result<Images> {
+    let first = paths.first().ok_or_else(|| input_error("", "no path given"))?;
+    let name = first.to_string_lossy();
+    if name.ends_with(".bin") {
+        let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+        crate::cifar::read_binary(&refs, layout)
+    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        read_tar_gz(first)
+    } else if first.is_dir() {
+        read_folder(first)
+    } else {
+        Err(input_error(first, "does not exist (expected an image folder, a .tar.gz or CIFAR .bin files)"))
+    }
+}
