@@ -91,8 +91,11 @@ pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
     })?;
     if !names.is_empty() {
         let t = json["models"][0]["temperature"].as_f64().context("report without a temperature")?;
-        let (tl, _) = trainer::predict(&task, "test")?;
-        let inside = scores(&tl)?;
+        // The test logits write_predictions saved, rather than a second forward pass.
+        let saved = calib::npy::read_floats(&pred.join("test_logits.npy"), 2, "logits")?;
+        let k = saved.shape()[1];
+        let n = saved.shape()[0];
+        let inside = Scores::<f64>::from_values(saved.values, k, &vec![0; n], ScoreKind::Logits)?;
         let mut results = serde_json::Map::new();
         for name in &names {
             let split = format!("ood-{name}");

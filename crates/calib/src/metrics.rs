@@ -273,7 +273,9 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
 /// The few metrics a temperature search or a quick check needs, from one light parallel pass.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Basic {
+    pub mode: Mode,
     pub n: usize,
+    pub classes: usize,
     pub error: f64,
     pub nll: Option<f64>,
     pub ece: f64,
@@ -305,7 +307,9 @@ pub fn basic<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Basic> {
     }
     let edges = binning.edges();
     Ok(Basic {
+        mode: opts.mode,
         n,
+        classes: scores.k(),
         error: (n as u64 - correct) as f64 / n as f64,
         nll: (scores.kind() == ScoreKind::Logits).then(|| nll / n as f64),
         ece: sums.ece(n),

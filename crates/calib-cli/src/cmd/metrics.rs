@@ -49,9 +49,7 @@ fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
     if a.only.is_some() {
         let b = metrics::basic(&scores, &opts)?;
         let mut json = serde_json::to_value(&b)?;
-        json["mode"] = json!(opts.mode);
         json["precision"] = json!(a.settings.precision);
-        json["classes"] = json!(scores.k());
         return emit(format, &json, || {
             let rows = vec![
                 vec!["samples".into(), b.n.to_string()],
