@@ -40,6 +40,9 @@ enum Command {
     },
     /// BLEU, chrF or TER of hypotheses (stdin) against references, as sacreBLEU 2.6.0.
     Bleu(cmd::bleu::Args),
+    /// Sub-word vocabularies (tokenizers): `calib tokenizer train --input a.en --input a.de --vocab 32000 --out tok.json`.
+    #[command(subcommand)]
+    Tokenizer(cmd::tokenizer::Tokenizer),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(cmd::bench::Bench),
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Gamma(a) => cmd::gamma::run(a, cli.format),
         Command::Loss { args } => cmd::torch::hand_over("loss", args, cli.format),
         Command::Bleu(a) => cmd::bleu::run(a, cli.format),
+        Command::Tokenizer(t) => cmd::tokenizer::run(t, cli.format),
         Command::Bench(b) => cmd::bench::run(b, cli.format),
         Command::Report(a) => calib_cli::report::run(a, cli.format),
         Command::Train { args } => cmd::torch::hand_over("train", args, cli.format),

@@ -87,3 +87,34 @@ fn mismatched_counts_and_unknown_tokeniser_are_clear_errors() {
     let o = calib(&["bleu", "--hyp", &short, "--ref", &short, "--smooth", "add-k", "--smooth-value", "0.5"]);
     assert!(!o.ok && o.stderr.contains("whole number"), "{}", o.stderr);
 }
+
+#[test]
+fn tokenizer_train_on_multi30k() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = path(dir.path(), "tok.json");
+    let m = |f: &str| {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/multi30k")
+            .join(f)
+            .to_string_lossy()
+            .into_owned()
+    };
+    let r = json(&[
+        "tokenizer",
+        "train",
+        "--input",
+        &m("val.en.gz"),
+        "--input",
+        &m("val.de.gz"),
+        "--vocab",
+        "1000",
+        "--kind",
+        "unigram",
+        "--out",
+        &out,
+    ]);
+    assert_eq!((r["vocab_size"].as_u64(), r["sentences"].as_u64()), (Some(1000), Some(2028)));
+    assert!(std::fs::read_to_string(&out).unwrap().contains("\"Unigram\""));
+    let o = calib(&["tokenizer", "train", "--input", &m("val.en.gz"), "--kind", "wordpiece", "--out", &out]);
+    assert!(!o.ok && o.stderr.contains("unknown vocabulary kind 'wordpiece'"), "{}", o.stderr);
+}

@@ -1,6 +1,7 @@
-//! The translation track. So far: corpus readers (plain text, `.gz`, WMT SGML, length filtering)
-//! and corpus metrics (BLEU, chrF, TER) through `sacrebleu-rs` behind a wrapper that checks what
+//! The translation track. So far: corpus readers (plain text, `.gz`, WMT SGML, length filtering),
+//! sub-word vocabularies (`tokenizers`: BPE and unigram) and corpus metrics (BLEU, chrF, TER) through `sacrebleu-rs` behind a wrapper that checks what
 //! the crate does not.
 
 pub mod corpus;
 pub mod metrics;
+pub mod tokenize;

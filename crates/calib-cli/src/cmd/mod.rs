@@ -6,6 +6,7 @@ pub mod calibrate;
 pub mod gamma;
 pub mod metrics;
 pub mod ood;
+pub mod tokenizer;
 pub mod torch;
 
 use calib::metrics::{Mode, Options};

@@ -1,0 +1,45 @@
+//! `calib tokenizer train`: a joint sub-word vocabulary from parallel text.
+
+use anyhow::Result;
+use calib_cli::output::{emit, Format};
+use calib_mt::corpus::{read_lines, Empty};
+use calib_mt::tokenize::{self, Kind};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Tokenizer {
+    /// Train a joint BPE or unigram vocabulary and save it as tokenizer.json.
+    Train(TrainArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Training text, one sentence per line (`.gz` too); repeat for each side.
+    #[arg(long = "input", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Vocabulary size, special tokens included.
+    #[arg(long, default_value_t = 32000)]
+    pub vocab: usize,
+    /// `bpe` or `unigram`.
+    #[arg(long, default_value = "bpe")]
+    pub kind: String,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(t: &Tokenizer, format: Format) -> Result<()> {
+    let Tokenizer::Train(a) = t;
+    let kind: Kind = a.kind.parse()?;
+    let mut text = Vec::new();
+    for p in &a.inputs {
+        text.extend(read_lines(p, Empty::Keep)?);
+    }
+    let tok = tokenize::train(&text, a.vocab, kind, std::io::stderr().is_terminal())?;
+    tokenize::save(&tok, &a.out)?;
+    let size = tok.get_vocab_size(true);
+    emit(format, &json!({"out": a.out, "kind": a.kind, "vocab_size": size, "sentences": text.len()}), || {
+        format!("wrote {} ({} {} entries from {} sentences)", a.out.display(), size, a.kind, text.len())
+    })
+}
