@@ -7,3 +7,5 @@ pub mod batch;
 pub mod corpus;
 pub mod metrics;
 pub mod tokenize;
+#[cfg(feature = "model")]
+pub mod transformer;
