@@ -5,6 +5,8 @@
 
 pub mod batch;
 pub mod corpus;
+#[cfg(feature = "model")]
+pub mod decode;
 pub mod metrics;
 pub mod tokenize;
 #[cfg(feature = "model")]

@@ -75,34 +75,33 @@ impl Attention {
         Self { q: lin("q"), k: lin("k"), v: lin("v"), out: lin("out"), heads }
     }
 
-    /// `query [B, Tq, d]` attends to `memory [B, Tk, d]`; `pad [B, Tk]` is true at padding;
-    /// `causal` hides later positions.
-    fn forward(
-        &self,
-        query: &Tensor,
-        memory: &Tensor,
-        pad: Option<&Tensor>,
-        causal: bool,
-        dropout: f64,
-        train: bool,
-    ) -> Tensor {
-        let (b, tq, d) = query.size3().expect("[B, T, d]");
-        let tk = memory.size()[1];
-        let dh = d / self.heads;
-        let split = |x: Tensor, t: i64| x.view([b, t, self.heads, dh]).transpose(1, 2);
-        let q = split(query.apply(&self.q), tq);
-        let k = split(memory.apply(&self.k), tk);
-        let v = split(memory.apply(&self.v), tk);
+    /// `x [B, T, d]` projected by `lin` and split into heads: `[B, H, T, d/H]`.
+    fn heads(&self, lin: &nn::Linear, x: &Tensor) -> Tensor {
+        let (b, t, d) = x.size3().expect("[B, T, d]");
+        x.apply(lin).view([b, t, self.heads, d / self.heads]).transpose(1, 2)
+    }
+
+    /// Attention of queries `q [B, H, Tq, dh]` over keys/values `[B, H, Tk, dh]`; `pad [B, Tk]`
+    /// is true at padding; `causal` hides later positions. Returns `[B, Tq, d]`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, pad: Option<&Tensor>, causal: bool, drop: f64) -> Tensor {
+        let (b, h, tq, dh) = q.size4().expect("[B, H, T, dh]");
+        let tk = k.size()[2];
         let mut scores = q.matmul(&k.transpose(-2, -1)) / (dh as f64).sqrt();
         if let Some(pad) = pad {
             scores = scores.masked_fill(&pad.view([b, 1, 1, tk]), f64::NEG_INFINITY);
         }
         if causal {
-            let future = Tensor::ones([tq, tk], (Kind::Bool, query.device())).triu(1);
+            let future = Tensor::ones([tq, tk], (Kind::Bool, q.device())).triu(1);
             scores = scores.masked_fill(&future, f64::NEG_INFINITY);
         }
-        let attn = scores.softmax(-1, scores.kind()).dropout(dropout, train);
-        attn.matmul(&v).transpose(1, 2).contiguous().view([b, tq, d]).apply(&self.out)
+        let attn = scores.softmax(-1, scores.kind()).dropout(drop, drop > 0.0);
+        attn.matmul(v).transpose(1, 2).contiguous().view([b, tq, h * dh]).apply(&self.out)
+    }
+
+    /// `query [B, Tq, d]` attends to `memory [B, Tk, d]`.
+    fn forward(&self, query: &Tensor, memory: &Tensor, pad: Option<&Tensor>, causal: bool, drop: f64) -> Tensor {
+        let (q, k, v) = (self.heads(&self.q, query), self.heads(&self.k, memory), self.heads(&self.v, memory));
+        self.attend(&q, &k, &v, pad, causal, drop)
     }
 }
 
@@ -119,24 +118,17 @@ impl FeedForward {
             b: nn::linear(&p / "b", ffn, d, Default::default()),
         }
     }
-    fn forward(&self, x: &Tensor, dropout: f64, train: bool) -> Tensor {
-        x.apply(&self.a).relu().dropout(dropout, train).apply(&self.b)
+    fn forward(&self, x: &Tensor, drop: f64) -> Tensor {
+        x.apply(&self.a).relu().dropout(drop, drop > 0.0).apply(&self.b)
     }
 }
 
 /// A residual sub-layer with its layer norm, before (pre-norm) or after (post-norm).
-fn residual(
-    x: &Tensor,
-    norm: &nn::LayerNorm,
-    pre: bool,
-    dropout: f64,
-    train: bool,
-    f: impl FnOnce(&Tensor) -> Tensor,
-) -> Tensor {
+fn residual(x: &Tensor, norm: &nn::LayerNorm, pre: bool, drop: f64, f: impl FnOnce(&Tensor) -> Tensor) -> Tensor {
     if pre {
-        x + f(&x.apply(norm)).dropout(dropout, train)
+        x + f(&x.apply(norm)).dropout(drop, drop > 0.0)
     } else {
-        (x + f(x).dropout(dropout, train)).apply(norm)
+        (x + f(x).dropout(drop, drop > 0.0)).apply(norm)
     }
 }
 
@@ -236,11 +228,11 @@ impl Transformer {
 
     /// Encoder states `[B, S, d]` of source tokens `[B, S]`; `pad` `[B, S]` marks padding.
     pub fn encode(&self, src: &Tensor, pad: &Tensor, train: bool) -> Tensor {
-        let (pre, drop) = (self.config.pre_norm, self.config.dropout);
+        let (pre, drop) = (self.config.pre_norm, if train { self.config.dropout } else { 0.0 });
         let mut x = self.embedding(src, train);
         for l in &self.encoder {
-            x = residual(&x, &l.ln1, pre, drop, train, |h| l.attn.forward(h, h, Some(pad), false, drop, train));
-            x = residual(&x, &l.ln2, pre, drop, train, |h| l.ffn.forward(h, drop, train));
+            x = residual(&x, &l.ln1, pre, drop, |h| l.attn.forward(h, h, Some(pad), false, drop));
+            x = residual(&x, &l.ln2, pre, drop, |h| l.ffn.forward(h, drop));
         }
         match &self.final_norms {
             Some((enc, _)) => x.apply(enc),
@@ -251,17 +243,101 @@ impl Transformer {
     /// Logits `[B, T, vocab]` for the target prefix `tgt [B, T]` (teacher forcing: position t
     /// sees tokens ≤ t), attending to `memory` with source padding `pad`.
     pub fn decode(&self, tgt: &Tensor, memory: &Tensor, pad: &Tensor, train: bool) -> Tensor {
-        let (pre, drop) = (self.config.pre_norm, self.config.dropout);
+        let (pre, drop) = (self.config.pre_norm, if train { self.config.dropout } else { 0.0 });
         let mut x = self.embedding(tgt, train);
         for l in &self.decoder {
-            x = residual(&x, &l.ln1, pre, drop, train, |h| l.self_attn.forward(h, h, None, true, drop, train));
-            x = residual(&x, &l.ln2, pre, drop, train, |h| l.cross.forward(h, memory, Some(pad), false, drop, train));
-            x = residual(&x, &l.ln3, pre, drop, train, |h| l.ffn.forward(h, drop, train));
+            x = residual(&x, &l.ln1, pre, drop, |h| l.self_attn.forward(h, h, None, true, drop));
+            x = residual(&x, &l.ln2, pre, drop, |h| l.cross.forward(h, memory, Some(pad), false, drop));
+            x = residual(&x, &l.ln3, pre, drop, |h| l.ffn.forward(h, drop));
         }
         if let Some((_, dec)) = &self.final_norms {
             x = x.apply(dec);
         }
         x.matmul(&self.embed.transpose(0, 1))
+    }
+
+    /// Incremental decoding: the cross-attention keys and values of `memory` for every decoder
+    /// layer, computed once; self-attention keys and values are appended step by step.
+    pub fn start(&self, memory: &Tensor) -> Cache {
+        let layers = self
+            .decoder
+            .iter()
+            .map(|l| LayerCache {
+                cross_k: l.cross.heads(&l.cross.k, memory),
+                cross_v: l.cross.heads(&l.cross.v, memory),
+                self_k: None,
+                self_v: None,
+            })
+            .collect();
+        Cache { layers, length: 0 }
+    }
+
+    /// Logits `[N, vocab]` of the next token after `tokens [N]` (the previous output of each row),
+    /// using and extending `cache`; equal to the last position of [`Transformer::decode`] on the
+    /// whole prefix (tested), at the cost of one position.
+    pub fn step(&self, tokens: &Tensor, cache: &mut Cache, pad: &Tensor) -> Tensor {
+        let (pre, n) = (self.config.pre_norm, tokens.size()[0]);
+        let pos = cache.length;
+        assert!(pos < self.config.max_positions, "decoding past max_positions {}", self.config.max_positions);
+        let emb = Tensor::embedding(&self.embed, &tokens.view([n, 1]), -1, false, false)
+            * (self.config.d_model as f64).sqrt();
+        let mut x = emb + self.positions.narrow(0, pos, 1).unsqueeze(0);
+        for (l, c) in self.decoder.iter().zip(cache.layers.iter_mut()) {
+            x = residual(&x, &l.ln1, pre, 0.0, |h| {
+                let (k, v) = (l.self_attn.heads(&l.self_attn.k, h), l.self_attn.heads(&l.self_attn.v, h));
+                let k = match c.self_k.take() {
+                    Some(old) => Tensor::cat(&[old, k], 2),
+                    None => k,
+                };
+                let v = match c.self_v.take() {
+                    Some(old) => Tensor::cat(&[old, v], 2),
+                    None => v,
+                };
+                let q = l.self_attn.heads(&l.self_attn.q, h);
+                let out = l.self_attn.attend(&q, &k, &v, None, false, 0.0);
+                c.self_k = Some(k);
+                c.self_v = Some(v);
+                out
+            });
+            x = residual(&x, &l.ln2, pre, 0.0, |h| {
+                let q = l.cross.heads(&l.cross.q, h);
+                l.cross.attend(&q, &c.cross_k, &c.cross_v, Some(pad), false, 0.0)
+            });
+            x = residual(&x, &l.ln3, pre, 0.0, |h| l.ffn.forward(h, 0.0));
+        }
+        if let Some((_, dec)) = &self.final_norms {
+            x = x.apply(dec);
+        }
+        cache.length += 1;
+        x.squeeze_dim(1).matmul(&self.embed.transpose(0, 1))
+    }
+}
+
+/// Cached keys and values of one decoder layer, `[N, H, T, dh]`.
+#[derive(Debug)]
+struct LayerCache {
+    cross_k: Tensor,
+    cross_v: Tensor,
+    self_k: Option<Tensor>,
+    self_v: Option<Tensor>,
+}
+
+/// The decoder state of incremental decoding (see [`Transformer::step`]).
+#[derive(Debug)]
+pub struct Cache {
+    layers: Vec<LayerCache>,
+    length: i64,
+}
+
+impl Cache {
+    /// Keeps rows `index [N']` (beam search reorders the cache with the surviving beams).
+    pub fn reorder(&mut self, index: &Tensor) {
+        for c in &mut self.layers {
+            c.cross_k = c.cross_k.index_select(0, index);
+            c.cross_v = c.cross_v.index_select(0, index);
+            c.self_k = c.self_k.as_ref().map(|t| t.index_select(0, index));
+            c.self_v = c.self_v.as_ref().map(|t| t.index_select(0, index));
+        }
     }
 }
 
