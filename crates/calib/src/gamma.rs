@@ -40,8 +40,8 @@ pub fn gamma_star(p0: f64) -> Result<f64> {
 /// `[(0.2, 5), (0.5, 3)]` otherwise 2, exactly the official `FocalLossAdaptive` rule.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Policy {
-    pub thresholds: Vec<(f64, f64)>,
-    pub otherwise: f64,
+    thresholds: Vec<(f64, f64)>,
+    otherwise: f64,
 }
 
 impl Policy {
@@ -60,6 +60,16 @@ impl Policy {
             return Err(Error::Parameter(format!("γ = {otherwise} must be ≥ 0")));
         }
         Ok(Self { thresholds, otherwise })
+    }
+
+    /// The `(threshold, γ)` pairs, increasing.
+    pub fn thresholds(&self) -> &[(f64, f64)] {
+        &self.thresholds
+    }
+
+    /// The γ above every threshold.
+    pub fn otherwise(&self) -> f64 {
+        self.otherwise
     }
 
     /// The γ for true-class probability `p` (strict `<` against each threshold).
@@ -83,7 +93,7 @@ impl Policy {
 /// γ by epoch (FLSc): each `(first_epoch, γ)` holds until the next one starts.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Schedule {
-    pub steps: Vec<(usize, f64)>,
+    steps: Vec<(usize, f64)>,
 }
 
 impl Schedule {
@@ -98,6 +108,11 @@ impl Schedule {
             return Err(Error::Parameter("FLSc γ values must be ≥ 0".into()));
         }
         Ok(Self { steps })
+    }
+
+    /// The `(first epoch, γ)` steps, starting at epoch 0.
+    pub fn steps(&self) -> &[(usize, f64)] {
+        &self.steps
     }
 
     pub fn gamma(&self, epoch: usize) -> f64 {

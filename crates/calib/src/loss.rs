@@ -267,8 +267,8 @@ fn focal_sample_dependent(logits: &Tensor, targets: &Tensor, policy: &Policy) ->
     let logpt = true_class_log_prob(logits, targets);
     let pt = logpt.exp();
     let pt64 = pt.detach().to_kind(Kind::Double);
-    let mut gamma = pt64.full_like(policy.otherwise);
-    for &(threshold, g) in policy.thresholds.iter().rev() {
+    let mut gamma = pt64.full_like(policy.otherwise());
+    for &(threshold, g) in policy.thresholds().iter().rev() {
         gamma = pt64.full_like(g).where_self(&pt64.lt(threshold), &gamma);
     }
     let q: Tensor = 1.0 - pt;

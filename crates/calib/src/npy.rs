@@ -6,14 +6,13 @@
 //! that is renamed into place, so a failure never leaves a half-written result.
 
 use crate::error::{Error, Result};
-use crate::values::{Buffer, Values};
+use crate::values::{Buffer, Mapped, Values};
 use npyz::{Endianness, TypeChar, WriterBuilder};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
 
 fn problem(path: &Path, text: impl Into<String>) -> Error {
     Error::File { path: path.to_path_buf(), problem: text.into() }
@@ -158,7 +157,7 @@ fn map<T: bytemuck::Pod>(file: &File, h: &Header) -> Option<Buffer<T>> {
     // SAFETY: the map is read-only; as with numpy's mmap_mode, the file must not be truncated
     // while the array is in use.
     let map = unsafe { memmap2::MmapOptions::new().populate().map(file) }.ok()?;
-    Some(Buffer::Mapped { map: Arc::new(map), offset: h.offset as usize, len: h.shape.iter().product() })
+    Some(Buffer::Mapped(Mapped::new(map, h.offset as usize, h.shape.iter().product())))
 }
 
 /// Reads a float32/float64 array of the given rank (`what` names it in errors).

@@ -9,21 +9,30 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub enum Buffer<T> {
     Owned(Vec<T>),
-    /// `len` values starting `offset` bytes into `map` (the offset is aligned for `T`).
-    Mapped {
-        map: Arc<memmap2::Mmap>,
-        offset: usize,
-        len: usize,
-    },
+    Mapped(Mapped<T>),
+}
+
+/// `len` values starting `offset` bytes into a memory map (the offset is aligned for `T`); made
+/// by [`crate::npy`].
+#[derive(Debug, Clone)]
+pub struct Mapped<T> {
+    map: Arc<memmap2::Mmap>,
+    offset: usize,
+    len: usize,
+    kind: std::marker::PhantomData<T>,
+}
+
+impl<T> Mapped<T> {
+    pub(crate) fn new(map: memmap2::Mmap, offset: usize, len: usize) -> Self {
+        Self { map: Arc::new(map), offset, len, kind: std::marker::PhantomData }
+    }
 }
 
 impl<T: bytemuck::Pod> Buffer<T> {
     pub fn as_slice(&self) -> &[T] {
         match self {
             Self::Owned(v) => v,
-            Self::Mapped { map, offset, len } => {
-                bytemuck::cast_slice(&map[*offset..*offset + len * std::mem::size_of::<T>()])
-            }
+            Self::Mapped(m) => bytemuck::cast_slice(&m.map[m.offset..m.offset + m.len * std::mem::size_of::<T>()]),
         }
     }
 }
