@@ -5,7 +5,7 @@
 # `pip --no-deps` into the git-ignored folder .deps/. `LIBTORCH` (set by .cargo/config.toml)
 # points at .deps/libtorch, whose lib/ holds only the CPU libraries: torch-sys then links no
 # CUDA library, so the same binary runs on a CPU-only machine and, on a GPU machine, loads
-# libtorch_cuda.so at run time (see crates/calib-train... `device` in the CLI).
+# libtorch_cuda.so at run time (crates/calib-train/src/device.rs; docs/setup.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
