@@ -204,13 +204,21 @@ mod tests {
     use tch::Device;
 
     /// A small least-squares problem: the same model, data and steps for ours and libtorch's.
-    fn problem(seed: i64) -> (VarStore, nn::Linear, Tensor, Tensor) {
-        tch::manual_seed(seed);
+    /// Weights and data from a generator of our own: libtorch's is global and tests run in
+    /// parallel, so two calls must not depend on it to be identical.
+    fn problem(seed: u64) -> (VarStore, nn::Linear, Tensor, Tensor) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut values = |n: usize| -> Vec<f64> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
         let mut vs = VarStore::new(Device::Cpu);
         let lin = nn::linear(vs.root() / "lin", 5, 3, Default::default());
         vs.set_kind(Kind::Double);
-        let x = Tensor::randn([16, 5], (Kind::Double, Device::Cpu));
-        let y = Tensor::randn([16, 3], (Kind::Double, Device::Cpu));
+        tch::no_grad(|| {
+            lin.ws.shallow_clone().copy_(&Tensor::from_slice(&values(15)).view([3, 5]));
+            lin.bs.as_ref().expect("bias").shallow_clone().copy_(&Tensor::from_slice(&values(3)));
+        });
+        let x = Tensor::from_slice(&values(80)).view([16, 5]);
+        let y = Tensor::from_slice(&values(48)).view([16, 3]);
         (vs, lin, x, y)
     }
 
