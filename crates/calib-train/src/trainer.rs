@@ -215,7 +215,9 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
                 .progress_chars("=> "),
         );
         bar.set_message(format!("{}/{}", epoch + 1, config.epochs));
-        let (mut loss_sum, mut nll_sum, mut seen, mut wrong, mut lr) = (0.0, 0.0, 0usize, 0i64, 0.0);
+        let (mut loss_sum, mut seen, mut lr) = (0.0, 0usize, 0.0);
+        // Summed on the device and read once per epoch: no extra host sync in the training step.
+        let (mut nll_sum, mut wrong): (Option<Tensor>, Option<Tensor>) = (None, None);
         for (step, batch) in task.train_batches(epoch, config.seed).enumerate() {
             lr = config.schedule.lr(epoch, state.global_step);
             let (logits, targets) = task.forward(&batch, true);
@@ -241,14 +243,13 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
             let n = targets.size()[0] as usize;
             loss_sum += if config.reduction == Reduction::Mean { v * n as f64 } else { v };
             seen += n;
-            wrong += logits.argmax(1, false).ne_tensor(&targets).sum(Kind::Int64).int64_value(&[]);
-            nll_sum += tch::no_grad(|| {
-                -logits
-                    .log_softmax(1, logits.kind())
-                    .gather(1, &targets.unsqueeze(1), false)
-                    .sum(Kind::Double)
-                    .double_value(&[])
+            let (batch_nll, batch_wrong) = tch::no_grad(|| {
+                let nll =
+                    -logits.log_softmax(1, Kind::Double).gather(1, &targets.unsqueeze(1), false).sum(Kind::Double);
+                (nll, logits.argmax(1, false).ne_tensor(&targets).sum(Kind::Int64))
             });
+            nll_sum = Some(nll_sum.map_or(batch_nll.shallow_clone(), |s| s + batch_nll));
+            wrong = Some(wrong.map_or(batch_wrong.shallow_clone(), |s| s + batch_wrong));
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -267,8 +268,8 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
             epoch: epoch + 1,
             lr,
             train_loss: loss_sum / seen.max(1) as f64,
-            train_nll: nll_sum / seen.max(1) as f64,
-            train_error: wrong as f64 / seen.max(1) as f64,
+            train_nll: nll_sum.map_or(0.0, |t| t.double_value(&[])) / seen.max(1) as f64,
+            train_error: wrong.map_or(0, |t| t.int64_value(&[])) as f64 / seen.max(1) as f64,
             val: val.clone(),
             test,
             last_layer_weight_norm: weight_norm,

@@ -49,7 +49,7 @@ pub fn build(arch: Arch, p: &nn::Path, classes: i64) -> Box<dyn ModuleT> {
         Arch::ResNet50 => Box::new(ResNet::new(p, Block::Bottleneck, &[3, 4, 6, 3], classes)),
         Arch::ResNet110Official => Box::new(ResNet::new(p, Block::Bottleneck, &[3, 4, 26, 3], classes)),
         Arch::ResNet110 => Box::new(CifarResNet::new(p, 18, classes)),
-        Arch::Wrn26x10 => Box::new(WideResNet::new(p, 26, 10, classes)),
+        Arch::Wrn26x10 => Box::new(ResNet::wide(p, 26, 10, classes)),
         Arch::DenseNet121 => Box::new(DenseNet::new(p, &[6, 12, 24, 16], 32, classes)),
     }
 }
@@ -141,10 +141,23 @@ struct ResNet {
 
 impl ResNet {
     fn new(p: &nn::Path, block: Block, counts: &[usize], classes: i64) -> Self {
-        let stem = ConvBn::new(&(p / "stem"), 3, 64, 3, 1);
+        Self::build(p, block, 64, &[64, 128, 256, 512], counts, classes)
+    }
+
+    /// Wide ResNet for CIFAR as in the paper's code: depth 6n+2, widths 16k/32k/64k on a 16-channel
+    /// stem, post-activation basic blocks with projection shortcuts.
+    fn wide(p: &nn::Path, depth: usize, k: i64, classes: i64) -> Self {
+        let n = (depth - 2) / 6;
+        Self::build(p, Block::Basic, 16, &[16 * k, 32 * k, 64 * k], &[n, n, n], classes)
+    }
+
+    /// A 3×3 stem of `stem` channels, then stages of `counts` blocks of the given widths, the
+    /// first block of every stage after the first with stride 2.
+    fn build(p: &nn::Path, block: Block, stem: i64, widths: &[i64], counts: &[usize], classes: i64) -> Self {
+        let stem_layer = ConvBn::new(&(p / "stem"), 3, stem, 3, 1);
         let mut blocks = Vec::new();
-        let mut i = 64;
-        for (s, (&n, planes)) in counts.iter().zip([64, 128, 256, 512]).enumerate() {
+        let mut i = stem;
+        for (s, (&n, &planes)) in counts.iter().zip(widths).enumerate() {
             for b in 0..n {
                 let stride = if b == 0 && s > 0 { 2 } else { 1 };
                 let (r, out) = Residual::new(&(p / format!("layer{}", s + 1) / b), block, i, planes, stride);
@@ -152,7 +165,7 @@ impl ResNet {
                 i = out;
             }
         }
-        Self { stem, blocks, fc: nn::linear(p / "fc", i, classes, Default::default()) }
+        Self { stem: stem_layer, blocks, fc: nn::linear(p / "fc", i, classes, Default::default()) }
     }
 }
 
@@ -209,43 +222,6 @@ impl ModuleT for CifarResNet {
                 y.shallow_clone()
             };
             y = (out + short).relu();
-        }
-        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
-    }
-}
-
-/// Wide ResNet for CIFAR as in the paper's code: depth 6n+2, widths 16k/32k/64k, post-activation
-/// basic blocks with projection shortcuts.
-#[derive(Debug)]
-struct WideResNet {
-    stem: ConvBn,
-    blocks: Vec<Residual>,
-    fc: nn::Linear,
-}
-
-impl WideResNet {
-    fn new(p: &nn::Path, depth: usize, k: i64, classes: i64) -> Self {
-        let n = (depth - 2) / 6;
-        let stem = ConvBn::new(&(p / "stem"), 3, 16, 3, 1);
-        let mut blocks = Vec::new();
-        let mut i = 16;
-        for (s, planes) in [16 * k, 32 * k, 64 * k].into_iter().enumerate() {
-            for b in 0..n {
-                let stride = if b == 0 && s > 0 { 2 } else { 1 };
-                let (r, out) = Residual::new(&(p / format!("layer{}", s + 1) / b), Block::Basic, i, planes, stride);
-                blocks.push(r);
-                i = out;
-            }
-        }
-        Self { stem, blocks, fc: nn::linear(p / "fc", i, classes, Default::default()) }
-    }
-}
-
-impl ModuleT for WideResNet {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = self.stem.forward_t(x, train).relu();
-        for b in &self.blocks {
-            y = b.forward_t(&y, train);
         }
         y.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
     }

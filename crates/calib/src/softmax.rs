@@ -90,14 +90,7 @@ impl<F: Real> Row<F> {
                 F::zero()
             }
             ScoreKind::Logits => {
-                F::load(z, &mut self.shifted);
-                if let Some(t) = t {
-                    self.shifted.iter_mut().for_each(|s| *s = *s / t);
-                }
-                let max = lane_max(&self.shifted);
-                self.shifted.iter_mut().for_each(|s| *s = *s - max);
-                self.p.iter_mut().zip(&self.shifted).for_each(|(p, &s)| *p = s.exp_nonpos());
-                let sum = lane_sum(&self.p);
+                let sum = self.exponentials(z, t);
                 let inv = F::one() / sum;
                 self.p.iter_mut().for_each(|p| *p = *p * inv);
                 sum.ln()
@@ -117,6 +110,15 @@ impl<F: Real> Row<F> {
         if kind == ScoreKind::Probs {
             return self.compute(z, kind, t);
         }
+        let sum = self.exponentials(z, t);
+        let inv = F::one() / sum;
+        let pred = self.p.iter().position(|&e| e * inv == inv).expect("exp(0) = 1 is an element");
+        RowStats { log_sum: sum.ln(), conf: inv, pred }
+    }
+
+    /// Fills `shifted` with z/t − max and `p` with exp(shifted); returns Σ exp.
+    #[inline(always)]
+    fn exponentials(&mut self, z: Slice, t: Option<F>) -> F {
         F::load(z, &mut self.shifted);
         if let Some(t) = t {
             self.shifted.iter_mut().for_each(|s| *s = *s / t);
@@ -124,10 +126,7 @@ impl<F: Real> Row<F> {
         let max = lane_max(&self.shifted);
         self.shifted.iter_mut().for_each(|s| *s = *s - max);
         self.p.iter_mut().zip(&self.shifted).for_each(|(p, &s)| *p = s.exp_nonpos());
-        let sum = lane_sum(&self.p);
-        let inv = F::one() / sum;
-        let pred = self.p.iter().position(|&e| e * inv == inv).expect("exp(0) = 1 is an element");
-        RowStats { log_sum: sum.ln(), conf: inv, pred }
+        lane_sum(&self.p)
     }
 
     /// −log p_y (logits only).
