@@ -61,6 +61,25 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Translate sentences from stdin with a trained run: beam search, n-best, temperature,
+    /// scores [libtorch; `calib decode --help`].
+    #[command(disable_help_flag = true)]
+    Decode {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Studies over a trained run: `calib study temperature` (BLEU and ECE against T) [libtorch].
+    #[command(disable_help_flag = true)]
+    Study {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Average the weights of a run's last epoch checkpoints [libtorch].
+    #[command(disable_help_flag = true)]
+    AverageCheckpoints {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Regenerate CIFAR-10-C Gaussian noise from the CIFAR-10 test images [libtorch binary].
     #[command(disable_help_flag = true)]
     MakeCifar10c {
@@ -91,5 +110,8 @@ fn main() -> ExitCode {
         Command::Eval { args } => cmd::torch::hand_over("eval", args, cli.format),
         Command::Quickstart { args } => cmd::torch::hand_over("quickstart", args, cli.format),
         Command::MakeCifar10c { args } => cmd::torch::hand_over("make-cifar10c", args, cli.format),
+        Command::Decode { args } => cmd::torch::hand_over("decode", args, cli.format),
+        Command::Study { args } => cmd::torch::hand_over("study", args, cli.format),
+        Command::AverageCheckpoints { args } => cmd::torch::hand_over("average-checkpoints", args, cli.format),
     }))
 }

@@ -35,39 +35,73 @@ fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::with_capacity(1 << 16, reader)))
 }
 
-/// The lines of a text file (`.gz` decompressed), without their line ends (`\n` or `\r\n`).
-pub fn read_lines(path: &Path, empty: Empty) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut reader = open(path)?;
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(|e| Error::Line {
-            path: path.into(),
-            line: out.len() + 1,
-            problem: format!("cannot read: {e}"),
-        })?;
-        if n == 0 {
-            break;
+/// The lines of a text file (`.gz` decompressed) one at a time, without their line ends (`\n`
+/// or `\r\n`): corpora of millions of sentences are never held whole.
+pub struct Lines {
+    reader: Box<dyn BufRead>,
+    path: PathBuf,
+    line: usize,
+    empty: Empty,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    pub fn open(path: &Path, empty: Empty) -> Result<Self> {
+        Ok(Self { reader: open(path)?, path: path.into(), line: 0, empty, buf: Vec::new() })
+    }
+
+    /// Lines read so far.
+    pub fn lines_read(&self) -> usize {
+        self.line
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Iterator for Lines {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Result<String>> {
+        self.buf.clear();
+        let line = self.line + 1;
+        let err = |problem: String| Some(Err(Error::Line { path: self.path.clone(), line, problem }));
+        match self.reader.read_until(b'\n', &mut self.buf) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => return err(format!("cannot read: {e}")),
         }
-        let line = out.len() + 1;
-        if buf.ends_with(b"\n") {
-            buf.pop();
-            if buf.ends_with(b"\r") {
-                buf.pop();
+        self.line = line;
+        if self.buf.ends_with(b"\n") {
+            self.buf.pop();
+            if self.buf.ends_with(b"\r") {
+                self.buf.pop();
             }
         }
-        let text = String::from_utf8(buf.clone()).map_err(|e| Error::Line {
-            path: path.into(),
-            line,
-            problem: format!("not valid UTF-8 ({e})"),
-        })?;
-        if empty == Empty::Reject && text.trim().is_empty() {
-            return Err(Error::Line { path: path.into(), line, problem: "empty line".into() });
+        let text = match std::str::from_utf8(&self.buf) {
+            Ok(t) => t.to_string(),
+            Err(e) => return err(format!("not valid UTF-8 ({e})")),
+        };
+        if self.empty == Empty::Reject && text.trim().is_empty() {
+            return err("empty line".into());
         }
-        out.push(text);
+        Some(Ok(text))
     }
-    Ok(out)
+}
+
+/// The lines of a text file (`.gz` decompressed), without their line ends (`\n` or `\r\n`).
+pub fn read_lines(path: &Path, empty: Empty) -> Result<Vec<String>> {
+    Lines::open(path, empty)?.collect()
+}
+
+/// Sentences of a test set: a WMT SGML file (`.sgm`) or plain text, every line counted.
+pub fn read_segments(path: &Path) -> Result<Vec<String>> {
+    if path.extension().is_some_and(|x| x == "sgm") {
+        read_sgml(path)
+    } else {
+        read_lines(path, Empty::Keep)
+    }
 }
 
 /// Source and target sentences, line by line; the files must have the same number of lines.

@@ -35,6 +35,9 @@ pub struct Search {
     pub max_len_a: f64,
     pub max_len_b: usize,
     pub nbest: usize,
+    /// Decode step by step with cached keys and values (the default); without, every step runs
+    /// the decoder over the whole prefix (the reference the cache is benchmarked against).
+    pub incremental: bool,
 }
 
 impl Default for Search {
@@ -47,6 +50,7 @@ impl Default for Search {
             max_len_a: 0.0,
             max_len_b: 200,
             nbest: 1,
+            incremental: true,
         }
     }
 }
@@ -117,6 +121,8 @@ pub fn beam_search(
         let rows = Tensor::arange(b, (Kind::Int64, device)).repeat_interleave_self_int(k, Some(0), None);
         let (memory, pad) = (memory.index_select(0, &rows), pad.index_select(0, &rows));
         let mut cache = model.start(&memory);
+        // Without the cache: the whole prefix of every row, BOS first.
+        let mut prefix = (!cfg.incremental).then(|| Tensor::full([b * k, 1], bos, (Kind::Int64, device)));
         let mut beams: Vec<Vec<Beam>> =
             (0..b).map(|_| vec![Beam { tokens: vec![], sum: 0.0, log_probs: vec![] }]).collect();
         let mut finished: Vec<Vec<Hypothesis>> = vec![Vec::new(); b as usize];
@@ -130,7 +136,10 @@ pub fn beam_search(
             if live.is_empty() {
                 break;
             }
-            let logits = model.step(&Tensor::from_slice(&last).to_device(device), &mut cache, &pad);
+            let logits = match &prefix {
+                Some(p) => model.decode(p, &memory, &pad, false).select(1, -1),
+                None => model.step(&Tensor::from_slice(&last).to_device(device), &mut cache, &pad),
+            };
             let lp = (logits / cfg.temperature).log_softmax(-1, Kind::Double).to_device(tch::Device::Cpu);
             let vocab = lp.size()[1];
             let lp: Vec<f64> = Vec::try_from(lp.flatten(0, -1)).expect("log-probs");
@@ -185,7 +194,14 @@ pub fn beam_search(
                 }
                 beams[s] = new_beams.into_iter().map(|(beam, _)| beam).collect();
             }
-            cache.reorder(&Tensor::from_slice(&reorder).to_device(device));
+            let reorder = Tensor::from_slice(&reorder).to_device(device);
+            match prefix.as_mut() {
+                Some(p) => {
+                    let tokens = Tensor::from_slice(&next).to_device(device).view([-1, 1]);
+                    *p = Tensor::cat(&[p.index_select(0, &reorder), tokens], 1);
+                }
+                None => cache.reorder(&reorder),
+            }
             last = next;
         }
         finished
@@ -197,6 +213,50 @@ pub fn beam_search(
             })
             .collect()
     })
+}
+
+/// The special ids decoding and batching need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Specials {
+    pub pad: i64,
+    pub bos: i64,
+    pub eos: i64,
+}
+
+/// Translates many sentences (token ids, without EOS): sorted by length, cut into batches of at
+/// most `max_tokens` source tokens (EOS and padding included), searched, and returned in input
+/// order.
+pub fn translate(
+    model: &Transformer,
+    sources: &[Vec<u32>],
+    specials: Specials,
+    max_tokens: usize,
+    cfg: &Search,
+    device: tch::Device,
+) -> Vec<Vec<Hypothesis>> {
+    let mut order: Vec<usize> = (0..sources.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sources[i].len()));
+    let mut out = vec![Vec::new(); sources.len()];
+    let mut start = 0;
+    while start < order.len() {
+        // Sorted longest first, so the first sentence of a batch sets its width.
+        let width = sources[order[start]].len() + 1;
+        let fit = (max_tokens / width).max(1);
+        let rows = &order[start..(start + fit).min(order.len())];
+        let mut src = vec![specials.pad; rows.len() * width];
+        for (i, &r) in rows.iter().enumerate() {
+            for (j, &t) in sources[r].iter().enumerate() {
+                src[i * width + j] = t as i64;
+            }
+            src[i * width + sources[r].len()] = specials.eos;
+        }
+        let src = Tensor::from_slice(&src).view([rows.len() as i64, width as i64]).to_device(device);
+        for (&r, hyps) in rows.iter().zip(beam_search(model, &src, specials.pad, specials.bos, specials.eos, cfg)) {
+            out[r] = hyps;
+        }
+        start += rows.len();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -346,6 +406,32 @@ mod tests {
         assert_eq!(beam_search(&t, &s, PAD, BOS, EOS, &Search { temperature: 1.0, ..cfg.clone() }), hyps);
         let hot = beam_search(&t, &s, PAD, BOS, EOS, &Search { temperature: 3.0, ..cfg.clone() });
         assert_ne!(hot[0][0].token_log_probs, hyps[0][0].token_log_probs);
+    }
+
+    #[test]
+    fn without_the_cache_search_finds_the_same() {
+        let (_vs, t) = model(2);
+        let cfg = Search { beam: 3, nbest: 2, max_len_b: 7, ..Search::default() };
+        let cached = beam_search(&t, &src(), PAD, BOS, EOS, &cfg);
+        let full = beam_search(&t, &src(), PAD, BOS, EOS, &Search { incremental: false, ..cfg });
+        for (a, b) in cached.iter().flatten().zip(full.iter().flatten()) {
+            assert_eq!(a.tokens, b.tokens);
+            assert!((a.score - b.score).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn translate_returns_input_order_whatever_the_batches() {
+        let (_vs, t) = model(4);
+        let sources: Vec<Vec<u32>> = vec![vec![3], vec![4, 5, 6, 7, 3], vec![6, 6], vec![7, 3, 4]];
+        let sp = Specials { pad: PAD, bos: BOS, eos: EOS };
+        let cfg = Search { beam: 2, max_len_b: 6, ..Search::default() };
+        let one_by_one: Vec<_> =
+            sources.iter().map(|s| translate(&t, std::slice::from_ref(s), sp, 1, &cfg, Device::Cpu)).collect();
+        let together = translate(&t, &sources, sp, 100, &cfg, Device::Cpu);
+        for (a, b) in one_by_one.iter().zip(&together) {
+            assert_eq!(a[0][0].tokens, b[0].tokens);
+        }
     }
 
     trait MaxByScore {

@@ -1,13 +1,18 @@
-//! The translation track. So far: corpus readers (plain text, `.gz`, WMT SGML, length filtering),
-//! token-count batching,
-//! sub-word vocabularies (`tokenizers`: BPE and unigram) and corpus metrics (BLEU, chrF, TER) through `sacrebleu-rs` behind a wrapper that checks what
-//! the crate does not.
+//! The translation track: corpus readers (plain text, `.gz`, WMT SGML), binarised parallel data,
+//! token-count batching, sub-word vocabularies (`tokenizers`: BPE and unigram; sentencepiece
+//! models), corpus metrics (BLEU, chrF, TER) through `sacrebleu-rs` behind a wrapper that checks
+//! what the crate does not, and with the feature `model` (libtorch) the Transformer, beam search
+//! and the training task.
 
 pub mod batch;
 pub mod corpus;
+pub mod data;
 #[cfg(feature = "model")]
 pub mod decode;
 pub mod metrics;
+pub mod spm;
+#[cfg(feature = "model")]
+pub mod task;
 pub mod tokenize;
 #[cfg(feature = "model")]
 pub mod transformer;

@@ -100,8 +100,11 @@ pub fn save(tok: &Tokenizer, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Loads a `tokenizer.json`.
+/// Loads a `tokenizer.json`, or a sentencepiece `.model` (see [`crate::spm`]).
 pub fn load(path: &Path) -> Result<Tokenizer> {
+    if path.extension().is_some_and(|x| x == "model") {
+        return crate::spm::load(path);
+    }
     Tokenizer::from_file(path).map_err(|e| Error::File { path: path.display().to_string(), problem: e.to_string() })
 }
 
@@ -113,4 +116,56 @@ pub fn encode(tok: &Tokenizer, text: &str) -> Result<Vec<u32>> {
 /// The text of `ids` (specials skipped).
 pub fn decode(tok: &Tokenizer, ids: &[u32]) -> Result<String> {
     tok.decode(ids, true).map_err(lib)
+}
+
+/// A tokenizer with the ids of the specials translation needs. Vocabularies this module trains
+/// have them at 0–3; a loaded one only needs to contain them (any ids).
+pub struct Vocab {
+    tokenizer: Tokenizer,
+    pub pad: u32,
+    pub bos: u32,
+    pub eos: u32,
+}
+
+impl Vocab {
+    /// `path` names the tokenizer in errors.
+    pub fn new(tokenizer: Tokenizer, path: &Path) -> Result<Self> {
+        let id = |t: &str| {
+            tokenizer.token_to_id(t).ok_or_else(|| Error::File {
+                path: path.display().to_string(),
+                problem: format!("the vocabulary has no {t} token (translation needs <pad>, <s> and </s>)"),
+            })
+        };
+        Ok(Self { pad: id(SPECIALS[0])?, bos: id(SPECIALS[1])?, eos: id(SPECIALS[2])?, tokenizer })
+    }
+
+    /// Loads a `tokenizer.json`.
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::new(load(path)?, path)
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Entries, specials included.
+    pub fn size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
+    /// Ids of many sentences, encoded in parallel.
+    pub fn encode_batch(&self, sentences: &[String]) -> Result<Vec<Vec<u32>>> {
+        let inputs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+        Ok(self.tokenizer.encode_batch(inputs, false).map_err(lib)?.into_iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// The text of `ids` (specials skipped).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        decode(&self.tokenizer, ids)
+    }
+
+    /// Whether both map every token to the same id.
+    pub fn same_entries(&self, other: &Vocab) -> bool {
+        self.tokenizer.get_vocab(true) == other.tokenizer.get_vocab(true)
+    }
 }

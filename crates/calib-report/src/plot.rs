@@ -108,6 +108,51 @@ pub fn gamma_curves(gammas: &[f64]) -> Result<String, Error> {
     Ok(svg)
 }
 
+/// The paper's Figure K.1: test BLEU (beam search at T) and validation token-level ECE against
+/// the temperature T, side by side; `chosen` marks the T picked by validation ECE.
+pub fn bleu_ece_vs_temperature(
+    t: &[f64],
+    bleu: &[f64],
+    ece: &[f64],
+    chosen: f64,
+    title: &str,
+) -> Result<String, Error> {
+    let mut svg = String::new();
+    {
+        let err = draw_err(title);
+        let root = SVGBackend::with_string(&mut svg, (960, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let root = root.titled(title, ("sans-serif", 18)).map_err(&err)?;
+        let (left, right) = root.split_horizontally(480);
+        let (lo, hi) = t.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
+        let panels = [(left, bleu, "test BLEU", RED), (right, ece, "validation ECE (%)", BLUE)];
+        for (area, values, name, color) in panels {
+            let scale = if name.contains('%') { 100.0 } else { 1.0 };
+            let ys: Vec<f64> = values.iter().map(|v| v * scale).collect();
+            let top = ys.iter().copied().fold(0.0f64, f64::max).max(1e-6) * 1.1;
+            let mut chart = ChartBuilder::on(&area)
+                .margin(14)
+                .x_label_area_size(36)
+                .y_label_area_size(52)
+                .build_cartesian_2d(lo..hi, 0f64..top)
+                .map_err(&err)?;
+            chart.configure_mesh().x_desc("temperature T").y_desc(name).draw().map_err(&err)?;
+            chart
+                .draw_series(LineSeries::new(t.iter().copied().zip(ys.iter().copied()), color.stroke_width(2)))
+                .map_err(&err)?;
+            chart
+                .draw_series(t.iter().zip(&ys).map(|(&x, &y)| Circle::new((x, y), 3, color.filled())))
+                .map_err(&err)?;
+            chart
+                .draw_series(LineSeries::new([(chosen, 0.0), (chosen, top)], BLACK.mix(0.5).stroke_width(1)))
+                .map_err(&err)?;
+        }
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
 /// Writes an SVG atomically.
 pub fn save(path: &Path, svg: &str) -> Result<(), Error> {
     Ok(calib::atomic::write(path, svg.as_bytes())?)
@@ -116,6 +161,14 @@ pub fn save(path: &Path, svg: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temperature_figure_has_one_marker_per_temperature_in_each_panel() {
+        let t = [0.8, 1.0, 1.2];
+        let svg = bleu_ece_vs_temperature(&t, &[30.0, 31.0, 30.5], &[0.05, 0.02, 0.04], 1.0, "study").unwrap();
+        assert_eq!(svg.matches("<circle").count(), 6);
+        assert!(svg.contains("test BLEU") && svg.contains("validation ECE (%)"));
+    }
 
     #[test]
     fn reliability_diagram_draws_one_bar_per_non_empty_bin() {

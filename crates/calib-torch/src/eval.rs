@@ -2,7 +2,8 @@
 //! report (metrics before and after temperature scaling, bootstrap intervals, reliability
 //! diagrams, OOD AUROC before and after T).
 
-use crate::recipe::Recipe;
+use crate::mt::{self, RunArgs};
+use crate::recipe::{Plan, Recipe};
 use anyhow::{Context, Result};
 use calib::{npy, ood, ScoreKind, Scores};
 use calib_cli::output::{emit, Format};
@@ -16,12 +17,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// The run folder `calib train` wrote.
-    #[arg(long)]
-    pub run: PathBuf,
-    /// `best` or `last` checkpoint.
-    #[arg(long, default_value = "best")]
-    pub checkpoint: String,
+    #[command(flatten)]
+    pub weights: RunArgs,
     /// Out-of-distribution sets as NAME=PATH (a folder of images, with or without class
     /// sub-folders, or a .tar.gz), resized to the training images' size; repeatable.
     #[arg(long = "ood", value_name = "NAME=PATH")]
@@ -51,12 +48,8 @@ fn scores(logits: &tch::Tensor) -> Result<Scores<f64>> {
 
 /// Loads a run's checkpoint and writes its val/test predictions to `run/predictions/`; returns
 /// the task (for more splits) and that folder.
-pub fn write_predictions(
-    run: &Path,
-    checkpoint_name: &str,
-    ood: &[String],
-    device: DeviceRequest,
-) -> Result<(ImageTask, PathBuf)> {
+pub fn write_predictions(weights: &RunArgs, ood: &[String], device: DeviceRequest) -> Result<(ImageTask, PathBuf)> {
+    let run = &weights.run;
     let recipe = Recipe::load(&run.join("config.toml"), &[])?;
     let mut splits = recipe.splits()?;
     anyhow::ensure!(splits.test.is_some(), "{}: the recipe has no test set", run.display());
@@ -67,7 +60,7 @@ pub fn write_predictions(
     }
     let device = device::select(device)?;
     let task = ImageTask::new(splits, recipe.arch()?, recipe.train.batch_size, recipe.normalization()?, false, device)?;
-    let file = run.join(format!("{checkpoint_name}.safetensors"));
+    let file = weights.file();
     trainer::load_weights(task.var_store(), &checkpoint::load_tensors(&file)?, &file)?;
     let pred = run.join("predictions");
     std::fs::create_dir_all(&pred).with_context(|| format!("{}: cannot create", pred.display()))?;
@@ -78,17 +71,44 @@ pub fn write_predictions(
     Ok((task, pred))
 }
 
-/// Evaluates a run; returns the report JSON and its terminal table.
-pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
-    let (task, pred) = write_predictions(&a.run, &a.checkpoint, &a.ood, a.device)?;
-    let names: Vec<String> = task.splits().ood.iter().map(|(n, _)| n.clone()).collect();
-    let (mut json, mut table) = report::build(&report::Args {
-        data: vec![pred.clone()],
-        out: a.run.clone(),
-        bootstrap: a.bootstrap,
+/// Token-level predictions of a translation run (one row per teacher-forced target token,
+/// padding dropped) on its validation and test sets, in `run/predictions/`.
+fn write_translation_predictions(weights: &RunArgs, device: DeviceRequest) -> Result<PathBuf> {
+    let device = device::select(device)?;
+    let loaded = mt::load_run(weights, None, device, |recipe, vocab| recipe.eval_splits(vocab))?;
+    let pred = weights.run.join("predictions");
+    std::fs::create_dir_all(&pred).with_context(|| format!("{}: cannot create", pred.display()))?;
+    for split in ["val", "test"] {
+        let (l, t) = trainer::predict(&loaded.task, split)?;
+        save_split(&pred, split, &l, &t)?;
+    }
+    Ok(pred)
+}
+
+fn report_of(run: &Path, pred: &Path, bootstrap: usize) -> Result<(serde_json::Value, String)> {
+    report::build(&report::Args {
+        data: vec![pred.to_path_buf()],
+        out: run.to_path_buf(),
+        bootstrap,
         seed: 0,
         bins: 15,
-    })?;
+    })
+}
+
+/// Evaluates a run; returns the report JSON and its terminal table.
+pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
+    if let Plan::Translation(_) = Plan::load(&a.weights.run.join("config.toml"), &[])? {
+        anyhow::ensure!(
+            a.ood.is_empty(),
+            "--ood applies to image runs; {} is a translation run",
+            a.weights.run.display()
+        );
+        let pred = write_translation_predictions(&a.weights, a.device)?;
+        return report_of(&a.weights.run, &pred, a.bootstrap);
+    }
+    let (task, pred) = write_predictions(&a.weights, &a.ood, a.device)?;
+    let names: Vec<String> = task.splits().ood.iter().map(|(n, _)| n.clone()).collect();
+    let (mut json, mut table) = report_of(&a.weights.run, &pred, a.bootstrap)?;
     if !names.is_empty() {
         let t = json["models"][0]["temperature"].as_f64().context("report without a temperature")?;
         // The test logits write_predictions saved, rather than a second forward pass.
@@ -112,7 +132,7 @@ pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
             results.insert(name.clone(), json!({"before": before, "after": after, "n": out.n()}));
         }
         json["ood"] = serde_json::Value::Object(results);
-        calib::atomic::write(&a.run.join("report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+        calib::atomic::write(&a.weights.run.join("report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
     }
     Ok((json, table))
 }

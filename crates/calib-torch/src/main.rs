@@ -1,11 +1,15 @@
 //! `calib-torch`: the commands of `calib` that compute with libtorch tensors. Users normally call
 //! them through `calib` (e.g. `calib train …`), which hands over to this binary.
 
+mod average;
 mod cifar10c;
+mod decode;
 mod eval;
 mod loss;
+mod mt;
 mod quickstart;
 mod recipe;
+mod study;
 mod train;
 
 use calib_cli::output::Format;
@@ -32,6 +36,13 @@ enum Command {
     Eval(eval::Args),
     /// Train the small network on the embedded CIFAR-10 subset with CE and FLSD-53 and compare.
     Quickstart(quickstart::Args),
+    /// Average the weights of a run's last epoch checkpoints (or of given files).
+    AverageCheckpoints(average::Args),
+    /// Studies over a trained run (the temperature study of the paper's appendix K).
+    #[command(subcommand)]
+    Study(study::Study),
+    /// Translate sentences from stdin with a trained run (beam search).
+    Decode(decode::Args),
     /// Regenerate CIFAR-10-C Gaussian noise (severities 1–5) from the CIFAR-10 test images.
     MakeCifar10c(cifar10c::Args),
 }
@@ -43,5 +54,8 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval::run(a, cli.format),
         Command::Quickstart(a) => quickstart::run(a, cli.format),
         Command::MakeCifar10c(a) => cifar10c::run(a, cli.format),
+        Command::Decode(a) => decode::run(a, cli.format),
+        Command::Study(s) => study::run(s, cli.format),
+        Command::AverageCheckpoints(a) => average::run(a, cli.format),
     }))
 }

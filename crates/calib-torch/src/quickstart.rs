@@ -4,6 +4,7 @@
 //! after temperature scaling, T), with reliability diagrams in `runs/quickstart/plots/`.
 
 use crate::eval;
+use crate::mt::RunArgs;
 use crate::recipe::Recipe;
 use crate::train;
 use anyhow::{Context, Result};
@@ -61,7 +62,7 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
             );
         }
         train::train(&recipe, &run, false, a.device, a.quiet)?;
-        runs.push(eval::write_predictions(&run, "best", &[], a.device)?.1);
+        runs.push(eval::write_predictions(&RunArgs { run: run.clone(), checkpoint: "best".into() }, &[], a.device)?.1);
     }
     let (json, table) =
         report::build(&report::Args { data: runs, out: a.out.clone(), bootstrap: a.bootstrap, seed: 0, bins: 15 })?;

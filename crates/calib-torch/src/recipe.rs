@@ -2,6 +2,7 @@
 //! overridden from the command line (`--set train.epochs=5`, or the named flags), and the
 //! resolved recipe is saved as the run's `config.toml`, which is all `eval` and `--resume` need.
 
+use crate::mt::MtRecipe;
 use anyhow::{bail, Context, Result};
 use calib_train::trainer::TrainConfig;
 use calib_vision::cache;
@@ -62,7 +63,15 @@ pub struct ModelConfig {
     pub arch: String,
 }
 
-impl Recipe {
+/// A recipe of either track: translation recipes say `task = "translation"`, image recipes
+/// have no `task` key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    Image(Box<Recipe>),
+    Translation(Box<MtRecipe>),
+}
+
+impl Plan {
     /// Reads `path`, applies `key=value` overrides (TOML values; bare words are strings), and
     /// checks every field (unknown keys are errors).
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
@@ -71,18 +80,51 @@ impl Recipe {
         Self::parse(&text, path, overrides)
     }
 
-    /// [`Recipe::load`] from text; `path` names it in errors.
+    /// [`Plan::load`] from text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
         let mut value: toml::Table =
             toml::from_str(text).with_context(|| format!("{}: not valid TOML", path.display()))?;
         for o in overrides {
             set(&mut value, o)?;
         }
-        let recipe: Recipe = toml::Value::Table(value)
-            .try_into()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
-        recipe.validate().with_context(|| format!("{}", path.display()))?;
-        Ok(recipe)
+        let translation = value.contains_key("task");
+        let value = toml::Value::Table(value);
+        let message = |e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message());
+        let plan = if translation {
+            let r: MtRecipe = value.try_into().map_err(message)?;
+            r.validate().with_context(|| format!("{}", path.display()))?;
+            Plan::Translation(Box::new(r))
+        } else {
+            let r: Recipe = value.try_into().map_err(message)?;
+            r.validate().with_context(|| format!("{}", path.display()))?;
+            Plan::Image(Box::new(r))
+        };
+        Ok(plan)
+    }
+
+    pub fn train(&self) -> &TrainConfig {
+        match self {
+            Plan::Image(r) => &r.train,
+            Plan::Translation(r) => &r.train,
+        }
+    }
+}
+
+impl Recipe {
+    /// An image recipe (see [`Plan::load`]).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        match Plan::load(path, overrides)? {
+            Plan::Image(r) => Ok(*r),
+            Plan::Translation(_) => bail!("{}: a translation recipe where an image recipe is needed", path.display()),
+        }
+    }
+
+    /// [`Recipe::load`] from text.
+    pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
+        match Plan::parse(text, path, overrides)? {
+            Plan::Image(r) => Ok(*r),
+            Plan::Translation(_) => bail!("{}: a translation recipe where an image recipe is needed", path.display()),
+        }
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -1,8 +1,10 @@
 //! `calib train`: a recipe, overrides, a run folder, and the shared trainer.
 
-use crate::recipe::Recipe;
+use crate::mt::{self, MtRecipe};
+use crate::recipe::{Plan, Recipe};
 use anyhow::{Context, Result};
 use calib_cli::output::{emit, Format};
+use calib_mt::task::TranslationTask;
 use calib_train::device::{self, DeviceRequest};
 use calib_train::trainer;
 use calib_vision::task::ImageTask;
@@ -61,18 +63,28 @@ impl Args {
 }
 
 /// Resolves the recipe and run folder of `a` (a resumed run reads its own config.toml).
-pub fn resolve(a: &Args) -> Result<(Recipe, PathBuf)> {
+pub fn resolve(a: &Args) -> Result<(Plan, PathBuf)> {
     if a.resume {
         let out = a.out.clone().context("--resume needs --out RUN_FOLDER")?;
-        return Ok((Recipe::load(&out.join("config.toml"), &a.overrides())?, out));
+        return Ok((Plan::load(&out.join("config.toml"), &a.overrides())?, out));
     }
     let path = a.recipe.as_ref().context("give --recipe FILE.toml (or --resume --out RUN)")?;
-    let recipe = Recipe::load(path, &a.overrides())?;
+    let plan = Plan::load(path, &a.overrides())?;
     let out = a.out.clone().unwrap_or_else(|| {
         let stem = path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
-        PathBuf::from("runs").join(format!("{stem}-{}", recipe.train.loss.replace([':', ',', '='], "_")))
+        PathBuf::from("runs").join(format!("{stem}-{}", plan.train().loss.replace([':', ',', '='], "_")))
     });
-    Ok((recipe, out))
+    Ok((plan, out))
+}
+
+/// Refuses to overwrite a run (unless resuming it) and selects the device.
+fn start(out: &Path, resume: bool, device: DeviceRequest) -> Result<tch::Device> {
+    anyhow::ensure!(
+        resume || !out.join("state.json").exists(),
+        "{} already holds a run; use --resume to continue it or choose another --out",
+        out.display()
+    );
+    device::select(device)
 }
 
 /// Trains; returns the run folder.
@@ -83,14 +95,7 @@ pub fn train(
     device: DeviceRequest,
     quiet: bool,
 ) -> Result<trainer::RunState> {
-    if !resume {
-        anyhow::ensure!(
-            !out.join("state.json").exists(),
-            "{} already holds a run; use --resume to continue it or choose another --out",
-            out.display()
-        );
-    }
-    let device = device::select(device)?;
+    let device = start(out, resume, device)?;
     // Initial weights come from libtorch's generator: seed it first, so a run is reproducible.
     tch::manual_seed(recipe.train.seed as i64);
     let task = ImageTask::new(
@@ -108,16 +113,38 @@ pub fn train(
     trainer::fit(&task, &recipe.train, out, resume, quiet)
 }
 
+/// Trains a Transformer: the vocabulary (the recipe's, or trained and saved into the run
+/// folder), the corpora read through it, then the shared trainer.
+pub fn train_translation(
+    recipe: &MtRecipe,
+    out: &Path,
+    resume: bool,
+    device: DeviceRequest,
+    quiet: bool,
+) -> Result<trainer::RunState> {
+    let device = start(out, resume, device)?;
+    let vocab = recipe.vocab(out, quiet)?;
+    let (train, splits) = recipe.corpora(&vocab, quiet)?;
+    tch::manual_seed(recipe.train.seed as i64);
+    let config = recipe.model.config(vocab.size())?;
+    let task = TranslationTask::new(config, train, splits, recipe.train.batch_size, mt::specials(&vocab), device)?;
+    calib::atomic::write(&out.join("config.toml"), toml::to_string(recipe)?.as_bytes())?;
+    trainer::fit(&task, &recipe.train, out, resume, quiet)
+}
+
 pub fn run(a: &Args, format: Format) -> Result<()> {
-    let (recipe, out) = resolve(a)?;
-    let state = train(&recipe, &out, a.resume, a.device, a.quiet)?;
-    let json = json!({"run": out, "epochs": state.epochs_done, "best_epoch": state.best_epoch, "best_value": state.best_value, "select_best_by": recipe.train.select_best_by});
+    let (plan, out) = resolve(a)?;
+    let state = match &plan {
+        Plan::Image(recipe) => train(recipe, &out, a.resume, a.device, a.quiet)?,
+        Plan::Translation(recipe) => train_translation(recipe, &out, a.resume, a.device, a.quiet)?,
+    };
+    let json = json!({"run": out, "epochs": state.epochs_done, "best_epoch": state.best_epoch, "best_value": state.best_value, "select_best_by": plan.train().select_best_by});
     emit(format, &json, || {
         format!(
             "trained {} for {} epochs; best {:?} at epoch {:?}",
             out.display(),
             state.epochs_done,
-            recipe.train.select_best_by,
+            plan.train().select_best_by,
             state.best_epoch
         )
     })

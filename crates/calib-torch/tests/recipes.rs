@@ -33,9 +33,17 @@ fn every_recipe_is_valid() {
                     assert_eq!(train["schedule"]["milestones"].as_array().unwrap().len(), 2);
                     assert_eq!(v["data"]["val_size"].as_integer(), Some(5000));
                 }
+                if dir.ends_with("wmt14-en-de") {
+                    // SPEC.md: Transformer base, Adam (0.9, 0.98, 1e-9), inverse-sqrt with 4,000 warm-up steps, LS 0.1.
+                    assert_eq!(v["model"]["preset"].as_str(), Some("base"));
+                    assert_eq!(train["schedule"]["warmup"].as_integer(), Some(4000));
+                    assert_eq!(train["optimizer"]["beta2"].as_float(), Some(0.98));
+                    assert_eq!(train["optimizer"]["eps"].as_float(), Some(1e-9));
+                    assert_eq!(train["loss"].as_str(), Some("ls:0.1"));
+                }
                 n += 1;
             }
         }
     }
-    assert!(n >= 10, "only {n} recipes");
+    assert!(n >= 12, "only {n} recipes");
 }

@@ -7,8 +7,7 @@ use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::Schedule;
 use anyhow::{bail, Context, Result};
 use calib::loss::{Loss, LossSpec, Reduction};
-use calib::metrics::{self, Mode, Options};
-use calib::{ScoreKind, Scores};
+use calib::metrics;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -17,9 +16,10 @@ use std::time::Instant;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-/// Model inputs and integer targets.
+/// Model inputs and integer targets. `inputs` holds what the task's model takes: one image
+/// tensor, or a source and a shifted target sentence batch.
 pub struct Batch {
-    pub inputs: Tensor,
+    pub inputs: Vec<Tensor>,
     pub targets: Tensor,
 }
 
@@ -67,12 +67,25 @@ pub struct TrainConfig {
     /// Also probe the test split every epoch (the paper's Figures 1–2 plot test NLL and entropy).
     #[serde(default)]
     pub probe_test: bool,
+    /// One optimiser step every this many batches, their gradients summed (fairseq's
+    /// `--update-freq`): a larger effective batch in the same memory. With `mean` reduction each
+    /// batch's loss is divided by this, so the step sees the mean over the group.
+    #[serde(default = "one")]
+    pub accumulate: usize,
+    /// Also keep the weights after each of the last this many epochs (`epoch-N.safetensors`),
+    /// for `calib average-checkpoints`.
+    #[serde(default)]
+    pub keep_epochs: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.batch_size == 0 {
-            bail!("epochs and batch_size must be at least 1");
+        if self.epochs == 0 || self.batch_size == 0 || self.accumulate == 0 {
+            bail!("epochs, batch_size and accumulate must be at least 1");
         }
         self.loss.parse::<LossSpec>()?;
         self.schedule.validate().map_err(anyhow::Error::msg)?;
@@ -135,32 +148,73 @@ pub fn predict(task: &dyn Task, split: &str) -> Result<(Tensor, Tensor)> {
     Ok((Tensor::cat(&logits, 0), Tensor::cat(&targets, 0)))
 }
 
-/// The probes from a split's logits and targets.
-pub fn probe(logits: &Tensor, targets: &Tensor) -> Result<Probe> {
-    let k = logits.size()[1] as usize;
-    let values = Vec::<f32>::try_from(logits.flatten(0, -1))?;
-    let labels = Vec::<i64>::try_from(targets)?;
-    let scores = Scores::new(values, k, &labels, ScoreKind::Logits)?;
-    let r = metrics::evaluate(&scores, &Options { bins: 15, mode: Mode::Corrected, temperature: None })?;
-    let per_sample = -logits
-        .to_kind(Kind::Double)
-        .log_softmax(1, Kind::Double)
-        .gather(1, &targets.unsqueeze(1), false)
-        .squeeze_dim(1);
-    let correct = logits.argmax(1, false).eq_tensor(targets);
-    let mean_where = |mask: &Tensor| {
-        let n = mask.sum(Kind::Int64).int64_value(&[]);
-        (n > 0).then(|| per_sample.masked_select(mask).mean(Kind::Double).double_value(&[]))
-    };
-    Ok(Probe {
-        error: r.error,
-        nll: r.nll.expect("logits"),
-        ece: r.ece,
-        nll_correct: mean_where(&correct),
-        nll_wrong: mean_where(&correct.logical_not()),
-        entropy_correct: r.entropy.correct,
-        entropy_wrong: r.entropy.wrong,
-    })
+/// One number per row of a split: confidence, correctness, NLL and predictive entropy. Computed
+/// batch by batch on the device, so probing never holds an `[N, K]` matrix (translation rows are
+/// vocabulary-wide).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowStats {
+    pub confidence: Vec<f64>,
+    pub correct: Vec<bool>,
+    pub nll: Vec<f64>,
+    pub entropy: Vec<f64>,
+}
+
+impl RowStats {
+    /// Adds the rows of one batch of logits `[n, K]` and targets `[n]`.
+    pub fn push(&mut self, logits: &Tensor, targets: &Tensor) -> Result<()> {
+        let lp = logits.to_kind(Kind::Double).log_softmax(1, Kind::Double);
+        let p = lp.exp();
+        let (conf, pred) = p.max_dim(1, false);
+        let nll = -lp.gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
+        let entropy = -(&p * &lp).sum_dim_intlist(1, false, Kind::Double);
+        let host = |t: Tensor| Vec::<f64>::try_from(t.to_device(tch::Device::Cpu));
+        self.confidence.extend(host(conf)?);
+        self.nll.extend(host(nll)?);
+        self.entropy.extend(host(entropy)?);
+        self.correct.extend(Vec::<bool>::try_from(pred.eq_tensor(targets).to_device(tch::Device::Cpu))?);
+        Ok(())
+    }
+
+    /// The rows of a whole split.
+    pub fn of_split(task: &dyn Task, split: &str) -> Result<Self> {
+        let mut stats = Self::default();
+        tch::no_grad(|| -> Result<()> {
+            for b in task.eval_batches(split)? {
+                let (l, t) = task.forward(&b, false);
+                stats.push(&l, &t)?;
+            }
+            Ok(())
+        })?;
+        if stats.confidence.is_empty() {
+            bail!("split {split} has no samples");
+        }
+        Ok(stats)
+    }
+
+    /// The probes of the paper's Figures 1–2 and ECE (15 bins).
+    pub fn probe(&self) -> Result<Probe> {
+        let n = self.correct.len();
+        if n == 0 {
+            bail!("no samples to probe");
+        }
+        let mean_where = |values: &[f64], want: bool| {
+            let (sum, count) = values
+                .iter()
+                .zip(&self.correct)
+                .filter(|(_, &c)| c == want)
+                .fold((0.0, 0usize), |(s, k), (v, _)| (s + v, k + 1));
+            (count > 0).then(|| sum / count as f64)
+        };
+        Ok(Probe {
+            error: self.correct.iter().filter(|&&c| !c).count() as f64 / n as f64,
+            nll: self.nll.iter().sum::<f64>() / n as f64,
+            ece: metrics::ece_of_confidences(&self.confidence, &self.correct, 15)?,
+            nll_correct: mean_where(&self.nll, true),
+            nll_wrong: mean_where(&self.nll, false),
+            entropy_correct: mean_where(&self.entropy, true),
+            entropy_wrong: mean_where(&self.entropy, false),
+        })
+    }
 }
 
 /// Copies saved tensors into the var store (every variable must be present with its shape).
@@ -218,8 +272,13 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
         let (mut loss_sum, mut seen, mut lr) = (0.0, 0usize, 0.0);
         // Summed on the device and read once per epoch: no extra host sync in the training step.
         let (mut nll_sum, mut wrong): (Option<Tensor>, Option<Tensor>) = (None, None);
+        // Batches of one accumulation group share a step; `pending` marks gradients not yet applied.
+        let mut pending = false;
         for (step, batch) in task.train_batches(epoch, config.seed).enumerate() {
-            lr = config.schedule.lr(epoch, state.global_step);
+            if !pending {
+                lr = config.schedule.lr(epoch, state.global_step);
+                opt.zero_grad();
+            }
             let (logits, targets) = task.forward(&batch, true);
             let value = loss.forward(&logits, &targets, epoch);
             let v = value.double_value(&[]);
@@ -233,13 +292,16 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
                     run.display()
                 );
             }
-            opt.zero_grad();
-            value.backward();
-            if let Some(max) = config.clip_grad_norm {
-                opt.clip_grad_norm(max);
+            if config.accumulate > 1 && config.reduction == Reduction::Mean {
+                (&value / config.accumulate as f64).backward();
+            } else {
+                value.backward();
             }
-            opt.step(lr);
-            state.global_step += 1;
+            pending = (step + 1) % config.accumulate != 0;
+            if !pending {
+                update(&mut opt, config, lr);
+                state.global_step += 1;
+            }
             let n = targets.size()[0] as usize;
             loss_sum += if config.reduction == Reduction::Mean { v * n as f64 } else { v };
             seen += n;
@@ -252,16 +314,15 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
             wrong = Some(wrong.map_or(batch_wrong.shallow_clone(), |s| s + batch_wrong));
             bar.inc(1);
         }
+        if pending {
+            // The epoch's last group was short: apply what it gathered.
+            update(&mut opt, config, lr);
+            state.global_step += 1;
+        }
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
-        let (vl, vt) = predict(task, "val")?;
-        let val = probe(&vl, &vt)?;
-        let test = if config.probe_test {
-            let (tl, tt) = predict(task, "test")?;
-            Some(probe(&tl, &tt)?)
-        } else {
-            None
-        };
+        let val = RowStats::of_split(task, "val")?.probe()?;
+        let test = if config.probe_test { Some(RowStats::of_split(task, "test")?.probe()?) } else { None };
         let weight_norm =
             task.last_layer_weight().and_then(|name| vs.variables().get(&name).map(|w| w.norm().double_value(&[])));
         let log = EpochLog {
@@ -289,6 +350,15 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
             state.best_epoch = Some(epoch + 1);
         }
         state.epochs_done = epoch + 1;
+        if config.keep_epochs > 0 {
+            checkpoint::save_tensors(&run.join(format!("epoch-{}.safetensors", epoch + 1)), &named)?;
+            if let Some(old) = (epoch + 1).checked_sub(config.keep_epochs) {
+                let stale = run.join(format!("epoch-{old}.safetensors"));
+                if stale.exists() {
+                    std::fs::remove_file(&stale).with_context(|| format!("{}: cannot remove", stale.display()))?;
+                }
+            }
+        }
         named.extend(opt.state());
         named.extend(state_tensors(&state));
         append_log(&log_file, &log)?;
@@ -309,6 +379,14 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
         }
     }
     Ok(state)
+}
+
+/// Clips (when asked) and applies the gathered gradients.
+fn update(opt: &mut Optimizer, config: &TrainConfig, lr: f64) {
+    if let Some(max) = config.clip_grad_norm {
+        opt.clip_grad_norm(max);
+    }
+    opt.step(lr);
 }
 
 /// The run state as tensors (`run.*`), saved in the same file as the weights it belongs to.
@@ -370,4 +448,105 @@ pub fn read_log(run: &Path) -> Result<Vec<EpochLog>> {
             serde_json::from_str(l).with_context(|| format!("{}: line {}: not an epoch record", path.display(), i + 1))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::OptimizerConfig;
+    use tch::nn::{self, Module};
+
+    /// A linear classifier on fixed data, batches in order: what accumulation must not change.
+    struct Linear {
+        vs: VarStore,
+        lin: nn::Linear,
+        x: Tensor,
+        y: Tensor,
+        batch: i64,
+    }
+
+    impl Linear {
+        fn new(batch: i64) -> Self {
+            let vs = VarStore::new(tch::Device::Cpu);
+            let lin = nn::linear(vs.root() / "fc", 3, 4, Default::default());
+            // Fixed weights and data (libtorch's generator is global and tests run in parallel).
+            tch::no_grad(|| {
+                let w: Vec<f32> = (0..12).map(|i| ((i * 7 % 11) as f32 - 5.0) / 10.0).collect();
+                lin.ws.shallow_clone().copy_(&Tensor::from_slice(&w).view([4, 3]));
+                let _ = lin.bs.as_ref().expect("bias").shallow_clone().fill_(0.1);
+            });
+            let x: Vec<f32> = (0..48).map(|i| ((i * 13 % 17) as f32 - 8.0) / 4.0).collect();
+            let y: Vec<i64> = (0..16).map(|i| (i * 5 % 4) as i64).collect();
+            Self { vs, lin, x: Tensor::from_slice(&x).view([16, 3]), y: Tensor::from_slice(&y), batch }
+        }
+    }
+
+    impl Task for Linear {
+        fn train_batches(&self, _epoch: usize, _seed: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
+            Box::new((0..16 / self.batch).map(|i| Batch {
+                inputs: vec![self.x.narrow(0, i * self.batch, self.batch)],
+                targets: self.y.narrow(0, i * self.batch, self.batch),
+            }))
+        }
+        fn train_batches_per_epoch(&self) -> usize {
+            (16 / self.batch) as usize
+        }
+        fn eval_batches(&self, _split: &str) -> Result<Box<dyn Iterator<Item = Batch> + '_>> {
+            Ok(Box::new(std::iter::once(Batch {
+                inputs: vec![self.x.shallow_clone()],
+                targets: self.y.shallow_clone(),
+            })))
+        }
+        fn forward(&self, batch: &Batch, _train: bool) -> (Tensor, Tensor) {
+            (self.lin.forward(&batch.inputs[0]), batch.targets.shallow_clone())
+        }
+        fn var_store(&self) -> &VarStore {
+            &self.vs
+        }
+    }
+
+    fn config(accumulate: usize, epochs: usize, keep_epochs: usize) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            batch_size: 1,
+            loss: "ce".into(),
+            reduction: Reduction::Mean,
+            optimizer: OptimizerConfig::Sgd { momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false },
+            schedule: Schedule::Steps { base: 0.5, milestones: vec![], factor: 1.0 },
+            clip_grad_norm: None,
+            seed: 0,
+            select_best_by: Criterion::Error,
+            probe_test: false,
+            accumulate,
+            keep_epochs,
+        }
+    }
+
+    fn weights_after(batch: i64, accumulate: usize) -> Tensor {
+        let task = Linear::new(batch);
+        let dir = tempfile::tempdir().unwrap();
+        let state = fit(&task, &config(accumulate, 1, 0), dir.path(), false, true).unwrap();
+        assert_eq!(state.global_step, 16 / (batch as usize * accumulate));
+        task.lin.ws.copy()
+    }
+
+    /// Two accumulated batches of 4 make the step one batch of 8 makes (mean reduction).
+    #[test]
+    fn accumulation_equals_a_larger_batch() {
+        let big = weights_after(8, 1);
+        assert!(weights_after(4, 2).allclose(&big, 1e-6, 1e-6, false));
+        assert!(!weights_after(4, 1).allclose(&big, 1e-3, 1e-3, false));
+    }
+
+    #[test]
+    fn keeps_the_last_epochs() {
+        let task = Linear::new(4);
+        let dir = tempfile::tempdir().unwrap();
+        fit(&task, &config(1, 3, 2), dir.path(), false, true).unwrap();
+        let exists = |e: usize| dir.path().join(format!("epoch-{e}.safetensors")).exists();
+        assert_eq!((exists(1), exists(2), exists(3)), (false, true, true));
+        let saved = checkpoint::load_tensors(&dir.path().join("epoch-3.safetensors")).unwrap();
+        assert!(saved["fc.weight"].equal(&task.lin.ws));
+        assert!(!saved.contains_key("run.epochs_done"));
+    }
 }

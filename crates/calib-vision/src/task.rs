@@ -117,7 +117,7 @@ impl ImageTask {
         });
         let inputs = Tensor::from_slice(&data).view([rows.len() as i64, 3, h as i64, w as i64]).to_device(self.device);
         let labels: Vec<i64> = rows.iter().map(|&r| images.labels[r]).collect();
-        Batch { inputs, targets: Tensor::from_slice(&labels).to_device(self.device) }
+        Batch { inputs: vec![inputs], targets: Tensor::from_slice(&labels).to_device(self.device) }
     }
 }
 
@@ -153,7 +153,7 @@ impl Task for ImageTask {
     }
 
     fn forward(&self, batch: &Batch, train: bool) -> (Tensor, Tensor) {
-        (self.model.forward_t(&batch.inputs, train), batch.targets.shallow_clone())
+        (self.model.forward_t(&batch.inputs[0], train), batch.targets.shallow_clone())
     }
 
     fn var_store(&self) -> &VarStore {

@@ -33,9 +33,12 @@ pub enum LossSpec {
         schedule: Schedule,
         name: String,
     },
-    /// PyTorch's label smoothing: target (1 − α)·onehot + α/K.
+    /// Label smoothing. PyTorch's form (the default, `ls:α`): target (1 − α)·onehot + α/K.
+    /// fairseq's form (`ls-fairseq:ε`, `label_smoothed_cross_entropy`): 1 − ε on the true class and
+    /// ε/(K − 1) on each other class, so the true class never receives smoothing mass.
     LabelSmoothing {
         alpha: f64,
+        fairseq: bool,
     },
     /// Σ_k (p_k − onehot_k)² per sample.
     Brier,
@@ -67,7 +70,7 @@ impl FromStr for Reduction {
     }
 }
 
-const NAMES: &str = "ce, focal:G, flsd:53, flsd:532, flsd:T=G,..., flsd-auto:T,..., flsc:531, flsc:532, flsc:E=G,..., ls:A, brier, mmce:L, mmce-unweighted:L";
+const NAMES: &str = "ce, focal:G, flsd:53, flsd:532, flsd:T=G,..., flsd-auto:T,..., flsc:531, flsc:532, flsc:E=G,..., ls:A, ls-fairseq:E, brier, mmce:L, mmce-unweighted:L";
 
 fn parse_f64(what: &'static str, text: &str) -> Result<f64> {
     text.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| Error::Parse {
@@ -155,12 +158,12 @@ impl FromStr for LossSpec {
                 };
                 Self::Flsc { schedule: Schedule::new(steps)?, name: a.into() }
             }
-            "ls" => {
+            "ls" | "ls-fairseq" => {
                 let alpha = parse_f64("smoothing α", need("smoothing α")?)?;
                 if !(0.0..=1.0).contains(&alpha) {
                     return Err(Error::Parameter(format!("label smoothing α = {alpha} must lie in [0, 1]")));
                 }
-                Self::LabelSmoothing { alpha }
+                Self::LabelSmoothing { alpha, fairseq: head == "ls-fairseq" }
             }
             "mmce" | "mmce-unweighted" => {
                 let lambda = parse_f64("MMCE λ", need("MMCE λ")?)?;
@@ -180,7 +183,8 @@ impl LossSpec {
             Self::Focal { gamma } => format!("FL-{gamma}"),
             Self::Flsd { name, .. } => format!("FLSD-{name}"),
             Self::Flsc { name, .. } => format!("FLSc-{name}"),
-            Self::LabelSmoothing { alpha } => format!("LS-{alpha}"),
+            Self::LabelSmoothing { alpha, fairseq: false } => format!("LS-{alpha}"),
+            Self::LabelSmoothing { alpha, fairseq: true } => format!("LS-{alpha} (fairseq)"),
             Self::Brier => "Brier".into(),
             Self::Mmce { weighted: true, .. } => "MMCE".into(),
             Self::Mmce { weighted: false, .. } => "MMCE-unweighted".into(),
@@ -227,7 +231,7 @@ impl Loss {
             LossSpec::Focal { gamma } => reduce(focal(&logits, &targets, *gamma)),
             LossSpec::Flsd { policy, .. } => reduce(focal_sample_dependent(&logits, &targets, policy)),
             LossSpec::Flsc { schedule, .. } => reduce(focal(&logits, &targets, schedule.gamma(epoch))),
-            LossSpec::LabelSmoothing { alpha } => reduce(label_smoothing(&logits, &targets, *alpha)),
+            LossSpec::LabelSmoothing { alpha, fairseq } => reduce(label_smoothing(&logits, &targets, *alpha, *fairseq)),
             LossSpec::Brier => reduce(brier(&logits, &targets)),
             LossSpec::Mmce { .. } if n == 0 => logits.sum(logits.kind()) * 0.0,
             LossSpec::Mmce { lambda, weighted } => {
@@ -275,12 +279,16 @@ fn focal_sample_dependent(logits: &Tensor, targets: &Tensor, policy: &Policy) ->
     -q.pow(&gamma.to_kind(logits.kind())) * logpt
 }
 
-fn label_smoothing(logits: &Tensor, targets: &Tensor, alpha: f64) -> Tensor {
+/// −Σ_k s_k log p_k with the smoothed target s: PyTorch's (1 − α)·onehot + α/K, or fairseq's
+/// (1 − α − α/(K − 1))·nll + α/(K − 1)·Σ_k(−log p_k), which puts exactly 1 − α on the true class.
+fn label_smoothing(logits: &Tensor, targets: &Tensor, alpha: f64, fairseq: bool) -> Tensor {
     let logp = logits.log_softmax(1, logits.kind());
     let k = logits.size()[1] as f64;
     let nll = -logp.gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
     let uniform = -logp.sum_dim_intlist(1, false, logits.kind());
-    nll * (1.0 - alpha) + uniform * (alpha / k)
+    let eps_i = if fairseq { alpha / (k - 1.0).max(1.0) } else { alpha / k };
+    let on_true = if fairseq { 1.0 - alpha - eps_i } else { 1.0 - alpha };
+    nll * on_true + uniform * eps_i
 }
 
 fn brier(logits: &Tensor, targets: &Tensor) -> Tensor {
@@ -330,4 +338,33 @@ pub fn mmce_weighted(logits: &Tensor, targets: &Tensor) -> Tensor {
     let x = pair(&wc, &rw, &rc, &rw);
     let mmd = a / (m * m + 1e-5) + b / (w * w + 1e-5) - x * (2.0 / (m * w + 1e-5));
     (mmd + 1e-10).sqrt().clamp_min(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// fairseq's form puts 1 − ε on the true class and ε/(K − 1) on each other class; PyTorch's
+    /// puts α/K on every class, the true one included. Checked against −Σ s_k log p_k written out.
+    #[test]
+    fn label_smoothing_forms() {
+        let logits = Tensor::from_slice(&[2.0f64, 0.5, -1.0, 0.0, 0.3, 1.2, -0.4, 2.2]).view([2, 4]);
+        let targets = Tensor::from_slice(&[0i64, 3]);
+        let rows = [[2.0f64, 0.5, -1.0, 0.0], [0.3, 1.2, -0.4, 2.2]];
+        let expected = |eps_true: f64, eps_other: f64| -> f64 {
+            rows.iter()
+                .zip([0usize, 3])
+                .map(|(r, y)| {
+                    let lse = r.iter().map(|v| v.exp()).sum::<f64>().ln();
+                    -(0..4).map(|k| if k == y { eps_true } else { eps_other } * (r[k] - lse)).sum::<f64>()
+                })
+                .sum()
+        };
+        let value = |name: &str| {
+            Loss::new(name.parse().unwrap(), Reduction::Sum).forward(&logits, &targets, 0).double_value(&[])
+        };
+        assert!((value("ls-fairseq:0.1") - expected(0.9, 0.1 / 3.0)).abs() < 1e-12);
+        assert!((value("ls:0.1") - expected(0.9 + 0.1 / 4.0, 0.1 / 4.0)).abs() < 1e-12);
+        assert_eq!("ls-fairseq:0.1".parse::<LossSpec>().unwrap().label(), "LS-0.1 (fairseq)");
+    }
 }

@@ -283,6 +283,33 @@ pub struct Basic {
     pub bins: Vec<Bin>,
 }
 
+/// ECE from per-sample confidences and correctness, with `bins` equal-width `(lo, hi]` bins as
+/// [`evaluate`] uses. For evaluations that stream over batches and keep one confidence per row
+/// instead of whole score rows: the training loop's per-epoch probe, and token-level
+/// translation, whose rows are vocabulary-wide.
+pub fn ece_of_confidences(confidence: &[f64], correct: &[bool], bins: usize) -> Result<f64> {
+    if bins == 0 {
+        return Err(Error::Parameter("the number of bins must be at least 1".into()));
+    }
+    if confidence.len() != correct.len() {
+        return Err(Error::Shape(format!("{} confidences but {} correctness flags", confidence.len(), correct.len())));
+    }
+    if confidence.is_empty() {
+        return Err(Error::Empty("no samples".into()));
+    }
+    if let Some((row, &value)) = confidence.iter().enumerate().find(|(_, c)| !(0.0..=1.0).contains(*c)) {
+        return Err(Error::NotProbability { row, col: 0, value });
+    }
+    let binning = Binning::<f64>::new(bins);
+    let mut sums = BinSums::new(bins);
+    for (&c, &hit) in confidence.iter().zip(correct) {
+        if let Some(j) = binning.bin_of(c) {
+            sums.add(j, c, hit);
+        }
+    }
+    Ok(sums.ece(confidence.len()))
+}
+
 /// ECE, MCE, NLL and error only: the same softmax and bins as [`evaluate`] (so the numbers are
 /// identical), without classwise, AdaECE, entropy and top-5 work.
 pub fn basic<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Basic> {
@@ -482,6 +509,17 @@ mod tests {
         // Paper mode leaves the minimum-confidence sample out.
         let p = evaluate(&s, &Options { bins: 3, mode: Mode::Paper, temperature: None }).unwrap();
         assert_eq!(p.samples_in_no_adaece_bin, 1);
+    }
+
+    #[test]
+    fn ece_of_confidences_equals_evaluate() {
+        let rows = [(0.9, false), (0.6, false), (0.5, true), (0.95, true), (0.7, true), (0.6, true), (0.8, true)];
+        let r = evaluate(&probs(&rows, 3), &Options::default()).unwrap();
+        let (conf, hit): (Vec<f64>, Vec<bool>) = rows.iter().copied().unzip();
+        assert_eq!(ece_of_confidences(&conf, &hit, 15).unwrap(), r.ece);
+        assert!(ece_of_confidences(&conf, &hit[1..], 15).is_err());
+        assert!(ece_of_confidences(&[1.5], &[true], 15).is_err());
+        assert!(ece_of_confidences(&[], &[], 15).is_err());
     }
 
     #[test]

@@ -44,7 +44,7 @@ fn computation(key: &str) -> Computation {
     }
     if let Some(rest) = key.strip_prefix("label_smoothing_") {
         let (alpha, red) = rest.rsplit_once('_').unwrap();
-        return loss(LossSpec::LabelSmoothing { alpha: alpha.parse().unwrap() }, red.parse().unwrap());
+        return loss(LossSpec::LabelSmoothing { alpha: alpha.parse().unwrap(), fairseq: false }, red.parse().unwrap());
     }
     panic!("unknown loss key '{key}' in the test vectors");
 }

@@ -1,0 +1,105 @@
+//! `calib average-checkpoints`: the element-wise mean of the weights of several checkpoints
+//! (fairseq's `scripts/average_checkpoints.py`), by default the last N epochs a run kept
+//! (`train.keep_epochs`). Translation models decode better from the average of their last
+//! checkpoints than from any one of them.
+
+use anyhow::{bail, Context, Result};
+use calib_cli::output::{emit, Format};
+use calib_train::checkpoint;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use tch::{Kind, Tensor};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// A run folder: average its last --last `epoch-N.safetensors`.
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    #[arg(long, default_value_t = 5)]
+    pub last: usize,
+    /// Or these checkpoint files.
+    #[arg(long = "input", conflicts_with = "run")]
+    pub inputs: Vec<PathBuf>,
+    /// Output file (default RUN/averaged.safetensors).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// The `epoch-N.safetensors` files of `run`, by N.
+fn epoch_files(run: &Path) -> Result<Vec<(usize, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(run).with_context(|| format!("{}: cannot read the run folder", run.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Some(n) = name.strip_prefix("epoch-").and_then(|r| r.strip_suffix(".safetensors")) {
+            if let Ok(n) = n.parse::<usize>() {
+                found.push((n, path));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The mean of the tensors of `files` (weights only: `opt.*` and `run.*` entries are skipped);
+/// every file must hold the same names and shapes.
+pub fn average(files: &[PathBuf]) -> Result<Vec<(String, Tensor)>> {
+    let first = files.first().context("no checkpoints to average")?;
+    let keep = |name: &str| !name.starts_with("opt.") && !name.starts_with("run.");
+    let base = checkpoint::load_tensors(first)?;
+    let mut names: Vec<String> = base.keys().filter(|n| keep(n)).cloned().collect();
+    names.sort();
+    let mut sums: Vec<Tensor> = names.iter().map(|n| base[n].to_kind(Kind::Double)).collect();
+    for file in &files[1..] {
+        let other = checkpoint::load_tensors(file)?;
+        let other_names = other.keys().filter(|n| keep(n)).count();
+        if other_names != names.len() {
+            bail!("{} holds {other_names} weight tensors, {} holds {}", file.display(), first.display(), names.len());
+        }
+        for (name, sum) in names.iter().zip(sums.iter_mut()) {
+            let t =
+                other.get(name).with_context(|| format!("{}: no tensor {name} (another model?)", file.display()))?;
+            if t.size() != sum.size() {
+                bail!("{}: {name} has shape {:?}, {} has {:?}", file.display(), t.size(), first.display(), sum.size());
+            }
+            *sum += t.to_kind(Kind::Double);
+        }
+    }
+    let n = files.len() as f64;
+    Ok(names
+        .into_iter()
+        .zip(sums)
+        .map(|(name, sum)| {
+            let kind = base[&name].kind();
+            (name, (sum / n).to_kind(kind))
+        })
+        .collect())
+}
+
+pub fn run(a: &Args, format: Format) -> Result<()> {
+    let (files, out) = match &a.run {
+        Some(run) => {
+            anyhow::ensure!(a.last > 0, "--last must be at least 1");
+            let found = epoch_files(run)?;
+            if found.len() < a.last {
+                bail!(
+                    "{} keeps {} epoch checkpoints, fewer than --last {} (train with --set train.keep_epochs={})",
+                    run.display(),
+                    found.len(),
+                    a.last,
+                    a.last
+                );
+            }
+            let files: Vec<PathBuf> = found[found.len() - a.last..].iter().map(|(_, p)| p.clone()).collect();
+            (files, a.out.clone().unwrap_or_else(|| run.join("averaged.safetensors")))
+        }
+        None => {
+            let out = a.out.clone().context("with --input files, give --out FILE")?;
+            (a.inputs.clone(), out)
+        }
+    };
+    let averaged = average(&files)?;
+    checkpoint::save_tensors(&out, &averaged)?;
+    let json = json!({"out": out, "inputs": files, "tensors": averaged.len()});
+    emit(format, &json, || format!("averaged {} checkpoints into {}", files.len(), out.display()))
+}

@@ -1,0 +1,190 @@
+//! `calib decode`: translates sentences from stdin to stdout in input order, like
+//! fairseq-interactive: lines are read in buffers, sorted by length into batches of at most
+//! `--max-tokens` source tokens, searched with the beam, and written back in order as each buffer
+//! finishes, so output streams.
+
+use crate::mt::{self, RunArgs};
+use anyhow::{bail, Context, Result};
+use calib_cli::output::Format;
+use calib_mt::decode::{translate, Hypothesis, LengthPenalty, Search};
+use calib_mt::tokenize::Vocab;
+use calib_train::device::{self, DeviceRequest};
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    #[command(flatten)]
+    pub weights: RunArgs,
+    /// A tokenizer.json to use instead of the run's own (it must have the same vocabulary).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    #[command(flatten)]
+    pub search: SearchArgs,
+    /// Divides the logits before every softmax of the search.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Translations per input sentence, best first, each on its own line.
+    #[arg(long, default_value_t = 1)]
+    pub nbest: usize,
+    /// Add the score and the per-token log-probabilities (EOS included), tab-separated.
+    #[arg(long)]
+    pub scores: bool,
+    /// Sentences read before a buffer is translated and written.
+    #[arg(long, default_value_t = 1000)]
+    pub buffer: usize,
+    /// Decode every step over the whole prefix instead of with cached keys and values.
+    #[arg(long)]
+    pub no_cache: bool,
+    #[arg(long, value_enum, default_value_t = DeviceRequest::Auto)]
+    pub device: DeviceRequest,
+    /// No summary line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Beam-search settings shared by `decode` and `study temperature`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SearchArgs {
+    #[arg(long, default_value_t = 4)]
+    pub beam: usize,
+    /// Length penalty α.
+    #[arg(long, default_value_t = 0.6)]
+    pub lenpen: f64,
+    /// fairseq (score / len^α) or gnmt (score / ((5 + len) / 6)^α).
+    #[arg(long, default_value = "fairseq")]
+    pub lenpen_form: String,
+    /// Source tokens per batch.
+    #[arg(long, default_value_t = 8000)]
+    pub max_tokens: usize,
+    /// Longest output: max_len_a · source length + max_len_b tokens.
+    #[arg(long, default_value_t = 1.2)]
+    pub max_len_a: f64,
+    #[arg(long, default_value_t = 10)]
+    pub max_len_b: usize,
+}
+
+impl SearchArgs {
+    pub fn search(&self, temperature: f64, nbest: usize, incremental: bool) -> Result<Search> {
+        if self.beam == 0 || nbest == 0 || nbest > self.beam {
+            bail!("need 1 ≤ --nbest ≤ --beam (got nbest {nbest}, beam {})", self.beam);
+        }
+        if !(temperature.is_finite() && temperature > 0.0) {
+            bail!("temperature {temperature} must be positive");
+        }
+        anyhow::ensure!(self.max_tokens > 0, "--max-tokens must be at least 1");
+        Ok(Search {
+            beam: self.beam,
+            lenpen: self.lenpen,
+            form: self.lenpen_form.parse::<LengthPenalty>().map_err(anyhow::Error::msg)?,
+            temperature,
+            max_len_a: self.max_len_a,
+            max_len_b: self.max_len_b,
+            nbest,
+            incremental,
+        })
+    }
+}
+
+/// Source ids of `lines`, each checked against the model's positions (EOS included); `first`
+/// is the input line number of `lines[0]`.
+pub fn encode_checked(
+    vocab: &Vocab,
+    lines: &[String],
+    max_positions: i64,
+    first: usize,
+    what: &str,
+) -> Result<Vec<Vec<u32>>> {
+    let ids = vocab.encode_batch(lines)?;
+    if let Some((i, s)) = ids.iter().enumerate().find(|(_, s)| s.len() as i64 + 1 > max_positions) {
+        bail!(
+            "{what}, line {}: {} tokens, more than the {} the model takes (EOS included)",
+            first + i,
+            s.len(),
+            max_positions - 1
+        );
+    }
+    Ok(ids)
+}
+
+fn write_hyps(
+    out: &mut impl Write,
+    vocab: &Vocab,
+    line: usize,
+    hyps: &[Hypothesis],
+    a: &Args,
+    format: Format,
+) -> Result<()> {
+    let text = |h: &Hypothesis| vocab.decode(&h.tokens.iter().map(|&t| t as u32).collect::<Vec<_>>());
+    match format {
+        Format::Json => {
+            let list = hyps
+                .iter()
+                .map(|h| Ok(json!({"text": text(h)?, "score": h.score, "tokens": h.tokens, "token_log_probs": h.token_log_probs})))
+                .collect::<Result<Vec<_>>>()?;
+            writeln!(out, "{}", json!({"line": line, "hypotheses": list}))?;
+        }
+        Format::Table => {
+            for h in hyps {
+                let t = text(h)?;
+                if a.scores {
+                    let lps: Vec<String> = h.token_log_probs.iter().map(|lp| format!("{lp:.4}")).collect();
+                    writeln!(out, "{t}\t{:.4}\t{}", h.score, lps.join(" "))?;
+                } else {
+                    writeln!(out, "{t}")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(a: &Args, format: Format) -> Result<()> {
+    let search = a.search.search(a.temperature, a.nbest, !a.no_cache)?;
+    anyhow::ensure!(a.buffer > 0, "--buffer must be at least 1");
+    let device = device::select(a.device)?;
+    let loaded = mt::load_run(&a.weights, a.tokenizer.as_deref(), device, |_, _| Ok(HashMap::new()))?;
+    let (vocab, model) = (&loaded.vocab, loaded.task.model());
+    let positions = model.config.max_positions;
+    let stdin = std::io::stdin().lock();
+    let mut lines = stdin.lines();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (started, mut done) = (Instant::now(), 0usize);
+    loop {
+        let mut buffer = Vec::with_capacity(a.buffer);
+        for line in lines.by_ref() {
+            buffer.push(
+                line.with_context(|| format!("stdin, line {}: cannot read (not UTF-8?)", done + buffer.len() + 1))?,
+            );
+            if buffer.len() == a.buffer {
+                break;
+            }
+        }
+        if buffer.is_empty() {
+            break;
+        }
+        let ids = encode_checked(vocab, &buffer, positions, done + 1, "stdin")?;
+        let hyps = translate(model, &ids, mt::specials(vocab), a.search.max_tokens, &search, device);
+        for (i, h) in hyps.iter().enumerate() {
+            write_hyps(&mut out, vocab, done + i + 1, h, a, format)?;
+        }
+        out.flush()?;
+        done += buffer.len();
+        if buffer.len() < a.buffer {
+            break;
+        }
+    }
+    if !a.quiet {
+        let s = started.elapsed().as_secs_f64();
+        eprintln!(
+            "translated {done} sentences in {s:.1} s ({:.1} sentences/s, beam {})",
+            done as f64 / s.max(1e-9),
+            a.search.beam
+        );
+    }
+    Ok(())
+}
