@@ -17,7 +17,7 @@ pub enum Error {
     Length { hyps: usize, stream: usize, refs: usize },
     #[error("no reference stream given")]
     NoReferences,
-    #[error("unknown tokeniser '{0}' (supported: 13a, intl, none, char)")]
+    #[error("unknown tokeniser '{0}' (supported: 13a, intl, none, char, zh)")]
     Tokenizer(String),
     #[error("unknown smoothing '{0}' (expected exp, floor, add-k, none)")]
     Smoothing(String),
@@ -27,13 +27,14 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// sacreBLEU's tokenisers that `sacrebleu-rs` implements.
+/// sacreBLEU's tokenisers: those `sacrebleu-rs` implements, and `zh` (ported here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tokenizer {
     Thirteen,
     Intl,
     None,
     Char,
+    Zh,
 }
 
 impl std::str::FromStr for Tokenizer {
@@ -44,6 +45,7 @@ impl std::str::FromStr for Tokenizer {
             "intl" => Self::Intl,
             "none" => Self::None,
             "char" => Self::Char,
+            "zh" => Self::Zh,
             _ => return Err(Error::Tokenizer(s.into())),
         })
     }
@@ -56,6 +58,7 @@ impl Tokenizer {
             Self::Intl => "intl",
             Self::None => "none",
             Self::Char => "char",
+            Self::Zh => "zh",
         }
     }
 }
@@ -146,9 +149,101 @@ fn bleu(opts: &BleuOptions, smoothing: Smoothing) -> Bleu {
         smooth_method: method.into(),
         smooth_value: value,
         effective_order: opts.effective_order,
-        tokenize: opts.tokenize.name().into(),
+        // `zh` segments arrive tokenised (see `prepare`).
+        tokenize: if opts.tokenize == Tokenizer::Zh { "none".into() } else { opts.tokenize.name().into() },
         ..Bleu::default()
     }
+}
+
+/// The BLEU signature, naming the tokeniser actually used.
+fn signature(metric: &Bleu, opts: &BleuOptions, refs: usize) -> String {
+    let s = metric.signature(refs as i64);
+    if opts.tokenize == Tokenizer::Zh {
+        s.replace("|tok:none|", "|tok:zh|")
+    } else {
+        s
+    }
+}
+
+/// Segments as `sacrebleu-rs` should see them: unchanged, or for `zh` lowercased (when asked,
+/// before tokenising, as sacreBLEU does) and tokenised.
+fn prepare<'a>(segments: &'a [String], opts: &BleuOptions) -> std::borrow::Cow<'a, [String]> {
+    if opts.tokenize != Tokenizer::Zh {
+        return std::borrow::Cow::Borrowed(segments);
+    }
+    let one = |s: &String| {
+        let s = if opts.lowercase { s.to_lowercase() } else { s.clone() };
+        tokenize_zh(s.trim_end())
+    };
+    std::borrow::Cow::Owned(segments.par_iter().map(one).collect())
+}
+
+/// Python's `str.isspace`: Unicode white space plus the four information separators U+001C–U+001F.
+fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// sacreBLEU 2.6.0's `_is_chinese_char`. Its ranges are compared as Python strings, and two of
+/// them were written as five-digit `\u` escapes, which Python reads as a four-digit escape and a
+/// digit: `'\u20000' <= c <= '\u2a6d6'` holds for U+2001..=U+2A6D (general punctuation, arrows,
+/// mathematical symbols…), `'\u2f800' <= c <= '\u2fa1d'` for U+2F81..=U+2FA1. Kept as it is.
+fn is_chinese_char(c: char) -> bool {
+    const RANGES: [(char, char); 22] = [
+        ('\u{3400}', '\u{4db5}'),
+        ('\u{4e00}', '\u{9fa5}'),
+        ('\u{9fa6}', '\u{9fbb}'),
+        ('\u{f900}', '\u{fa2d}'),
+        ('\u{fa30}', '\u{fa6a}'),
+        ('\u{fa70}', '\u{fad9}'),
+        ('\u{2001}', '\u{2a6d}'),
+        ('\u{2f81}', '\u{2fa1}'),
+        ('\u{ff00}', '\u{ffef}'),
+        ('\u{2e80}', '\u{2eff}'),
+        ('\u{3000}', '\u{303f}'),
+        ('\u{31c0}', '\u{31ef}'),
+        ('\u{2f00}', '\u{2fdf}'),
+        ('\u{2ff0}', '\u{2fff}'),
+        ('\u{3100}', '\u{312f}'),
+        ('\u{31a0}', '\u{31bf}'),
+        ('\u{fe10}', '\u{fe1f}'),
+        ('\u{fe30}', '\u{fe4f}'),
+        ('\u{2600}', '\u{26ff}'),
+        ('\u{2700}', '\u{27bf}'),
+        ('\u{3200}', '\u{32ff}'),
+        ('\u{3300}', '\u{33ff}'),
+    ];
+    RANGES.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+/// sacreBLEU's `zh` tokeniser (`TokenizerZh`, which `sacrebleu-rs` lacks): spaces around every
+/// Chinese character, then the `13a` regular expressions (`TokenizerRegexp`), then single spaces.
+pub fn tokenize_zh(line: &str) -> String {
+    static RULES: std::sync::OnceLock<Vec<(regex::Regex, &'static str)>> = std::sync::OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        [
+            (r"([\x20-\x26\x28-\x2b\x2f\x3a-\x40\x5b-\x60\x7b-\x7e])", " $1 "),
+            (r"([^0-9])([\.,])", "$1 $2 "),
+            (r"([\.,])([^0-9])", " $1 $2"),
+            (r"([0-9])(-)", "$1 $2 "),
+        ]
+        .into_iter()
+        .map(|(re, to)| (regex::Regex::new(re).expect("valid pattern"), to))
+        .collect()
+    });
+    let mut spaced = String::with_capacity(line.len() * 2);
+    for c in line.trim_matches(py_space).chars() {
+        if is_chinese_char(c) {
+            spaced.push(' ');
+            spaced.push(c);
+            spaced.push(' ');
+        } else {
+            spaced.push(c);
+        }
+    }
+    for (re, to) in rules {
+        spaced = re.replace_all(&spaced, *to).into_owned();
+    }
+    spaced.split(py_space).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 const CHUNK: usize = 64;
@@ -157,6 +252,8 @@ const CHUNK: usize = 64;
 /// segment i).
 pub fn corpus_bleu(hyps: &[String], refs: &[Vec<String>], opts: &BleuOptions) -> Result<BleuResult> {
     check(hyps, refs)?;
+    let hyps = prepare(hyps, opts);
+    let refs: Vec<_> = refs.iter().map(|r| prepare(r, opts)).collect();
     // Raw statistics per chunk (no smoothing touches them), summed exactly.
     let raw = bleu(opts, Smoothing::None);
     let order = raw.max_ngram_order;
@@ -181,7 +278,7 @@ pub fn corpus_bleu(hyps: &[String], refs: &[Vec<String>], opts: &BleuOptions) ->
     let s = compute_bleu(stats.0, stats.1, stats.2, stats.3, method, value, opts.effective_order, order);
     Ok(BleuResult {
         verbose: s.verbose(),
-        signature: metric.signature(refs.len() as i64),
+        signature: signature(&metric, opts, refs.len()),
         score: s.score,
         counts: s.counts,
         totals: s.totals,
@@ -195,6 +292,8 @@ pub fn corpus_bleu(hyps: &[String], refs: &[Vec<String>], opts: &BleuOptions) ->
 /// Sentence BLEU of each segment (sacreBLEU recommends `effective_order` here).
 pub fn sentence_bleu(hyps: &[String], refs: &[Vec<String>], opts: &BleuOptions) -> Result<Vec<f64>> {
     check(hyps, refs)?;
+    let hyps = prepare(hyps, opts);
+    let refs: Vec<_> = refs.iter().map(|r| prepare(r, opts)).collect();
     let metric = bleu(opts, opts.smoothing);
     Ok(hyps
         .par_iter()

@@ -81,7 +81,7 @@ fn wrapper_checks_what_sacrebleu_rs_does_not() {
     let refs = vec![vec!["a b c".to_string()]];
     assert_eq!(corpus_bleu(&hyps, &refs, &BleuOptions::default()), Err(Error::Length { hyps: 2, stream: 0, refs: 1 }));
     assert_eq!(corpus_bleu(&hyps, &[], &BleuOptions::default()), Err(Error::NoReferences));
-    assert_eq!("zh".parse::<Tokenizer>(), Err(Error::Tokenizer("zh".into())));
+    assert_eq!("ja-mecab".parse::<Tokenizer>(), Err(Error::Tokenizer("ja-mecab".into())));
     assert_eq!("13A".parse::<Tokenizer>(), Err(Error::Tokenizer("13A".into())));
     assert_eq!(Smoothing::parse("add-k", Some(0.5)), Err(Error::AddK(0.5)));
     assert_eq!(Smoothing::parse("add-k", Some(2.0)), Ok(Smoothing::AddK(2)));
@@ -94,4 +94,26 @@ fn wrapper_checks_what_sacrebleu_rs_does_not() {
     let one = sacrebleu_rs::Bleu { smooth_method: "add-k".into(), smooth_value: Some(1.0), ..Default::default() }
         .corpus_score(&many, &r);
     assert_eq!((ours.counts, ours.score), (one.counts, one.score));
+}
+
+/// `zh` (ported here; `sacrebleu-rs` lacks it) against sacreBLEU 2.6.0 on Chinese and mixed
+/// segments (`benches/make_zh_fixture.py`), its range quirks included: “ and — count as Chinese.
+#[test]
+fn zh_tokeniser_equals_sacrebleu() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zh-expected.json");
+    let e: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let strings = |v: &Value| v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let (hyps, refs) = (strings(&e["hyps"]), strings(&e["refs"]));
+    for (s, want) in hyps.iter().chain(&refs).zip(strings(&e["tokenized"])) {
+        assert_eq!(tokenize_zh(s), want);
+    }
+    for case in e["bleu"].as_array().unwrap() {
+        let lowercase = case["lowercase"].as_bool().unwrap();
+        let opts = BleuOptions { tokenize: "zh".parse().unwrap(), lowercase, ..BleuOptions::default() };
+        let r = corpus_bleu(&hyps, std::slice::from_ref(&refs), &opts).unwrap();
+        close(r.score, &case["score"], "zh BLEU");
+        assert_eq!(serde_json::to_value(&r.counts).unwrap(), case["counts"]);
+        assert_eq!(serde_json::to_value(&r.totals).unwrap(), case["totals"]);
+        assert_eq!(r.signature, case["signature"].as_str().unwrap());
+    }
 }

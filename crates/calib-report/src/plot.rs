@@ -3,11 +3,41 @@
 
 use crate::Error;
 use calib::Bin;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 
 fn draw_err<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> Error + '_ {
     move |e| Error::Draw { what: what.into(), message: format!("{e:?}") }
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A line with an entry in the legend.
+fn labelled_line(
+    chart: &mut Chart,
+    points: Vec<(f64, f64)>,
+    color: RGBAColor,
+    label: String,
+    what: &str,
+) -> Result<(), Error> {
+    chart
+        .draw_series(LineSeries::new(points, color.stroke_width(2)))
+        .map_err(draw_err(what))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+    Ok(())
+}
+
+/// The legend box.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition, what: &str) -> Result<(), Error> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.9))
+        .draw()
+        .map_err(draw_err(what))
 }
 
 /// A reliability diagram: per-bin accuracy bars, the gap to the mean confidence, the diagonal,
@@ -88,21 +118,11 @@ pub fn gamma_curves(gammas: &[f64]) -> Result<String, Error> {
         chart.configure_mesh().x_desc("p (probability of the true class)").y_desc("g(p, γ)").draw().map_err(&err)?;
         for (i, &gm) in gammas.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
-            let pts = (1..1000).map(|j| j as f64 / 1000.0).map(|p| (p, calib::gamma::g(p, gm).min(2.5)));
-            chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                .map_err(&err)?
-                .label(format!("γ = {gm}"))
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+            let pts = (1..1000).map(|j| j as f64 / 1000.0).map(|p| (p, calib::gamma::g(p, gm).min(2.5))).collect();
+            labelled_line(&mut chart, pts, color, format!("γ = {gm}"), "g(p, γ) curves")?;
         }
         chart.draw_series(LineSeries::new([(0.0, 1.0), (1.0, 1.0)], BLACK.stroke_width(1))).map_err(&err)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.9))
-            .draw()
-            .map_err(&err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight, "g(p, γ) curves")?;
         root.present().map_err(&err)?;
     }
     Ok(svg)
@@ -153,6 +173,49 @@ pub fn bleu_ece_vs_temperature(
     Ok(svg)
 }
 
+/// Histograms of per-sample gradient norms of the last linear layer (the paper's Figure 3 b–d),
+/// one step curve per series: `(label, log10 bin edges, counts)`, as shares of the samples.
+pub fn grad_norm_histograms(series: &[(String, Vec<f64>, Vec<u64>)], title: &str) -> Result<String, Error> {
+    let mut svg = String::new();
+    {
+        let err = draw_err(title);
+        let root = SVGBackend::with_string(&mut svg, (640, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let share = |counts: &[u64]| {
+            let n = counts.iter().sum::<u64>().max(1) as f64;
+            counts.iter().map(|&c| c as f64 / n).collect::<Vec<f64>>()
+        };
+        let top = series.iter().flat_map(|(_, _, c)| share(c)).fold(0.0f64, f64::max).max(1e-6) * 1.1;
+        let (lo, hi) = series
+            .iter()
+            .flat_map(|(_, e, _)| e.iter().copied())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        let (lo, hi) = if hi > lo { (lo, hi) } else { (-8.0, 2.0) };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(52)
+            .build_cartesian_2d(lo..hi, 0f64..top)
+            .map_err(&err)?;
+        chart
+            .configure_mesh()
+            .x_desc("log10 ‖∂L_i/∂W‖ (last linear layer)")
+            .y_desc("share of samples")
+            .draw()
+            .map_err(&err)?;
+        for (i, (label, edges, counts)) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let steps: Vec<(f64, f64)> =
+                share(counts).iter().enumerate().flat_map(|(j, &y)| [(edges[j], y), (edges[j + 1], y)]).collect();
+            labelled_line(&mut chart, steps, color, label.clone(), title)?;
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperLeft, title)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
 /// Writes an SVG atomically.
 pub fn save(path: &Path, svg: &str) -> Result<(), Error> {
     Ok(calib::atomic::write(path, svg.as_bytes())?)
@@ -161,6 +224,17 @@ pub fn save(path: &Path, svg: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gradient_norm_histograms_label_every_series() {
+        let edges: Vec<f64> = (0..=4).map(f64::from).collect();
+        let series = vec![
+            ("epoch 1".to_string(), edges.clone(), vec![1, 2, 3, 4]),
+            ("epoch 9".to_string(), edges, vec![4, 3, 2, 1]),
+        ];
+        let svg = grad_norm_histograms(&series, "CE").unwrap();
+        assert!(svg.contains("epoch 1") && svg.contains("epoch 9") && svg.contains("share of samples"));
+    }
 
     #[test]
     fn temperature_figure_has_one_marker_per_temperature_in_each_panel() {

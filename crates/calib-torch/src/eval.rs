@@ -95,6 +95,32 @@ fn report_of(run: &Path, pred: &Path, bootstrap: usize) -> Result<(serde_json::V
     })
 }
 
+/// The gradient-norm histograms a run probed (`train.probe_grad_norms`), at up to four epochs
+/// from first to last, as `plots/grad-norms.svg`; None when it probed none.
+fn grad_norm_plot(run: &Path) -> Result<Option<PathBuf>> {
+    let probed: Vec<_> =
+        trainer::read_log(run)?.into_iter().filter_map(|e| e.grad_norms.map(|g| (e.epoch, g))).collect();
+    if probed.is_empty() {
+        return Ok(None);
+    }
+    let last = probed.len() - 1;
+    let mut picks: Vec<usize> = (0..4).map(|i| i * last / 3).collect();
+    picks.dedup();
+    let series: Vec<_> = picks
+        .into_iter()
+        .map(|i| {
+            let (epoch, g) = &probed[i];
+            (format!("epoch {epoch} (median {:.2e})", g.median), g.log10_edges.clone(), g.counts.clone())
+        })
+        .collect();
+    let recipe = Recipe::load(&run.join("config.toml"), &[])?;
+    let title = format!("Per-sample gradient norms, {}", recipe.train.loss);
+    let path = run.join("plots/grad-norms.svg");
+    std::fs::create_dir_all(run.join("plots")).with_context(|| format!("{}: cannot create plots/", run.display()))?;
+    calib_report::plot::save(&path, &calib_report::plot::grad_norm_histograms(&series, &title)?)?;
+    Ok(Some(path))
+}
+
 /// Evaluates a run; returns the report JSON and its terminal table.
 pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
     if let Plan::Translation(_) = Plan::load(&a.weights.run.join("config.toml"), &[])? {
@@ -109,6 +135,9 @@ pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
     let (task, pred) = write_predictions(&a.weights, &a.ood, a.device)?;
     let names: Vec<String> = task.splits().ood.iter().map(|(n, _)| n.clone()).collect();
     let (mut json, mut table) = report_of(&a.weights.run, &pred, a.bootstrap)?;
+    if let Some(plot) = grad_norm_plot(&a.weights.run)? {
+        table.push_str(&format!("\ngradient norms of the last layer: {}", plot.display()));
+    }
     if !names.is_empty() {
         let t = json["models"][0]["temperature"].as_f64().context("report without a temperature")?;
         // The test logits write_predictions saved, rather than a second forward pass.

@@ -2,6 +2,7 @@
 //! them through `calib` (e.g. `calib train …`), which hands over to this binary.
 
 mod average;
+mod bench;
 mod cifar10c;
 mod decode;
 mod eval;
@@ -41,6 +42,8 @@ enum Command {
     /// Studies over a trained run (the temperature study of the paper's appendix K).
     #[command(subcommand)]
     Study(study::Study),
+    /// Beam-search speed with and without the key/value cache (`calib bench decode`).
+    BenchDecode(bench::DecodeArgs),
     /// Translate sentences from stdin with a trained run (beam search).
     Decode(decode::Args),
     /// Regenerate CIFAR-10-C Gaussian noise (severities 1–5) from the CIFAR-10 test images.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Quickstart(a) => quickstart::run(a, cli.format),
         Command::MakeCifar10c(a) => cifar10c::run(a, cli.format),
         Command::Decode(a) => decode::run(a, cli.format),
+        Command::BenchDecode(a) => bench::decode(a, cli.format),
         Command::Study(s) => study::run(s, cli.format),
         Command::AverageCheckpoints(a) => average::run(a, cli.format),
     }))

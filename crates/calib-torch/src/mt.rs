@@ -124,15 +124,15 @@ impl MtRecipe {
         self.data.dir.join(name)
     }
 
-    /// The run's vocabulary: `run/tokenizer.json` when it exists (resumed and trained runs);
-    /// otherwise the recipe's tokenizer, or one trained on the training text, saved there.
-    pub fn vocab(&self, run: &Path, quiet: bool) -> Result<Vocab> {
-        let own = run.join("tokenizer.json");
-        if own.exists() {
-            return Ok(Vocab::load(&own)?);
+    /// The vocabulary of a run: a resumed run's own `tokenizer.json`; otherwise the recipe's
+    /// tokenizer, or one trained on the training text. The caller saves it into the run folder
+    /// once the corpora have been read, so bad data leaves no stale vocabulary behind.
+    pub fn vocab(&self, run: &Path, resume: bool, quiet: bool) -> Result<Vocab> {
+        if resume {
+            return Ok(Vocab::load(&run.join("tokenizer.json"))?);
         }
-        let tok = match &self.data.tokenizer {
-            Some(p) => tokenize::load(p)?,
+        let (tok, path) = match &self.data.tokenizer {
+            Some(p) => (tokenize::load(p)?, p.clone()),
             None => {
                 let mut text = Vec::new();
                 for name in [&self.data.train_src, &self.data.train_tgt] {
@@ -149,12 +149,11 @@ impl MtRecipe {
                         text.len()
                     );
                 }
-                tokenize::train(&text, self.data.vocab_size, self.data.vocab_kind.parse()?, !quiet)?
+                let kind = self.data.vocab_kind.parse()?;
+                (tokenize::train(&text, self.data.vocab_size, kind, !quiet)?, run.join("tokenizer.json"))
             }
         };
-        std::fs::create_dir_all(run).with_context(|| format!("{}: cannot create the run folder", run.display()))?;
-        tokenize::save(&tok, &own)?;
-        Ok(Vocab::new(tok, &own)?)
+        Ok(Vocab::new(tok, &path)?)
     }
 
     fn read(&self, src: &str, tgt: &str, vocab: &Vocab, limit: Option<usize>) -> Result<Parallel> {

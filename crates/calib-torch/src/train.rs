@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use calib_cli::output::{emit, Format};
 use calib_mt::task::TranslationTask;
 use calib_train::device::{self, DeviceRequest};
+use calib_train::precision::Precision;
 use calib_train::trainer;
 use calib_vision::task::ImageTask;
 use serde_json::json;
@@ -26,6 +27,9 @@ pub struct Args {
     pub epochs: Option<usize>,
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Forward arithmetic of training: fp32, or bf16 autocast (on CUDA; also works on CPU).
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// Any recipe value, e.g. --set train.optimizer.weight_decay=1e-4 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
@@ -56,6 +60,9 @@ impl Args {
         }
         if let Some(b) = self.batch_size {
             o.push(format!("train.batch_size={b}"));
+        }
+        if let Some(p) = self.precision {
+            o.push(format!("train.precision=\"{}\"", if p == Precision::Bf16 { "bf16" } else { "fp32" }));
         }
         o.extend(self.sets.iter().cloned());
         o
@@ -123,8 +130,12 @@ pub fn train_translation(
     quiet: bool,
 ) -> Result<trainer::RunState> {
     let device = start(out, resume, device)?;
-    let vocab = recipe.vocab(out, quiet)?;
+    let vocab = recipe.vocab(out, resume, quiet)?;
     let (train, splits) = recipe.corpora(&vocab, quiet)?;
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create the run folder", out.display()))?;
+    if !resume {
+        calib_mt::tokenize::save(vocab.tokenizer(), &out.join("tokenizer.json"))?;
+    }
     tch::manual_seed(recipe.train.seed as i64);
     let config = recipe.model.config(vocab.size())?;
     let task = TranslationTask::new(config, train, splits, recipe.train.batch_size, mt::specials(&vocab), device)?;

@@ -60,6 +60,8 @@ fn learns_real_cifar10_and_evaluates() {
         "8",
         "--set",
         "train.schedule.milestones=[6]",
+        "--set",
+        "train.probe_grad_norms=300",
         "--out",
         out_s,
         "--device",
@@ -69,6 +71,13 @@ fn learns_real_cifar10_and_evaluates() {
     assert_eq!(r["epochs"], 8);
     let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 8);
+    // The per-sample gradient-norm probe (Figure 3 b–d) on 300 training images every epoch.
+    for line in log.lines() {
+        let g = &serde_json::from_str::<serde_json::Value>(line).unwrap()["grad_norms"];
+        assert_eq!(g["samples"], 300);
+        assert_eq!(g["counts"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).sum::<u64>(), 300);
+        assert!(g["median"].as_f64().unwrap() > 0.0);
+    }
     let e = ok(&[
         "eval",
         "--run",
@@ -90,6 +99,7 @@ fn learns_real_cifar10_and_evaluates() {
         "predictions/val_labels.npy",
         "report.md",
         "plots/run-before.svg",
+        "plots/grad-norms.svg",
         "config.toml",
         "best.safetensors",
     ] {

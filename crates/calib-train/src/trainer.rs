@@ -4,6 +4,7 @@
 
 use crate::checkpoint;
 use crate::optim::{Optimizer, OptimizerConfig};
+use crate::precision::{self, Precision};
 use crate::schedule::Schedule;
 use anyhow::{bail, Context, Result};
 use calib::loss::{Loss, LossSpec, Reduction};
@@ -35,6 +36,12 @@ pub trait Task {
     /// Logits `[n, K]` and targets `[n]` of a batch (translation: one row per target token).
     fn forward(&self, batch: &Batch, train: bool) -> (Tensor, Tensor);
     fn var_store(&self) -> &VarStore;
+    /// Features `[n, d]` the last linear layer reads, that layer's logits `[n, K]` and the
+    /// targets of a batch, in evaluation mode: what the per-sample gradient-norm probe needs.
+    /// `None` for tasks whose model is not split so.
+    fn features(&self, _batch: &Batch) -> Option<(Tensor, Tensor, Tensor)> {
+        None
+    }
     /// Name of the last linear layer's weight in the var store (for the weight-norm probe).
     fn last_layer_weight(&self) -> Option<String> {
         None
@@ -76,6 +83,13 @@ pub struct TrainConfig {
     /// for `calib average-checkpoints`.
     #[serde(default)]
     pub keep_epochs: usize,
+    /// Forward arithmetic of training steps: `fp32`, or `bf16` autocast (evaluation stays fp32).
+    #[serde(default)]
+    pub precision: Precision,
+    /// After every epoch, the per-sample gradient norms of the last linear layer's weights on
+    /// this many training samples (the paper's Figure 3 b–d); 0 turns the probe off.
+    #[serde(default)]
+    pub probe_grad_norms: usize,
 }
 
 fn one() -> usize {
@@ -117,8 +131,67 @@ pub struct EpochLog {
     pub val: Probe,
     pub test: Option<Probe>,
     pub last_layer_weight_norm: Option<f64>,
+    /// See [`TrainConfig::probe_grad_norms`].
+    #[serde(default)]
+    pub grad_norms: Option<GradNorms>,
     pub seconds: f64,
     pub samples_per_second: f64,
+}
+
+/// A histogram of per-sample gradient norms on log-spaced bins: four per decade from 10⁻⁸ to
+/// 10² (smaller norms count in the first bin, larger in the last).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradNorms {
+    pub samples: usize,
+    pub mean: f64,
+    pub median: f64,
+    /// log10 of the bin edges (`counts.len() + 1` values).
+    pub log10_edges: Vec<f64>,
+    pub counts: Vec<u64>,
+}
+
+impl GradNorms {
+    pub fn new(norms: &[f64]) -> Self {
+        let log10_edges: Vec<f64> = (0..=40).map(|i| -8.0 + 0.25 * i as f64).collect();
+        let mut counts = vec![0u64; 40];
+        for &v in norms {
+            let bin = ((v.max(1e-300).log10() + 8.0) / 0.25).floor().clamp(0.0, 39.0) as usize;
+            counts[bin] += 1;
+        }
+        let mut sorted = norms.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let median = match sorted.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]),
+        };
+        let mean = norms.iter().sum::<f64>() / norms.len().max(1) as f64;
+        Self { samples: norms.len(), mean, median, log10_edges, counts }
+    }
+}
+
+/// Per-sample norms of the last linear layer's weight gradient, ‖∂L_i/∂z_i‖ · ‖h_i‖ (the layer's
+/// gradient for sample i is the outer product of the two), on the first `n` training samples in
+/// evaluation mode, with the training loss at `epoch` (the paper's Figure 3 b–d).
+pub fn grad_norms(task: &dyn Task, loss: &Loss, epoch: usize, n: usize) -> Result<Vec<f64>> {
+    let per_sample = Loss { reduction: Reduction::Sum, ..loss.clone() };
+    let mut out = Vec::with_capacity(n);
+    for b in task.eval_batches("train")? {
+        let Some((h, z, y)) = tch::no_grad(|| task.features(&b)) else {
+            bail!("this task's model does not expose its last layer's features");
+        };
+        let z = z.detach().to_kind(Kind::Float).set_requires_grad(true);
+        let value = per_sample.forward(&z, &y, epoch);
+        let g = Tensor::run_backward(&[&value], &[&z], false, false).remove(0);
+        let norms = g.to_kind(Kind::Double).norm_scalaropt_dim(2, [1], false)
+            * h.to_kind(Kind::Double).norm_scalaropt_dim(2, [1], false);
+        out.extend(Vec::<f64>::try_from(norms.to_device(tch::Device::Cpu))?);
+        if out.len() >= n {
+            break;
+        }
+    }
+    out.truncate(n);
+    Ok(out)
 }
 
 /// `state.json`: where a run stands.
@@ -279,7 +352,9 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
                 lr = config.schedule.lr(epoch, state.global_step);
                 opt.zero_grad();
             }
-            let (logits, targets) = task.forward(&batch, true);
+            let (logits, targets) = precision::with(config.precision, vs.device(), || task.forward(&batch, true));
+            // The loss in float32 whatever the forward ran in (as autocast does for softmax).
+            let logits = if config.precision == Precision::Fp32 { logits } else { logits.to_kind(Kind::Float) };
             let value = loss.forward(&logits, &targets, epoch);
             let v = value.double_value(&[]);
             if !v.is_finite() {
@@ -325,6 +400,11 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
         let test = if config.probe_test { Some(RowStats::of_split(task, "test")?.probe()?) } else { None };
         let weight_norm =
             task.last_layer_weight().and_then(|name| vs.variables().get(&name).map(|w| w.norm().double_value(&[])));
+        let grad_norms = if config.probe_grad_norms > 0 {
+            Some(GradNorms::new(&self::grad_norms(task, &loss, epoch, config.probe_grad_norms)?))
+        } else {
+            None
+        };
         let log = EpochLog {
             epoch: epoch + 1,
             lr,
@@ -334,6 +414,7 @@ pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quie
             val: val.clone(),
             test,
             last_layer_weight_norm: weight_norm,
+            grad_norms,
             seconds: started.elapsed().as_secs_f64(),
             samples_per_second: seen as f64 / train_seconds.max(1e-9),
         };
@@ -500,6 +581,10 @@ mod tests {
         fn forward(&self, batch: &Batch, _train: bool) -> (Tensor, Tensor) {
             (self.lin.forward(&batch.inputs[0]), batch.targets.shallow_clone())
         }
+        fn features(&self, batch: &Batch) -> Option<(Tensor, Tensor, Tensor)> {
+            let h = batch.inputs[0].shallow_clone();
+            Some((h.shallow_clone(), self.lin.forward(&h), batch.targets.shallow_clone()))
+        }
         fn var_store(&self) -> &VarStore {
             &self.vs
         }
@@ -519,6 +604,8 @@ mod tests {
             probe_test: false,
             accumulate,
             keep_epochs,
+            precision: Precision::Fp32,
+            probe_grad_norms: 0,
         }
     }
 
@@ -536,6 +623,49 @@ mod tests {
         let big = weights_after(8, 1);
         assert!(weights_after(4, 2).allclose(&big, 1e-6, 1e-6, false));
         assert!(!weights_after(4, 1).allclose(&big, 1e-3, 1e-3, false));
+    }
+
+    /// bf16 autocast trains (the products round to bf16, so the result is close, not equal).
+    #[test]
+    fn bf16_autocast_training() {
+        let fp32 = weights_after(8, 1);
+        let task = Linear::new(8);
+        let dir = tempfile::tempdir().unwrap();
+        let config = TrainConfig { precision: Precision::Bf16, ..config(1, 1, 0) };
+        fit(&task, &config, dir.path(), false, true).unwrap();
+        let bf16 = task.lin.ws.copy();
+        assert!(bf16.allclose(&fp32, 2e-2, 2e-2, false) && !bf16.equal(&fp32));
+        assert_eq!(bf16.kind(), Kind::Float);
+    }
+
+    /// ‖∂L_i/∂z_i‖·‖h_i‖ equals the norm of the weight gradient autograd gives one sample at a
+    /// time, for CE and focal loss.
+    #[test]
+    fn per_sample_gradient_norms_equal_autograd() {
+        let task = Linear::new(16);
+        for name in ["ce", "focal:2"] {
+            let loss = Loss::new(name.parse().unwrap(), Reduction::Mean);
+            let probe = grad_norms(&task, &loss, 0, 10).unwrap();
+            assert_eq!(probe.len(), 10);
+            for (i, &norm) in probe.iter().enumerate() {
+                let w = &task.lin.ws;
+                let mut g = w.zeros_like();
+                let _ = g.set_requires_grad(false);
+                let x = task.x.narrow(0, i as i64, 1);
+                let l = Loss::new(name.parse().unwrap(), Reduction::Sum).forward(
+                    &task.lin.forward(&x),
+                    &task.y.narrow(0, i as i64, 1),
+                    0,
+                );
+                g += Tensor::run_backward(&[&l], &[w], false, false).remove(0);
+                let want = g.norm().double_value(&[]);
+                assert!((norm - want).abs() <= 1e-5 * want.max(1e-6), "{name} sample {i}: {norm} vs {want}");
+            }
+        }
+        let h = GradNorms::new(&[1e-9, 0.5, 0.5, 2.0, 1e3]);
+        assert_eq!((h.samples, h.median, h.counts.iter().sum::<u64>()), (5, 0.5, 5));
+        // log10(0.5) = −0.30: bin ⌊(−0.30 + 8) / 0.25⌋ = 30.
+        assert_eq!((h.counts[0], h.counts[39], h.counts[30]), (1, 1, 2));
     }
 
     #[test]

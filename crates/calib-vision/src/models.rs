@@ -41,8 +41,30 @@ impl FromStr for Arch {
     }
 }
 
+/// A classifier: features, then one linear layer. The split is what the per-sample gradient-norm
+/// probe of the paper's Figure 3 needs: the last layer's weight gradient for sample i is
+/// (∂L_i/∂z_i) h_iᵀ, whose norm is ‖∂L_i/∂z_i‖ · ‖h_i‖.
+pub trait Classifier: ModuleT {
+    /// The features `[n, d]` the last linear layer reads.
+    fn features_t(&self, x: &Tensor, train: bool) -> Tensor;
+    /// The last linear layer.
+    fn head(&self) -> &nn::Linear;
+}
+
+/// `forward_t` = the head applied to the features, for every network of this module.
+macro_rules! classifier {
+    ($($t:ty),*) => {$(
+        impl ModuleT for $t {
+            fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+                self.features_t(x, train).apply(self.head())
+            }
+        }
+    )*};
+}
+classifier!(ResNet, CifarResNet, DenseNet, SmallCnn);
+
 /// Builds `arch` for `classes` outputs under `p`.
-pub fn build(arch: Arch, p: &nn::Path, classes: i64) -> Box<dyn ModuleT> {
+pub fn build(arch: Arch, p: &nn::Path, classes: i64) -> Box<dyn Classifier> {
     match arch {
         Arch::SmallCnn => Box::new(SmallCnn::new(p, classes)),
         Arch::ResNet18 => Box::new(ResNet::new(p, Block::Basic, &[2, 2, 2, 2], classes)),
@@ -169,13 +191,17 @@ impl ResNet {
     }
 }
 
-impl ModuleT for ResNet {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+impl Classifier for ResNet {
+    fn features_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut y = self.stem.forward_t(x, train).relu();
         for b in &self.blocks {
             y = b.forward_t(&y, train);
         }
-        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
+        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+
+    fn head(&self) -> &nn::Linear {
+        &self.fc
     }
 }
 
@@ -209,8 +235,8 @@ impl CifarResNet {
     }
 }
 
-impl ModuleT for CifarResNet {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+impl Classifier for CifarResNet {
+    fn features_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut y = self.stem.forward_t(x, train).relu();
         for (a, b, down) in &self.blocks {
             let out = b.forward_t(&a.forward_t(&y, train).relu(), train);
@@ -223,7 +249,11 @@ impl ModuleT for CifarResNet {
             };
             y = (out + short).relu();
         }
-        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
+        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+
+    fn head(&self) -> &nn::Linear {
+        &self.fc
     }
 }
 
@@ -274,8 +304,8 @@ impl DenseNet {
     }
 }
 
-impl ModuleT for DenseNet {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+impl Classifier for DenseNet {
+    fn features_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut y = x.apply(&self.stem);
         for (layers, trans) in &self.stages {
             for (b1, c1, b2, c2) in layers {
@@ -286,7 +316,11 @@ impl ModuleT for DenseNet {
                 y = y.apply_t(b, train).relu().apply(c).avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
             }
         }
-        y.apply_t(&self.bn, train).relu().adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
+        y.apply_t(&self.bn, train).relu().adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+
+    fn head(&self) -> &nn::Linear {
+        &self.fc
     }
 }
 
@@ -309,13 +343,17 @@ impl SmallCnn {
     }
 }
 
-impl ModuleT for SmallCnn {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+impl Classifier for SmallCnn {
+    fn features_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut y = x.shallow_clone();
         for c in &self.convs {
             y = c.forward_t(&y, train).relu();
         }
-        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
+        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+
+    fn head(&self) -> &nn::Linear {
+        &self.fc
     }
 }
 

@@ -2,7 +2,7 @@
 //! (random 32 × 32 crop after 4-pixel zero padding, horizontal flip) and per-dataset
 //! normalisation, fed to one of [`crate::models`].
 
-use crate::models::{self, Arch};
+use crate::models::{self, Arch, Classifier};
 use crate::Images;
 use anyhow::{bail, Result};
 use calib_train::trainer::{Batch, Task};
@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use tch::nn::{ModuleT, VarStore};
+use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
 /// Per-channel mean and standard deviation of a dataset's training images (0–1 scale).
@@ -41,7 +41,7 @@ pub struct Splits {
 pub struct ImageTask {
     splits: Splits,
     vs: VarStore,
-    model: Box<dyn ModuleT>,
+    model: Box<dyn Classifier>,
     batch_size: usize,
     norm: Normalization,
     augment: bool,
@@ -154,6 +154,12 @@ impl Task for ImageTask {
 
     fn forward(&self, batch: &Batch, train: bool) -> (Tensor, Tensor) {
         (self.model.forward_t(&batch.inputs[0], train), batch.targets.shallow_clone())
+    }
+
+    fn features(&self, batch: &Batch) -> Option<(Tensor, Tensor, Tensor)> {
+        let h = self.model.features_t(&batch.inputs[0], false);
+        let z = h.apply(self.model.head());
+        Some((h, z, batch.targets.shallow_clone()))
     }
 
     fn var_store(&self) -> &VarStore {

@@ -16,6 +16,13 @@ use std::time::Instant;
 pub enum Bench {
     /// Time reading a `.npy` of logits and computing the metrics on it.
     Metrics(MetricsArgs),
+    /// Beam-search sentences/s of a translation run with and without the key/value cache
+    /// [libtorch; `calib bench decode --help`].
+    #[command(disable_help_flag = true)]
+    Decode {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -37,6 +44,7 @@ pub struct MetricsArgs {
 pub fn run(b: &Bench, format: Format) -> Result<()> {
     match b {
         Bench::Metrics(a) => metrics_bench(a, format),
+        Bench::Decode { args } => super::torch::hand_over("bench-decode", args, format),
     }
 }
 

@@ -19,7 +19,7 @@ pub struct Args {
     /// `bleu`, `chrf`, `chrf++` or `ter`.
     #[arg(long, default_value = "bleu")]
     pub metric: String,
-    /// BLEU tokeniser: 13a, intl, none, char.
+    /// BLEU tokeniser: 13a, intl, none, char, zh.
     #[arg(long, default_value = "13a")]
     pub tokenize: String,
     #[arg(long)]
