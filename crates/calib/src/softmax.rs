@@ -57,6 +57,21 @@ fn lane_max<F: Real>(v: &[F]) -> F {
     })
 }
 
+/// The first index whose value passes `hit`: blocks of 16 are tested without branches (which
+/// vectorises) and only the block holding a hit is searched element by element.
+#[inline(always)]
+fn first_where<F: Real>(v: &[F], hit: impl Fn(F) -> bool) -> Option<usize> {
+    const BLOCK: usize = 16;
+    let mut blocks = v.chunks_exact(BLOCK);
+    for (c, b) in (&mut blocks).enumerate() {
+        if b.iter().fold(false, |any, &x| any | hit(x)) {
+            return b.iter().position(|&x| hit(x)).map(|i| c * BLOCK + i);
+        }
+    }
+    let rest = blocks.remainder();
+    rest.iter().position(|&x| hit(x)).map(|i| v.len() - rest.len() + i)
+}
+
 /// What one row yields besides its probabilities.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RowStats<F> {
@@ -112,7 +127,7 @@ impl<F: Real> Row<F> {
         }
         let sum = self.exponentials(z, t);
         let inv = F::one() / sum;
-        let pred = self.p.iter().position(|&e| e * inv == inv).expect("exp(0) = 1 is an element");
+        let pred = first_where(&self.p, |e| e * inv == inv).expect("exp(0) = 1 is an element");
         RowStats { log_sum: sum.ln(), conf: inv, pred }
     }
 
