@@ -12,7 +12,7 @@ pub enum Error {
     Corpus(#[from] corpus::Error),
     #[error(transparent)]
     Tokenizer(#[from] tokenize::Error),
-    #[error("{path}: no sentence pairs are left (of {read}, {dropped} longer than {max_len} tokens)")]
+    #[error("{path}: no sentence pairs are left (of {read}, {dropped} longer than {max_len} tokens or out of the length ratio)")]
     Empty { path: PathBuf, read: usize, dropped: usize, max_len: usize },
 }
 
@@ -64,7 +64,8 @@ pub struct Parallel {
     pub tgt: Encoded,
     /// Pairs read from the files.
     pub read: usize,
-    /// Pairs left out because a side had more than `max_len` tokens.
+    /// Pairs left out because a side had more than `max_len` tokens, or the sides' lengths
+    /// were further apart than `max_ratio`.
     pub dropped: usize,
 }
 
@@ -83,6 +84,9 @@ impl Parallel {
 pub struct ReadOptions {
     /// Pairs with a side longer than this many tokens are dropped (and counted).
     pub max_len: usize,
+    /// Pairs whose longer side has more than this many times the tokens of the shorter are
+    /// dropped too (Moses' `clean-corpus-n` ratio, on sub-word tokens); None keeps them.
+    pub max_ratio: Option<f64>,
     /// Read only the first this many pairs.
     pub limit: Option<usize>,
     /// Empty lines: an error naming the file and line (training data), or kept.
@@ -108,7 +112,7 @@ pub fn read(src: &Path, tgt: &Path, vocab: &Vocab, opts: ReadOptions) -> Result<
         }
         let n = opts.limit.unwrap_or(usize::MAX).min(s.len());
         let mut out = Parallel::default();
-        add_chunk(&mut out, &s[..n], &t[..n], vocab, opts.max_len)?;
+        add_chunk(&mut out, &s[..n], &t[..n], vocab, &opts)?;
         return finish(out, src, opts.max_len);
     }
     let (mut s_lines, mut t_lines) = (Lines::open(src, opts.empty)?, Lines::open(tgt, opts.empty)?);
@@ -143,7 +147,7 @@ pub fn read(src: &Path, tgt: &Path, vocab: &Vocab, opts: ReadOptions) -> Result<
             break;
         }
         let full = s_chunk.len() == CHUNK;
-        add_chunk(&mut out, &s_chunk, &t_chunk, vocab, opts.max_len)?;
+        add_chunk(&mut out, &s_chunk, &t_chunk, vocab, &opts)?;
         if !full {
             break;
         }
@@ -151,12 +155,14 @@ pub fn read(src: &Path, tgt: &Path, vocab: &Vocab, opts: ReadOptions) -> Result<
     finish(out, src, opts.max_len)
 }
 
-fn add_chunk(out: &mut Parallel, s: &[String], t: &[String], vocab: &Vocab, max_len: usize) -> Result<()> {
+fn add_chunk(out: &mut Parallel, s: &[String], t: &[String], vocab: &Vocab, opts: &ReadOptions) -> Result<()> {
     let (s_ids, t_ids) = rayon::join(|| vocab.encode_batch(s), || vocab.encode_batch(t));
     let (s_ids, t_ids) = (s_ids?, t_ids?);
     out.read += s.len();
     for (a, b) in s_ids.iter().zip(&t_ids) {
-        if a.len() > max_len || b.len() > max_len {
+        let (short, long) = (a.len().min(b.len()), a.len().max(b.len()));
+        let ratio_ok = opts.max_ratio.is_none_or(|r| long as f64 <= r * short.max(1) as f64);
+        if long > opts.max_len || !ratio_ok {
             out.dropped += 1;
         } else {
             out.src.push(a);

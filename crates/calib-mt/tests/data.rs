@@ -19,7 +19,7 @@ fn vocab(dir: &Path) -> Vocab {
     Vocab::load(&path).unwrap()
 }
 
-const READ: ReadOptions = ReadOptions { max_len: 1000, limit: None, empty: Empty::Reject };
+const READ: ReadOptions = ReadOptions { max_len: 1000, max_ratio: None, limit: None, empty: Empty::Reject };
 
 #[test]
 fn multi30k_binarised_equals_sentence_by_sentence() {
@@ -44,6 +44,19 @@ fn multi30k_binarised_equals_sentence_by_sentence() {
     assert_eq!(short.read, 500);
     assert!(short.dropped > 0 && short.len() + short.dropped == 500);
     assert!((0..short.len()).all(|i| short.src.get(i).len() <= 20 && short.tgt.get(i).len() <= 20));
+    // The length ratio (on sub-word tokens), as Moses' clean-corpus-n.
+    let even = data::read(
+        &data("train.en.gz"),
+        &data("train.de.gz"),
+        &v,
+        ReadOptions { max_ratio: Some(2.0), limit: Some(500), ..READ },
+    )
+    .unwrap();
+    assert!(even.dropped > 0 && even.len() + even.dropped == 500);
+    assert!((0..even.len()).all(|i| {
+        let (a, b) = (even.src.get(i).len() as f64, even.tgt.get(i).len() as f64);
+        a.max(b) <= 2.0 * a.min(b)
+    }));
 }
 
 #[test]

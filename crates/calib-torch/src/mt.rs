@@ -50,6 +50,10 @@ pub struct MtData {
     /// counted); validation and test pairs too.
     #[serde(default = "default_max_len")]
     pub max_len: usize,
+    /// Training pairs whose longer side has more than this many times the tokens of the shorter
+    /// are left out too (Moses' `clean-corpus-n` uses 9; none by default).
+    #[serde(default)]
+    pub max_ratio: Option<f64>,
     /// Use only the first this many training pairs (short CPU runs).
     #[serde(default)]
     pub limit: Option<usize>,
@@ -156,28 +160,36 @@ impl MtRecipe {
         Ok(Vocab::new(tok, &path)?)
     }
 
-    fn read(&self, src: &str, tgt: &str, vocab: &Vocab, limit: Option<usize>) -> Result<Parallel> {
-        let opts = ReadOptions { max_len: self.data.max_len, limit, empty: Empty::Reject };
+    fn read(
+        &self,
+        src: &str,
+        tgt: &str,
+        vocab: &Vocab,
+        limit: Option<usize>,
+        max_ratio: Option<f64>,
+    ) -> Result<Parallel> {
+        let opts = ReadOptions { max_len: self.data.max_len, max_ratio, limit, empty: Empty::Reject };
         Ok(data::read(&self.path(src), &self.path(tgt), vocab, opts)?)
     }
 
     /// The `val` (and `test`) splits.
     pub fn eval_splits(&self, vocab: &Vocab) -> Result<HashMap<String, Parallel>> {
         let mut splits = HashMap::new();
-        splits.insert("val".to_string(), self.read(&self.data.valid_src, &self.data.valid_tgt, vocab, None)?);
+        splits.insert("val".to_string(), self.read(&self.data.valid_src, &self.data.valid_tgt, vocab, None, None)?);
         if let (Some(s), Some(t)) = (&self.data.test_src, &self.data.test_tgt) {
-            splits.insert("test".to_string(), self.read(s, t, vocab, None)?);
+            splits.insert("test".to_string(), self.read(s, t, vocab, None, None)?);
         }
         Ok(splits)
     }
 
     /// The training pairs and the evaluation splits.
     pub fn corpora(&self, vocab: &Vocab, quiet: bool) -> Result<(Parallel, HashMap<String, Parallel>)> {
-        let train = self.read(&self.data.train_src, &self.data.train_tgt, vocab, self.data.limit)?;
+        let train =
+            self.read(&self.data.train_src, &self.data.train_tgt, vocab, self.data.limit, self.data.max_ratio)?;
         let splits = self.eval_splits(vocab)?;
         if !quiet {
             eprintln!(
-                "{} training pairs ({} source, {} target tokens; {} of {} longer than {} tokens left out)",
+                "{} training pairs ({} source, {} target tokens; {} of {} left out: longer than {} tokens or out of ratio)",
                 train.len(),
                 train.src.tokens(),
                 train.tgt.tokens(),

@@ -141,7 +141,7 @@ pub fn run(study: &Study, format: Format) -> Result<()> {
     a.search.search(1.0, 1, true)?;
     let device = device::select(a.device)?;
     let loaded = mt::load_run(&a.weights, None, device, |recipe, vocab| {
-        let opts = ReadOptions { max_len: recipe.data.max_len, limit: None, empty: Empty::Reject };
+        let opts = ReadOptions { max_len: recipe.data.max_len, max_ratio: None, limit: None, empty: Empty::Reject };
         Ok(HashMap::from([("val".to_string(), data::read(&a.valid_src, &a.valid_ref, vocab, opts)?)]))
     })?;
     let (vocab, model) = (&loaded.vocab, loaded.task.model());
