@@ -4,7 +4,7 @@
 use anyhow::{anyhow, bail, Result};
 use calib::npy;
 use calib::values::Values;
-use calib::{Error, Real, ScoreKind, Scores};
+use calib::{Error, Real, ScoreKind, Scores, Unscanned};
 use std::path::Path;
 
 /// Arithmetic of a computation; see `calib::Real`.
@@ -17,6 +17,13 @@ pub enum Precision {
 
 /// Reads `[n, k]` scores and `[n]` labels and validates them together.
 pub fn load<F: Real>(scores: &Path, labels: &Path, kind: ScoreKind) -> Result<Scores<F>> {
+    let unscanned = load_unscanned(scores, labels, kind)?;
+    unscanned.scan().map_err(|e| blame(e, scores, labels))
+}
+
+/// [`load`] without scanning the values (for `calib::metrics::basic_unscanned`, which checks
+/// them in its own pass; pass its errors through [`blame`]).
+pub fn load_unscanned<F: Real>(scores: &Path, labels: &Path, kind: ScoreKind) -> Result<Unscanned<F>> {
     let what = if kind == ScoreKind::Probs { "probabilities" } else { "logits" };
     let values = npy::read_floats(scores, 2, what)?;
     let y = npy::read_labels(labels)?;
@@ -27,7 +34,16 @@ pub fn load<F: Real>(scores: &Path, labels: &Path, kind: ScoreKind) -> Result<Sc
     if y.len() != n {
         bail!("{} has {n} rows but {} has {} labels", scores.display(), labels.display(), y.len());
     }
-    from_arrays(values.values, k, &y, kind, scores, labels)
+    Scores::unscanned(values.values, k, &y, kind).map_err(|e| blame(e, scores, labels))
+}
+
+/// A core error as one sentence naming the file at fault.
+pub fn blame(e: Error, scores: &Path, labels: &Path) -> anyhow::Error {
+    match e {
+        Error::LabelOutOfRange { .. } => anyhow!("{}: {e}", labels.display()),
+        Error::NotFinite { .. } | Error::NotProbability { .. } => anyhow!("{}: {e}", scores.display()),
+        e => anyhow!("{} / {}: {e}", scores.display(), labels.display()),
+    }
 }
 
 /// Validates already-read arrays, blaming `scores` or `labels` for what is wrong with each.
@@ -39,9 +55,5 @@ pub fn from_arrays<F: Real>(
     scores: &Path,
     labels: &Path,
 ) -> Result<Scores<F>> {
-    Scores::from_values(values, k, y, kind).map_err(|e| match e {
-        Error::LabelOutOfRange { .. } => anyhow!("{}: {e}", labels.display()),
-        Error::NotFinite { .. } | Error::NotProbability { .. } => anyhow!("{}: {e}", scores.display()),
-        e => anyhow!("{} / {}: {e}", scores.display(), labels.display()),
-    })
+    Scores::from_values(values, k, y, kind).map_err(|e| blame(e, scores, labels))
 }

@@ -28,6 +28,13 @@ impl Case {
         let plot = self.p("plot.svg");
         let plots = self.p("plots");
         expect_error(&["metrics", "--logits", logits, "--labels", labels, "--plot", &plot], expect);
+        // `--only ece` checks the values in its single pass: the same error.
+        for precision in ["f64", "f32"] {
+            expect_error(
+                &["metrics", "--logits", logits, "--labels", labels, "--only", "ece", "--precision", precision],
+                expect,
+            );
+        }
         expect_error(&["calibrate", "--val-logits", logits, "--val-labels", labels, "--plot-dir", &plots], expect);
         assert!(!Path::new(&plot).exists() && !Path::new(&plots).exists(), "an output was written");
     }

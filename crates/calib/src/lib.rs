@@ -27,4 +27,4 @@ pub mod values;
 pub use binning::Bin;
 pub use error::{Error, Result};
 pub use metrics::{evaluate, Mode, Options, Report};
-pub use scores::{Real, ScoreKind, Scores};
+pub use scores::{Real, ScoreKind, Scores, Unscanned};

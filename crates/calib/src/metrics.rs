@@ -13,7 +13,7 @@
 
 use crate::binning::{Bin, BinSums, Binning};
 use crate::error::{Error, Result};
-use crate::scores::{Real, ScoreKind, Scores};
+use crate::scores::{Real, ScoreKind, Scores, Unscanned};
 use crate::softmax::{dispatch, Kernel, Row};
 use rayon::prelude::*;
 
@@ -315,25 +315,46 @@ pub fn ece_of_confidences(confidence: &[f64], correct: &[bool], bins: usize) -> 
 pub fn basic<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Basic> {
     opts.validate()?;
     scores.check_temperature(opts.temperature)?;
+    Ok(basic_pass(scores, opts, false).expect("checked scores"))
+}
+
+/// [`basic`] on scores whose values are checked in the same pass (logits without a temperature:
+/// ECE alone is then one read of the file, not two). A row holding a bad value stops the pass, and
+/// the error is the one [`Unscanned::scan`] gives. Anything else scans first.
+pub fn basic_unscanned<F: Real>(scores: Unscanned<F>, opts: &Options) -> Result<Basic> {
+    opts.validate()?;
+    if scores.unchecked().kind() != ScoreKind::Logits || opts.temperature.is_some() {
+        return basic(&scores.scan()?, opts);
+    }
+    match basic_pass(scores.unchecked(), opts, true) {
+        Some(b) => Ok(b),
+        None => Err(scores.scan().expect_err("the pass met a non-finite value")),
+    }
+}
+
+/// One pass of [`BasicChunk`]s; None when `check` is set and a row holds a non-finite value.
+fn basic_pass<F: Real>(scores: &Scores<F>, opts: &Options, check: bool) -> Option<Basic> {
     let m = opts.bins;
     let binning = Binning::<F>::new(m);
     let temperature = temperature_of::<F>(scores.kind(), opts.temperature);
     let n = scores.n();
-    let parts: Vec<(BinSums, f64, u64)> = (0..n.div_ceil(CHUNK))
+    let parts: Vec<Option<(BinSums, f64, u64)>> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
-            dispatch(BasicChunk { scores, binning: &binning, temperature, rows: c * CHUNK..((c + 1) * CHUNK).min(n) })
+            let rows = c * CHUNK..((c + 1) * CHUNK).min(n);
+            dispatch(BasicChunk { scores, binning: &binning, temperature, rows, check })
         })
         .collect();
     let mut sums = BinSums::new(m);
     let (mut nll, mut correct) = (0.0, 0);
-    for (s, l, c) in &parts {
-        sums.merge(s);
+    for part in parts {
+        let (s, l, c) = part?;
+        sums.merge(&s);
         nll += l;
         correct += c;
     }
     let edges = binning.edges();
-    Ok(Basic {
+    Some(Basic {
         mode: opts.mode,
         n,
         classes: scores.k(),
@@ -345,16 +366,18 @@ pub fn basic<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Basic> {
     })
 }
 
-/// ECE bins, NLL sum and hits of a block of rows, for [`basic`].
+/// ECE bins, NLL sum and hits of a block of rows, for [`basic`]; with `check`, None as soon as a
+/// row holds a non-finite value (logits without a temperature only).
 struct BasicChunk<'a, F> {
     scores: &'a Scores<F>,
     binning: &'a Binning<F>,
     temperature: Option<F>,
     rows: std::ops::Range<usize>,
+    check: bool,
 }
 
 impl<F: Real> Kernel for BasicChunk<'_, F> {
-    type Out = (BinSums, f64, u64);
+    type Out = Option<(BinSums, f64, u64)>;
 
     #[inline(always)]
     fn run(self) -> Self::Out {
@@ -363,7 +386,11 @@ impl<F: Real> Kernel for BasicChunk<'_, F> {
         let mut row = Row::new(k);
         for i in self.rows {
             let y = s.labels()[i];
-            let st = row.compute_conf(s.row(i), s.kind(), self.temperature);
+            let st = if self.check {
+                row.compute_conf_checked(s.row(i))?
+            } else {
+                row.compute_conf(s.row(i), s.kind(), self.temperature)
+            };
             if s.kind() == ScoreKind::Logits {
                 nll += row.nll(&st, y).f64();
             }
@@ -372,7 +399,7 @@ impl<F: Real> Kernel for BasicChunk<'_, F> {
                 sums.add(b, st.conf.f64(), st.pred == y);
             }
         }
-        (sums, nll, correct)
+        Some((sums, nll, correct))
     }
 }
 
@@ -509,6 +536,34 @@ mod tests {
         // Paper mode leaves the minimum-confidence sample out.
         let p = evaluate(&s, &Options { bins: 3, mode: Mode::Paper, temperature: None }).unwrap();
         assert_eq!(p.samples_in_no_adaece_bin, 1);
+    }
+
+    /// The one-pass check gives the numbers of `basic` on good data and the scan's error (first
+    /// bad value in row-major order) on bad data: NaN, ±∞, float64 values beyond float32.
+    #[test]
+    fn basic_unscanned_checks_in_its_pass() {
+        let (n, k) = (3000, 7);
+        let good: Vec<f64> = (0..n * k).map(|i| ((i * 7919) % 1013) as f64 / 37.0 - 13.0).collect();
+        let labels: Vec<i64> = (0..n as i64).map(|i| i % k as i64).collect();
+        let opts = Options::default();
+        let unscanned =
+            |v: Vec<f64>| Scores::<f64>::unscanned(f64::into_values(v), k, &labels, ScoreKind::Logits).unwrap();
+        let checked = basic(&Scores::<f64>::new(good.clone(), k, &labels, ScoreKind::Logits).unwrap(), &opts).unwrap();
+        assert_eq!(basic_unscanned(unscanned(good.clone()), &opts).unwrap(), checked);
+        for (at, value) in [(5, f64::NAN), (2 * k + 3, f64::INFINITY), (2500 * k, f64::NEG_INFINITY)] {
+            let mut bad = good.clone();
+            bad[at] = value;
+            bad[n * k - 1] = f64::NAN; // a later bad value must not be the one reported
+            let expected = unscanned(bad.clone()).scan().unwrap_err();
+            assert_eq!(basic_unscanned(unscanned(bad), &opts).unwrap_err().to_string(), expected.to_string());
+            assert!(matches!(expected, Error::NotFinite { row, col, .. } if row * k + col == at));
+        }
+        let mut huge = good.clone();
+        huge[40] = 1e300;
+        let f32_scores =
+            Scores::<f32>::unscanned(f64::into_values(huge.clone()), k, &labels, ScoreKind::Logits).unwrap();
+        let e = basic_unscanned(f32_scores, &opts).unwrap_err();
+        assert!(e.to_string().contains("overflows the float32 computation"), "{e}");
     }
 
     #[test]

@@ -99,6 +99,37 @@ impl Real for f32 {
     }
 }
 
+/// Scores whose shape and labels are checked but whose values are not scanned yet (see
+/// [`Scores::unscanned`]).
+#[derive(Debug)]
+pub struct Unscanned<F>(Scores<F>);
+
+impl<F: Real> Unscanned<F> {
+    /// Checks that every value is finite (in [0, 1] for probabilities, within `F`'s range for
+    /// logits); the error names the first bad value in row-major order.
+    pub fn scan(self) -> Result<Scores<F>> {
+        let mut s = self.0;
+        let (bad, max_abs) = scan(s.values.slice(), s.kind == ScoreKind::Probs, F::max_value().f64());
+        if let Some(i) = bad {
+            let (row, col, value) = (i / s.k, i % s.k, s.values.slice().get(i));
+            return Err(match (s.kind, value.is_finite()) {
+                (_, false) => Error::NotFinite { row, col, value },
+                (ScoreKind::Probs, true) => Error::NotProbability { row, col, value },
+                (ScoreKind::Logits, true) => Error::Parameter(format!(
+                    "row {row}, column {col}: value {value} overflows the float32 computation (use f64 precision)"
+                )),
+            });
+        }
+        s.max_abs = max_abs;
+        Ok(s)
+    }
+
+    /// The scores, for a pass that checks every value itself before trusting its results.
+    pub(crate) fn unchecked(&self) -> &Scores<F> {
+        &self.0
+    }
+}
+
 /// A validated `[n, k]` score matrix (row-major) and its labels, computed on in precision `F`
 /// whatever the stored precision.
 #[derive(Debug, Clone)]
@@ -122,6 +153,13 @@ impl<F: Real> Scores<F> {
 
     /// [`Scores::new`] for values in any stored precision (e.g. mapped from a `.npy` file).
     pub fn from_values(values: Values, k: usize, labels: &[i64], kind: ScoreKind) -> Result<Self> {
+        Self::unscanned(values, k, labels, kind)?.scan()
+    }
+
+    /// Checks the shape and the labels but not yet the values, for a computation that reads every
+    /// value anyway and checks them in the same pass ([`crate::metrics::basic_unscanned`]): one
+    /// pass over a large file instead of two.
+    pub fn unscanned(values: Values, k: usize, labels: &[i64], kind: ScoreKind) -> Result<Unscanned<F>> {
         if k == 0 {
             return Err(Error::Shape("the score matrix has 0 classes".into()));
         }
@@ -135,18 +173,6 @@ impl<F: Real> Scores<F> {
         if labels.len() != n {
             return Err(Error::Shape(format!("{n} score rows but {} labels", labels.len())));
         }
-        let all = values.slice();
-        let (bad, max_abs) = scan(all, kind == ScoreKind::Probs, F::max_value().f64());
-        if let Some(i) = bad {
-            let (row, col, value) = (i / k, i % k, all.get(i));
-            return Err(match (kind, value.is_finite()) {
-                (_, false) => Error::NotFinite { row, col, value },
-                (ScoreKind::Probs, true) => Error::NotProbability { row, col, value },
-                (ScoreKind::Logits, true) => Error::Parameter(format!(
-                    "row {row}, column {col}: value {value} overflows the float32 computation (use f64 precision)"
-                )),
-            });
-        }
         let labels = labels
             .iter()
             .enumerate()
@@ -158,7 +184,7 @@ impl<F: Real> Scores<F> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { values, labels, n, k, kind, max_abs, precision: PhantomData })
+        Ok(Unscanned(Self { values, labels, n, k, kind, max_abs: f64::NAN, precision: PhantomData }))
     }
 
     pub fn n(&self) -> usize {

@@ -131,6 +131,21 @@ impl<F: Real> Row<F> {
         RowStats { log_sum: sum.ln(), conf: inv, pred }
     }
 
+    /// [`Row::compute_conf`] for logits without a temperature, on values not checked yet: None
+    /// when the row holds a non-finite value (NaN and +∞ make the sum NaN, −∞ shows as the
+    /// smallest shifted value; so does a float64 value beyond float32's range in f32).
+    #[inline(always)]
+    pub fn compute_conf_checked(&mut self, z: Slice) -> Option<RowStats<F>> {
+        let sum = self.exponentials(z, None);
+        let lowest = lanes(&self.shifted, F::zero(), |a, b| if b < a { b } else { a });
+        if !sum.is_finite() || lowest.iter().any(|&v| v == F::neg_infinity()) {
+            return None;
+        }
+        let inv = F::one() / sum;
+        let pred = first_where(&self.p, |e| e * inv == inv).expect("exp(0) = 1 is an element");
+        Some(RowStats { log_sum: sum.ln(), conf: inv, pred })
+    }
+
     /// Fills `shifted` with z/t − max and `p` with exp(shifted); returns Σ exp.
     #[inline(always)]
     fn exponentials(&mut self, z: Slice, t: Option<F>) -> F {

@@ -45,9 +45,10 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
 fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
     let opts = a.settings.options(a.temperature)?;
     let kind = if a.probs { ScoreKind::Probs } else { ScoreKind::Logits };
-    let scores = input::load::<F>(&a.logits, &a.labels, kind)?;
     if a.only.is_some() {
-        let b = metrics::basic(&scores, &opts)?;
+        // One pass over the file: the values are checked by the pass that computes ECE.
+        let unscanned = input::load_unscanned::<F>(&a.logits, &a.labels, kind)?;
+        let b = metrics::basic_unscanned(unscanned, &opts).map_err(|e| input::blame(e, &a.logits, &a.labels))?;
         let mut json = serde_json::to_value(&b)?;
         json["precision"] = json!(a.settings.precision);
         return emit(format, &json, || {
@@ -60,6 +61,7 @@ fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
             render(&["metric", "value"], &rows, Style::Terminal)
         });
     }
+    let scores = input::load::<F>(&a.logits, &a.labels, kind)?;
     let report = metrics::evaluate(&scores, &opts)?;
     let ci = a.boot.settings().map(|s| bootstrap::metrics(&scores, &opts, &s)).transpose()?;
     if let Some(path) = &a.plot {
