@@ -12,6 +12,8 @@ pub mod decode;
 pub mod metrics;
 pub mod spm;
 #[cfg(feature = "model")]
+pub mod study;
+#[cfg(feature = "model")]
 pub mod task;
 pub mod tokenize;
 #[cfg(feature = "model")]

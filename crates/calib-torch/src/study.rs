@@ -1,7 +1,6 @@
-//! `calib study temperature`: the paper's appendix K. For every temperature T, test BLEU with
-//! beam search at T (T divides the logits at every step), and validation token-level ECE and NLL
-//! at T (teacher-forced target tokens, the core's metrics); the T with the lowest validation ECE
-//! and the BLEU there. Writes a table, JSON and Figure K.1 (SVG).
+//! `calib study temperature`: reads the run and the sentences, runs `calib_mt::study` (test BLEU
+//! and validation token-level ECE at every T, the paper's appendix K), and writes a table, JSON
+//! and Figure K.1 (SVG).
 
 use crate::decode::{encode_checked, SearchArgs};
 use crate::mt::{self, RunArgs};
@@ -9,16 +8,12 @@ use anyhow::{bail, Context, Result};
 use calib_cli::output::{emit, Format};
 use calib_mt::corpus::{self, Empty};
 use calib_mt::data::{self, ReadOptions};
-use calib_mt::decode::translate;
-use calib_mt::metrics::{corpus_bleu, BleuOptions};
+use calib_mt::study::{self, TestSet};
 use calib_report::table::{self, Style};
 use calib_train::device::{self, DeviceRequest};
-use calib_train::trainer::Task;
-use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tch::{Kind, Tensor};
 
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum Study {
@@ -88,45 +83,6 @@ pub fn parse_grid(text: &str) -> Result<Vec<f64>> {
     Ok(values)
 }
 
-#[derive(Debug, Clone, Serialize)]
-struct Point {
-    t: f64,
-    bleu: f64,
-    val_ece: f64,
-    val_nll: f64,
-}
-
-/// Token-level ECE and NLL of the validation set at every temperature, from one forward pass.
-fn validation_curves(task: &dyn Task, temps: &[f64], bins: usize) -> Result<Vec<(f64, f64)>> {
-    let mut conf: Vec<Vec<f64>> = vec![Vec::new(); temps.len()];
-    let mut nll = vec![0.0; temps.len()];
-    let mut correct: Vec<bool> = Vec::new();
-    tch::no_grad(|| -> Result<()> {
-        for b in task.eval_batches("val")? {
-            let (logits, targets) = task.forward(&b, false);
-            let logits = logits.to_kind(Kind::Double);
-            correct.extend(Vec::<bool>::try_from(
-                logits.argmax(1, false).eq_tensor(&targets).to_device(tch::Device::Cpu),
-            )?);
-            for (i, &t) in temps.iter().enumerate() {
-                let lp = (&logits / t).log_softmax(1, Kind::Double);
-                let (top, _) = lp.max_dim(1, false);
-                conf[i].extend(Vec::<f64>::try_from(top.exp().to_device(tch::Device::Cpu))?);
-                let picked: Tensor = -lp.gather(1, &targets.unsqueeze(1), false).sum(Kind::Double);
-                nll[i] += picked.double_value(&[]);
-            }
-        }
-        Ok(())
-    })?;
-    anyhow::ensure!(!correct.is_empty(), "the validation set has no target tokens");
-    let n = correct.len() as f64;
-    temps
-        .iter()
-        .enumerate()
-        .map(|(i, _)| Ok((calib::metrics::ece_of_confidences(&conf[i], &correct, bins)?, nll[i] / n)))
-        .collect()
-}
-
 fn read_limited(path: &Path, limit: Option<usize>) -> Result<Vec<String>> {
     let mut lines = corpus::read_segments(path)?;
     if let Some(n) = limit {
@@ -138,7 +94,6 @@ fn read_limited(path: &Path, limit: Option<usize>) -> Result<Vec<String>> {
 pub fn run(study: &Study, format: Format) -> Result<()> {
     let Study::Temperature(a) = study;
     let temps = parse_grid(&a.temperatures)?;
-    a.search.search(1.0, 1, true)?;
     let device = device::select(a.device)?;
     let loaded = mt::load_run(&a.weights, None, device, |recipe, vocab| {
         let opts = ReadOptions { max_len: recipe.data.max_len, max_ratio: None, limit: None, empty: Empty::Reject };
@@ -161,25 +116,27 @@ pub fn run(study: &Study, format: Format) -> Result<()> {
     if !a.quiet {
         eprintln!("validation token-level ECE at {} temperatures", temps.len());
     }
-    let curves = validation_curves(&loaded.task, &temps, a.bins)?;
-    let opts = BleuOptions::default();
-    let mut points = Vec::new();
-    let mut signature = String::new();
-    for (&t, &(val_ece, val_nll)) in temps.iter().zip(&curves) {
-        let search = a.search.search(t, 1, true)?;
-        let hyps = translate(model, &ids, mt::specials(vocab), a.search.max_tokens, &search, device);
-        let texts = hyps
-            .iter()
-            .map(|h| vocab.decode(&h[0].tokens.iter().map(|&x| x as u32).collect::<Vec<_>>()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let bleu = corpus_bleu(&texts, &refs, &opts)?;
-        signature = bleu.signature.clone();
+    let test = TestSet {
+        model,
+        vocab,
+        sources: &ids,
+        refs: &refs,
+        search: a.search.search(1.0, 1, true)?,
+        max_tokens: a.search.max_tokens,
+        device,
+    };
+    let (points, signature) = study::temperature(&loaded.task, &test, &temps, a.bins, |p| {
         if !a.quiet {
-            eprintln!("T = {t}: BLEU {:.2}, validation ECE {:.2}%, NLL {val_nll:.4}", bleu.score, 100.0 * val_ece);
+            eprintln!(
+                "T = {}: BLEU {:.2}, validation ECE {:.2}%, NLL {:.4}",
+                p.t,
+                p.bleu,
+                100.0 * p.val_ece,
+                p.val_nll
+            );
         }
-        points.push(Point { t, bleu: bleu.score, val_ece, val_nll });
-    }
-    let best = points.iter().min_by(|x, y| x.val_ece.total_cmp(&y.val_ece)).expect("at least one temperature").clone();
+    })?;
+    let best = study::chosen(&points).expect("at least one temperature").clone();
     let out = a.out.clone().unwrap_or_else(|| a.weights.run.join("study-temperature"));
     std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
     let json = json!({

@@ -1,0 +1,155 @@
+//! The temperature study of the paper's appendix K: for every temperature T, test BLEU with beam
+//! search at T (T divides the logits at every step) and validation token-level ECE and NLL at T
+//! (teacher-forced target tokens, the core's metrics). The T with the lowest validation ECE is
+//! the one a user would pick without looking at the test set.
+
+use crate::decode::{translate, Search, Specials};
+use crate::metrics::{corpus_bleu, BleuOptions};
+use crate::tokenize::Vocab;
+use crate::transformer::Transformer;
+use anyhow::Result;
+use calib_train::trainer::Task;
+use tch::{Kind, Tensor};
+
+/// The study at one temperature.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Point {
+    pub t: f64,
+    pub bleu: f64,
+    pub val_ece: f64,
+    pub val_nll: f64,
+}
+
+/// Token-level ECE (`bins` bins) and NLL of the task's `val` split at every temperature, from
+/// one teacher-forced pass: only each row's confidence per T is kept, never the logits.
+pub fn validation_curves(task: &dyn Task, temps: &[f64], bins: usize) -> Result<Vec<(f64, f64)>> {
+    let mut conf: Vec<Vec<f64>> = vec![Vec::new(); temps.len()];
+    let mut nll = vec![0.0; temps.len()];
+    let mut correct: Vec<bool> = Vec::new();
+    tch::no_grad(|| -> Result<()> {
+        for b in task.eval_batches("val")? {
+            let (logits, targets) = task.forward(&b, false);
+            let logits = logits.to_kind(Kind::Double);
+            let hits = logits.argmax(1, false).eq_tensor(&targets);
+            correct.extend(Vec::<bool>::try_from(hits.to_device(tch::Device::Cpu))?);
+            for (i, &t) in temps.iter().enumerate() {
+                let lp = (&logits / t).log_softmax(1, Kind::Double);
+                let (top, _) = lp.max_dim(1, false);
+                conf[i].extend(Vec::<f64>::try_from(top.exp().to_device(tch::Device::Cpu))?);
+                let picked: Tensor = -lp.gather(1, &targets.unsqueeze(1), false).sum(Kind::Double);
+                nll[i] += picked.double_value(&[]);
+            }
+        }
+        Ok(())
+    })?;
+    anyhow::ensure!(!correct.is_empty(), "the validation set has no target tokens");
+    let n = correct.len() as f64;
+    conf.iter().zip(&nll).map(|(c, l)| Ok((calib::metrics::ece_of_confidences(c, &correct, bins)?, l / n))).collect()
+}
+
+/// What the test side of the study needs: the model, its vocabulary, the encoded sources and
+/// their reference streams, and the search (its temperature is replaced by each T).
+pub struct TestSet<'a> {
+    pub model: &'a Transformer,
+    pub vocab: &'a Vocab,
+    pub sources: &'a [Vec<u32>],
+    pub refs: &'a [Vec<String>],
+    pub search: Search,
+    pub max_tokens: usize,
+    pub device: tch::Device,
+}
+
+/// The study at every temperature of `temps`; `each` sees every point as it is computed. Also
+/// returns the BLEU signature.
+pub fn temperature(
+    task: &dyn Task,
+    test: &TestSet,
+    temps: &[f64],
+    bins: usize,
+    mut each: impl FnMut(&Point),
+) -> Result<(Vec<Point>, String)> {
+    let curves = validation_curves(task, temps, bins)?;
+    let specials = Specials { pad: test.vocab.pad as i64, bos: test.vocab.bos as i64, eos: test.vocab.eos as i64 };
+    let (mut points, mut signature) = (Vec::with_capacity(temps.len()), String::new());
+    for (&t, &(val_ece, val_nll)) in temps.iter().zip(&curves) {
+        let search = Search { temperature: t, nbest: 1, ..test.search.clone() };
+        let hyps = translate(test.model, test.sources, specials, test.max_tokens, &search, test.device);
+        let texts = hyps
+            .iter()
+            .map(|h| test.vocab.decode(&h[0].tokens.iter().map(|&x| x as u32).collect::<Vec<_>>()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let bleu = corpus_bleu(&texts, test.refs, &BleuOptions::default())?;
+        signature = bleu.signature;
+        let point = Point { t, bleu: bleu.score, val_ece, val_nll };
+        each(&point);
+        points.push(point);
+    }
+    Ok((points, signature))
+}
+
+/// The point with the lowest validation ECE (the first of equals).
+pub fn chosen(points: &[Point]) -> Option<&Point> {
+    points.iter().reduce(|best, p| if p.val_ece < best.val_ece { p } else { best })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calib::metrics::{evaluate, Options};
+    use calib::{ScoreKind, Scores};
+    use calib_train::trainer::Batch;
+    use tch::nn::VarStore;
+
+    /// Fixed logits in two batches.
+    struct Fixed {
+        logits: Tensor,
+        targets: Tensor,
+        vs: VarStore,
+    }
+
+    impl Task for Fixed {
+        fn train_batches(&self, _: usize, _: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
+            Box::new(std::iter::empty())
+        }
+        fn train_batches_per_epoch(&self) -> usize {
+            0
+        }
+        fn eval_batches(&self, _: &str) -> Result<Box<dyn Iterator<Item = Batch> + '_>> {
+            Ok(Box::new((0..2).map(|i| Batch {
+                inputs: vec![self.logits.narrow(0, i * 50, 50)],
+                targets: self.targets.narrow(0, i * 50, 50),
+            })))
+        }
+        fn forward(&self, batch: &Batch, _: bool) -> (Tensor, Tensor) {
+            (batch.inputs[0].shallow_clone(), batch.targets.shallow_clone())
+        }
+        fn var_store(&self) -> &VarStore {
+            &self.vs
+        }
+    }
+
+    /// The curves equal the core's ECE and NLL of the logits divided by each T.
+    #[test]
+    fn curves_equal_the_core_metrics_at_each_temperature() {
+        let (n, k) = (100usize, 6usize);
+        let values: Vec<f64> = (0..n * k).map(|i| ((i * 7919) % 101) as f64 / 9.0 - 5.0).collect();
+        let labels: Vec<i64> = (0..n as i64).map(|i| (i * 5) % k as i64).collect();
+        let task = Fixed {
+            logits: Tensor::from_slice(&values).view([n as i64, k as i64]),
+            targets: Tensor::from_slice(&labels),
+            vs: VarStore::new(tch::Device::Cpu),
+        };
+        let temps = [0.5, 1.0, 2.5];
+        let curves = validation_curves(&task, &temps, 15).unwrap();
+        let scores = Scores::new(values, k, &labels, ScoreKind::Logits).unwrap();
+        for (&t, &(ece, nll)) in temps.iter().zip(&curves) {
+            let r = evaluate(&scores, &Options { temperature: Some(t), ..Options::default() }).unwrap();
+            assert!((ece - r.ece).abs() < 1e-12, "T = {t}: {ece} vs {}", r.ece);
+            assert!((nll - r.nll.unwrap()).abs() < 1e-12, "T = {t}");
+        }
+        let points: Vec<Point> =
+            curves.iter().zip(temps).map(|(&(val_ece, val_nll), t)| Point { t, bleu: 0.0, val_ece, val_nll }).collect();
+        let best = chosen(&points).unwrap();
+        assert!(points.iter().all(|p| p.val_ece >= best.val_ece));
+    }
+}
