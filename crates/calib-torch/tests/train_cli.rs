@@ -1,41 +1,11 @@
 //! `calib-torch train` / `eval` on the real CIFAR-10 subset embedded in data/cifar10-mini: it
 //! learns, a killed run resumes to the same result, bad input stops with a clear error.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::{cmd, fails, ok, run};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_calib-torch"));
-    c.current_dir(root()).args(args);
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    cmd(args).output().expect("run calib-torch")
-}
-
-fn ok(args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.extend(["--format", "json"]);
-    let o = run(&all);
-    assert!(o.status.success(), "calib-torch {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn fails(args: &[&str], expect: &[&str]) {
-    let o = run(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "calib-torch {args:?} should fail");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    for e in expect {
-        assert!(err.contains(e), "'{e}' missing from: {err}");
-    }
-}
 
 const RECIPE: &str = "recipes/quickstart/small-cnn.toml";
 

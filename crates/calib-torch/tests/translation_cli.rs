@@ -4,51 +4,14 @@
 //! calibration report, the temperature study writes its table, JSON and figure; bad input stops
 //! with one clear line.
 
-use calib_mt::metrics::{corpus_bleu, BleuOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use calib_mt::metrics::{corpus_bleu, BleuOptions};
+use common::{ok, one_line_error, root, run, run_with_stdin};
+use std::path::{Path, PathBuf};
 
 fn multi30k(name: &str) -> PathBuf {
     root().join("../shared/data/multi30k").join(name)
-}
-
-fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_calib-torch"))
-        .current_dir(root())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn run(args: &[&str]) -> Output {
-    run_with_stdin(args, "")
-}
-
-fn ok(args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.extend(["--format", "json"]);
-    let o = run(&all);
-    assert!(o.status.success(), "calib-torch {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn one_line_error(o: &Output, expect: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "should fail: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    for e in expect {
-        assert!(err.contains(e), "'{e}' missing from: {err}");
-    }
 }
 
 fn lines(path: &Path, n: usize) -> Vec<String> {
@@ -142,6 +105,13 @@ fn multi30k_end_to_end() {
     let uncached: Vec<String> = String::from_utf8(o.stdout).unwrap().lines().map(String::from).collect();
     assert_eq!(uncached, hyps[..20]);
 
+    // calib bench decode: with and without the cache, the same translations.
+    let test_en = dir.path().join("test200.en");
+    let test_de = dir.path().join("test200.de");
+    let b =
+        ok(&["bench-decode", "--run", out_s, "--src", test_en.to_str().unwrap(), "--limit", "20", "--device", "cpu"]);
+    assert_eq!((b["sentences"].as_u64(), b["identical_translations"].as_u64()), (Some(20), Some(20)));
+
     // Averaging the two kept epochs, and decoding from the average.
     let avg = ok(&["average-checkpoints", "--run", out_s, "--last", "2"]);
     assert_eq!(avg["inputs"].as_array().unwrap().len(), 2);
@@ -163,8 +133,6 @@ fn multi30k_end_to_end() {
     assert!(out.join("predictions/test_logits.npy").is_file() && out.join("report.md").is_file());
 
     // The temperature study.
-    let test_en = dir.path().join("test200.en");
-    let test_de = dir.path().join("test200.de");
     let s = ok(&[
         "study",
         "temperature",
