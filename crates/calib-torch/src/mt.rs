@@ -47,7 +47,7 @@ pub struct MtData {
     #[serde(default = "default_kind")]
     pub vocab_kind: String,
     /// Training pairs with a side longer than this many sub-word tokens are left out (and
-    /// counted); validation and test pairs too.
+    /// counted). Validation and test pairs are all kept, up to the model's positions.
     #[serde(default = "default_max_len")]
     pub max_len: usize,
     /// Training pairs whose longer side has more than this many times the tokens of the shorter
@@ -166,9 +166,12 @@ impl MtRecipe {
         tgt: &str,
         vocab: &Vocab,
         limit: Option<usize>,
-        max_ratio: Option<f64>,
+        filter: Option<(usize, Option<f64>)>,
     ) -> Result<Parallel> {
-        let opts = ReadOptions { max_len: self.data.max_len, max_ratio, limit, empty: Empty::Reject };
+        // Evaluation sets lose no pair: only what the model cannot take at all (EOS included).
+        let positions = self.model.config(vocab.size())?.max_positions as usize - 1;
+        let (max_len, max_ratio) = filter.unwrap_or((positions, None));
+        let opts = ReadOptions { max_len, max_ratio, limit, empty: Empty::Reject };
         Ok(data::read(&self.path(src), &self.path(tgt), vocab, opts)?)
     }
 
@@ -184,8 +187,13 @@ impl MtRecipe {
 
     /// The training pairs and the evaluation splits.
     pub fn corpora(&self, vocab: &Vocab, quiet: bool) -> Result<(Parallel, HashMap<String, Parallel>)> {
-        let train =
-            self.read(&self.data.train_src, &self.data.train_tgt, vocab, self.data.limit, self.data.max_ratio)?;
+        let train = self.read(
+            &self.data.train_src,
+            &self.data.train_tgt,
+            vocab,
+            self.data.limit,
+            Some((self.data.max_len, self.data.max_ratio)),
+        )?;
         let splits = self.eval_splits(vocab)?;
         if !quiet {
             eprintln!(

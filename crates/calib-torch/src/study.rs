@@ -96,7 +96,9 @@ pub fn run(study: &Study, format: Format) -> Result<()> {
     let temps = parse_grid(&a.temperatures)?;
     let device = device::select(a.device)?;
     let loaded = mt::load_run(&a.weights, None, device, |recipe, vocab| {
-        let opts = ReadOptions { max_len: recipe.data.max_len, max_ratio: None, limit: None, empty: Empty::Reject };
+        // Every validation pair the model can take counts.
+        let max_len = recipe.model.config(vocab.size())?.max_positions as usize - 1;
+        let opts = ReadOptions { max_len, max_ratio: None, limit: None, empty: Empty::Reject };
         Ok(HashMap::from([("val".to_string(), data::read(&a.valid_src, &a.valid_ref, vocab, opts)?)]))
     })?;
     let (vocab, model) = (&loaded.vocab, loaded.task.model());
