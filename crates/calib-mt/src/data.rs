@@ -98,6 +98,11 @@ const CHUNK: usize = 1 << 15;
 /// Reads and encodes `src`/`tgt` (plain text, `.gz`; WMT SGML `.sgm` for test sets) chunk by
 /// chunk. The files must have the same number of lines (the error gives both counts).
 pub fn read(src: &Path, tgt: &Path, vocab: &Vocab, opts: ReadOptions) -> Result<Parallel> {
+    read_chunked(src, tgt, vocab, opts, CHUNK)
+}
+
+/// [`read`] with `chunk` pairs encoded at a time.
+fn read_chunked(src: &Path, tgt: &Path, vocab: &Vocab, opts: ReadOptions, chunk: usize) -> Result<Parallel> {
     let sgml = |p: &Path| p.extension().is_some_and(|x| x == "sgm");
     if sgml(src) || sgml(tgt) {
         let (s, t) = (corpus::read_segments(src)?, corpus::read_segments(tgt)?);
@@ -119,8 +124,8 @@ pub fn read(src: &Path, tgt: &Path, vocab: &Vocab, opts: ReadOptions) -> Result<
     let mut out = Parallel::default();
     let limit = opts.limit.unwrap_or(usize::MAX);
     loop {
-        let (mut s_chunk, mut t_chunk) = (Vec::with_capacity(CHUNK), Vec::with_capacity(CHUNK));
-        while s_chunk.len() < CHUNK && out.read + s_chunk.len() < limit {
+        let (mut s_chunk, mut t_chunk) = (Vec::with_capacity(chunk), Vec::with_capacity(chunk));
+        while s_chunk.len() < chunk && out.read + s_chunk.len() < limit {
             match (s_lines.next().transpose()?, t_lines.next().transpose()?) {
                 (Some(s), Some(t)) => {
                     s_chunk.push(s);
@@ -146,7 +151,7 @@ pub fn read(src: &Path, tgt: &Path, vocab: &Vocab, opts: ReadOptions) -> Result<
         if s_chunk.is_empty() {
             break;
         }
-        let full = s_chunk.len() == CHUNK;
+        let full = s_chunk.len() == chunk;
         add_chunk(&mut out, &s_chunk, &t_chunk, vocab, &opts)?;
         if !full {
             break;
@@ -177,4 +182,42 @@ fn finish(out: Parallel, path: &Path, max_len: usize) -> Result<Parallel> {
         return Err(Error::Empty { path: path.into(), read: out.read, dropped: out.dropped, max_len });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunk boundaries change nothing: small chunks (ending exactly at the files' end too, and
+    /// cut by a limit) give what one chunk gives, and a length mismatch past a boundary still
+    /// reports both counts.
+    #[test]
+    fn chunks_are_invisible() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, t) = (dir.path().join("a.en"), dir.path().join("a.de"));
+        let src: Vec<String> = (0..1000).map(|i| format!("a dog number {} runs {}", i, "far ".repeat(i % 7))).collect();
+        let tgt: Vec<String> =
+            (0..1000).map(|i| format!("ein Hund {} läuft {}", i * 3, "weit ".repeat(i % 5))).collect();
+        std::fs::write(&s, src.join("\n") + "\n").unwrap();
+        std::fs::write(&t, tgt.join("\n") + "\n").unwrap();
+        let mut text = src.clone();
+        text.extend(tgt.iter().cloned());
+        let tok_path = dir.path().join("tok.json");
+        tokenize::save(&tokenize::train(&text, 200, tokenize::Kind::Bpe, false).unwrap(), &tok_path).unwrap();
+        let vocab = Vocab::load(&tok_path).unwrap();
+        let opts = ReadOptions { max_len: 12, max_ratio: None, limit: None, empty: Empty::Reject };
+        let whole = read_chunked(&s, &t, &vocab, opts, 1 << 20).unwrap();
+        assert!(whole.dropped > 0 && whole.read == 1000);
+        for chunk in [1, 7, 250, 1000] {
+            assert_eq!(read_chunked(&s, &t, &vocab, opts, chunk).unwrap(), whole, "chunk {chunk}");
+        }
+        let limited = ReadOptions { limit: Some(333), ..opts };
+        assert_eq!(
+            read_chunked(&s, &t, &vocab, limited, 100).unwrap(),
+            read_chunked(&s, &t, &vocab, limited, 1 << 20).unwrap()
+        );
+        std::fs::write(&t, tgt[..600].join("\n") + "\n").unwrap();
+        let e = read_chunked(&s, &t, &vocab, opts, 250).unwrap_err().to_string();
+        assert!(e.contains("a.en has 1000 lines") && e.contains("a.de has 600"), "{e}");
+    }
 }

@@ -223,6 +223,12 @@ pub struct Specials {
     pub eos: i64,
 }
 
+impl From<&crate::tokenize::Vocab> for Specials {
+    fn from(v: &crate::tokenize::Vocab) -> Self {
+        Self { pad: v.pad as i64, bos: v.bos as i64, eos: v.eos as i64 }
+    }
+}
+
 /// Translates many sentences (token ids, without EOS): sorted by length, cut into batches of at
 /// most `max_tokens` source tokens (EOS and padding included), searched, and returned in input
 /// order.

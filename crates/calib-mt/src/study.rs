@@ -69,7 +69,7 @@ pub fn temperature(
     mut each: impl FnMut(&Point),
 ) -> Result<(Vec<Point>, String)> {
     let curves = validation_curves(task, temps, bins)?;
-    let specials = Specials { pad: test.vocab.pad as i64, bos: test.vocab.bos as i64, eos: test.vocab.eos as i64 };
+    let specials = Specials::from(test.vocab);
     let (mut points, mut signature) = (Vec::with_capacity(temps.len()), String::new());
     for (&t, &(val_ece, val_nll)) in temps.iter().zip(&curves) {
         let search = Search { temperature: t, nbest: 1, ..test.search.clone() };

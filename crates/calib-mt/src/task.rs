@@ -52,10 +52,6 @@ impl TranslationTask {
         &self.model
     }
 
-    pub fn specials(&self) -> Specials {
-        self.specials
-    }
-
     fn batches<'a>(&'a self, data: &'a Parallel, seed: u64, epoch: usize) -> Box<dyn Iterator<Item = Batch> + 'a> {
         let order =
             token_batches(&plus_one(&data.src.lengths()), &plus_one(&data.tgt.lengths()), self.max_tokens, seed, epoch)

@@ -5,7 +5,7 @@ use crate::decode::{encode_checked, SearchArgs};
 use crate::mt::{self, RunArgs};
 use anyhow::Result;
 use calib_cli::output::{emit, Format};
-use calib_mt::decode::translate;
+use calib_mt::decode::{translate, Specials};
 use calib_train::device::{self, DeviceRequest};
 use serde_json::json;
 use std::collections::HashMap;
@@ -38,7 +38,7 @@ pub fn decode(a: &DecodeArgs, format: Format) -> Result<()> {
     let time = |incremental: bool| -> Result<(f64, Vec<Vec<i64>>)> {
         let search = a.search.search(1.0, 1, incremental)?;
         let start = Instant::now();
-        let hyps = translate(model, &ids, mt::specials(vocab), a.search.max_tokens, &search, device);
+        let hyps = translate(model, &ids, Specials::from(vocab), a.search.max_tokens, &search, device);
         let rate = lines.len() as f64 / start.elapsed().as_secs_f64().max(1e-9);
         Ok((rate, hyps.into_iter().map(|h| h[0].tokens.clone()).collect()))
     };

@@ -6,7 +6,7 @@
 use crate::mt::{self, RunArgs};
 use anyhow::{bail, Context, Result};
 use calib_cli::output::Format;
-use calib_mt::decode::{translate, Hypothesis, LengthPenalty, Search};
+use calib_mt::decode::{translate, Hypothesis, LengthPenalty, Search, Specials};
 use calib_mt::tokenize::Vocab;
 use calib_train::device::{self, DeviceRequest};
 use serde_json::json;
@@ -168,7 +168,7 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
             break;
         }
         let ids = encode_checked(vocab, &buffer, positions, done + 1, "stdin")?;
-        let hyps = translate(model, &ids, mt::specials(vocab), a.search.max_tokens, &search, device);
+        let hyps = translate(model, &ids, Specials::from(vocab), a.search.max_tokens, &search, device);
         for (i, h) in hyps.iter().enumerate() {
             write_hyps(&mut out, vocab, done + i + 1, h, a, format)?;
         }

@@ -210,10 +210,6 @@ impl MtRecipe {
     }
 }
 
-pub fn specials(vocab: &Vocab) -> Specials {
-    Specials { pad: vocab.pad as i64, bos: vocab.bos as i64, eos: vocab.eos as i64 }
-}
-
 /// Which trained weights a command reads.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
@@ -290,8 +286,14 @@ pub fn load_run(
     }
     let config = recipe.model.config(vocab.size())?;
     let splits = splits(&recipe, &vocab)?;
-    let task =
-        TranslationTask::new(config, Parallel::default(), splits, recipe.train.batch_size, specials(&vocab), device)?;
+    let task = TranslationTask::new(
+        config,
+        Parallel::default(),
+        splits,
+        recipe.train.batch_size,
+        Specials::from(&vocab),
+        device,
+    )?;
     trainer::load_weights(task.var_store(), &saved, &file)?;
     Ok(LoadedRun { vocab, task })
 }

@@ -1,10 +1,10 @@
 //! `calib train`: a recipe, overrides, a run folder, and the shared trainer.
 
-use crate::mt::{self, MtRecipe};
+use crate::mt::MtRecipe;
 use crate::recipe::{Plan, Recipe};
 use anyhow::{Context, Result};
 use calib_cli::output::{emit, Format};
-use calib_mt::task::TranslationTask;
+use calib_mt::task::{Specials, TranslationTask};
 use calib_train::device::{self, DeviceRequest};
 use calib_train::precision::Precision;
 use calib_train::trainer;
@@ -138,7 +138,7 @@ pub fn train_translation(
     }
     tch::manual_seed(recipe.train.seed as i64);
     let config = recipe.model.config(vocab.size())?;
-    let task = TranslationTask::new(config, train, splits, recipe.train.batch_size, mt::specials(&vocab), device)?;
+    let task = TranslationTask::new(config, train, splits, recipe.train.batch_size, Specials::from(&vocab), device)?;
     calib::atomic::write(&out.join("config.toml"), toml::to_string(recipe)?.as_bytes())?;
     trainer::fit(&task, &recipe.train, out, resume, quiet)
 }
