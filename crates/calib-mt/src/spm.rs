@@ -4,7 +4,6 @@
 //! and the unigram or BPE model with sentencepiece's pieces, scores and ids. `tests/spm.rs`
 //! checks the ids against the sentencepiece library's on real sentences.
 
-use crate::tokenize::{Error, Result, SPECIALS};
 use std::path::Path;
 use tokenizers::decoders::DecoderWrapper;
 use tokenizers::models::bpe::BPE;
@@ -163,11 +162,19 @@ fn merges(vocab: &tokenizers::models::bpe::Vocab, pieces: &[(String, f32, i32)])
     out
 }
 
+/// A sentencepiece model that cannot be read or rebuilt.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct Error {
+    pub path: String,
+    pub problem: String,
+}
+
 /// Reads a sentencepiece model and builds the equivalent tokenizer. Specials: sentencepiece's
-/// `<unk>`, `<s>`, `</s>` keep their ids; a `<pad>` is added after the last piece when the model
-/// has none (sentencepiece's default).
-pub fn load(path: &Path) -> Result<Tokenizer> {
-    let file = |problem: String| Error::File { path: path.display().to_string(), problem };
+/// `<unk>`, `<s>`, `</s>` keep their ids; `pad` is added after the last piece when the model
+/// has no padding piece (sentencepiece's default).
+pub fn load(path: &Path, pad: &str) -> Result<Tokenizer, Error> {
+    let file = |problem: String| Error { path: path.display().to_string(), problem };
     let bytes = std::fs::read(path).map_err(|e| file(format!("cannot read: {e}")))?;
     let m = parse(&bytes).map_err(|_| file("not a sentencepiece model (malformed protobuf)".into()))?;
     if m.pieces.is_empty() {
@@ -230,7 +237,7 @@ pub fn load(path: &Path) -> Result<Tokenizer> {
         .collect();
     tok.add_tokens(&user);
     if m.pad_id < 0 {
-        tok.add_special_tokens(&[AddedToken::from(SPECIALS[0], true)]);
+        tok.add_special_tokens(&[AddedToken::from(pad, true)]);
     }
     Ok(tok)
 }

@@ -7,9 +7,22 @@ use crate::decode::{translate, Search, Specials};
 use crate::metrics::{corpus_bleu, BleuOptions};
 use crate::tokenize::Vocab;
 use crate::transformer::Transformer;
-use anyhow::Result;
-use calib_train::trainer::Task;
-use tch::{Kind, Tensor};
+use calib_train::probe::RowStats;
+use calib_train::task::Task;
+
+/// What can stop the study.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Train(#[from] calib_train::Error),
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokenize::Error),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The study at one temperature.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -21,30 +34,15 @@ pub struct Point {
 }
 
 /// Token-level ECE (`bins` bins) and NLL of the task's `val` split at every temperature, from
-/// one teacher-forced pass: only each row's confidence per T is kept, never the logits.
-pub fn validation_curves(task: &dyn Task, temps: &[f64], bins: usize) -> Result<Vec<(f64, f64)>> {
-    let mut conf: Vec<Vec<f64>> = vec![Vec::new(); temps.len()];
-    let mut nll = vec![0.0; temps.len()];
-    let mut correct: Vec<bool> = Vec::new();
-    tch::no_grad(|| -> Result<()> {
-        for b in task.eval_batches("val")? {
-            let (logits, targets) = task.forward(&b, false);
-            let logits = logits.to_kind(Kind::Double);
-            let hits = logits.argmax(1, false).eq_tensor(&targets);
-            correct.extend(Vec::<bool>::try_from(hits.to_device(tch::Device::Cpu))?);
-            for (i, &t) in temps.iter().enumerate() {
-                let lp = (&logits / t).log_softmax(1, Kind::Double);
-                let (top, _) = lp.max_dim(1, false);
-                conf[i].extend(Vec::<f64>::try_from(top.exp().to_device(tch::Device::Cpu))?);
-                let picked: Tensor = -lp.gather(1, &targets.unsqueeze(1), false).sum(Kind::Double);
-                nll[i] += picked.double_value(&[]);
-            }
-        }
-        Ok(())
-    })?;
-    anyhow::ensure!(!correct.is_empty(), "the validation set has no target tokens");
-    let n = correct.len() as f64;
-    conf.iter().zip(&nll).map(|(c, l)| Ok((calib::metrics::ece_of_confidences(c, &correct, bins)?, l / n))).collect()
+/// one teacher-forced pass streamed through the trainer's row statistics (never the logits).
+pub fn validation_curves<T: Task>(task: &T, temps: &[f64], bins: usize) -> Result<Vec<(f64, f64)>> {
+    RowStats::of_split_at(task, "val", temps)?
+        .iter()
+        .map(|rows| {
+            let p = rows.probe_with_bins(bins)?;
+            Ok((p.ece, p.nll))
+        })
+        .collect()
 }
 
 /// What the test side of the study needs: the model, its vocabulary, the encoded sources and
@@ -61,8 +59,8 @@ pub struct TestSet<'a> {
 
 /// The study at every temperature of `temps`; `each` sees every point as it is computed. Also
 /// returns the BLEU signature.
-pub fn temperature(
-    task: &dyn Task,
+pub fn temperature<T: Task>(
+    task: &T,
     test: &TestSet,
     temps: &[f64],
     bins: usize,
@@ -97,31 +95,50 @@ mod tests {
     use super::*;
     use calib::metrics::{evaluate, Options};
     use calib::{ScoreKind, Scores};
-    use calib_train::trainer::Batch;
+    use calib_train::task::{Batches, Data, Shard};
     use tch::nn::VarStore;
+    use tch::Tensor;
 
-    /// Fixed logits in two batches.
+    /// Fixed logits in two batches of 50 rows.
+    struct Rows {
+        logits: Vec<f64>,
+        targets: Vec<i64>,
+        k: usize,
+    }
+
+    impl Data for Rows {
+        type Batch = Vec<Tensor>;
+        fn train_batches(&self, _: usize, _: u64, _: Shard) -> Batches<'_, Vec<Tensor>> {
+            Box::new(std::iter::empty())
+        }
+        fn train_batches_per_epoch(&self, _: Shard) -> usize {
+            0
+        }
+        fn eval_batches(&self, _: &str) -> calib_train::Result<Batches<'_, Vec<Tensor>>> {
+            Ok(Box::new((0..2).map(|i| {
+                let rows = i * 50..(i + 1) * 50;
+                let l = &self.logits[rows.start * self.k..rows.end * self.k];
+                vec![Tensor::from_slice(l).view([50, self.k as i64]), Tensor::from_slice(&self.targets[rows])]
+            })))
+        }
+        fn has_split(&self, _: &str) -> bool {
+            true
+        }
+    }
+
     struct Fixed {
-        logits: Tensor,
-        targets: Tensor,
+        rows: Rows,
         vs: VarStore,
     }
 
     impl Task for Fixed {
-        fn train_batches(&self, _: usize, _: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
-            Box::new(std::iter::empty())
+        type Batch = Vec<Tensor>;
+        type Data = Rows;
+        fn data(&self) -> &Rows {
+            &self.rows
         }
-        fn train_batches_per_epoch(&self) -> usize {
-            0
-        }
-        fn eval_batches(&self, _: &str) -> Result<Box<dyn Iterator<Item = Batch> + '_>> {
-            Ok(Box::new((0..2).map(|i| Batch {
-                inputs: vec![self.logits.narrow(0, i * 50, 50)],
-                targets: self.targets.narrow(0, i * 50, 50),
-            })))
-        }
-        fn forward(&self, batch: &Batch, _: bool) -> (Tensor, Tensor) {
-            (batch.inputs[0].shallow_clone(), batch.targets.shallow_clone())
+        fn forward(&self, batch: &Vec<Tensor>, _: bool) -> (Tensor, Tensor) {
+            (batch[0].shallow_clone(), batch[1].shallow_clone())
         }
         fn var_store(&self) -> &VarStore {
             &self.vs
@@ -135,8 +152,7 @@ mod tests {
         let values: Vec<f64> = (0..n * k).map(|i| ((i * 7919) % 101) as f64 / 9.0 - 5.0).collect();
         let labels: Vec<i64> = (0..n as i64).map(|i| (i * 5) % k as i64).collect();
         let task = Fixed {
-            logits: Tensor::from_slice(&values).view([n as i64, k as i64]),
-            targets: Tensor::from_slice(&labels),
+            rows: Rows { logits: values.clone(), targets: labels.clone(), k },
             vs: VarStore::new(tch::Device::Cpu),
         };
         let temps = [0.5, 1.0, 2.5];

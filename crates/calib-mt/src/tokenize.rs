@@ -24,6 +24,8 @@ pub enum Error {
     File { path: String, problem: String },
     #[error("tokenizer: {0}")]
     Library(String),
+    #[error(transparent)]
+    Spm(#[from] crate::spm::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -103,7 +105,7 @@ pub fn save(tok: &Tokenizer, path: &Path) -> Result<()> {
 /// Loads a `tokenizer.json`, or a sentencepiece `.model` (see [`crate::spm`]).
 pub fn load(path: &Path) -> Result<Tokenizer> {
     if path.extension().is_some_and(|x| x == "model") {
-        return crate::spm::load(path);
+        return Ok(crate::spm::load(path, SPECIALS[0])?);
     }
     Tokenizer::from_file(path).map_err(|e| Error::File { path: path.display().to_string(), problem: e.to_string() })
 }

@@ -41,11 +41,11 @@ fn epoch_files(run: &Path) -> Result<Vec<(usize, PathBuf)>> {
     Ok(found)
 }
 
-/// The mean of the tensors of `files` (weights only: `opt.*` and `run.*` entries are skipped);
-/// every file must hold the same names and shapes.
+/// The mean of the tensors of `files` (weights only: the optimiser and run state a
+/// `last.safetensors` also holds are skipped); every file must hold the same names and shapes.
 pub fn average(files: &[PathBuf]) -> Result<Vec<(String, Tensor)>> {
     let first = files.first().context("no checkpoints to average")?;
-    let keep = |name: &str| !name.starts_with("opt.") && !name.starts_with("run.");
+    let keep = |name: &str| calib_train::run::is_weight(name);
     let base = checkpoint::load_tensors(first)?;
     let mut names: Vec<String> = base.keys().filter(|n| keep(n)).cloned().collect();
     names.sort();

@@ -8,9 +8,10 @@ mod decode;
 mod eval;
 mod loss;
 mod mt;
+mod progress;
 mod quickstart;
-mod recipe;
 mod study;
+mod tasks;
 mod train;
 
 use calib_cli::output::Format;

@@ -3,14 +3,13 @@
 //! and prints their calibration side by side (error, NLL, ECE, AdaECE, classwise-ECE before and
 //! after temperature scaling, T), with reliability diagrams in `runs/quickstart/plots/`.
 
-use crate::eval;
-use crate::mt::RunArgs;
-use crate::recipe::Recipe;
-use crate::train;
+use crate::progress::Bars;
 use anyhow::{Context, Result};
 use calib_cli::output::{emit, Format};
 use calib_cli::report;
-use calib_train::device::DeviceRequest;
+use calib_train::device::{self, DeviceRequest};
+use calib_train::trainer::Fit;
+use calib_vision::recipe::Recipe;
 use std::path::{Path, PathBuf};
 
 /// The quickstart recipe, built into the binary so it runs from anywhere.
@@ -35,6 +34,7 @@ pub struct Args {
 }
 
 pub fn run(a: &Args, format: Format) -> Result<()> {
+    let device = device::select(a.device)?;
     let mut runs = Vec::new();
     for loss in ["ce", "flsd:53"] {
         let mut overrides = vec![format!("train.loss=\"{loss}\""), format!("data.dir=\"{}\"", a.data.display())];
@@ -61,8 +61,9 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
                 run.display()
             );
         }
-        train::train(&recipe, &run, false, a.device, a.quiet)?;
-        runs.push(eval::write_predictions(&RunArgs { run: run.clone(), checkpoint: "best".into() }, &[], a.device)?.1);
+        let mut bars = Bars::new(a.quiet);
+        calib_vision::run::train(&recipe, &run, device, Fit::new().observer(&mut bars))?;
+        runs.push(calib_vision::run::predict(&run, &run.join("best.safetensors"), &[], device)?.dir);
     }
     let (json, table) =
         report::build(&report::Args { data: runs, out: a.out.clone(), bootstrap: a.bootstrap, seed: 0, bins: 15 })?;

@@ -99,7 +99,8 @@ pub fn run(study: &Study, format: Format) -> Result<()> {
         // Every validation pair the model can take counts.
         let max_len = recipe.model.config(vocab.size())?.max_positions as usize - 1;
         let opts = ReadOptions { max_len, max_ratio: None, limit: None, empty: Empty::Reject };
-        Ok(HashMap::from([("val".to_string(), data::read(&a.valid_src, &a.valid_ref, vocab, opts)?)]))
+        let val = data::read(&a.valid_src, &a.valid_ref, vocab, opts)?;
+        Ok(HashMap::from([("val".to_string(), val)]))
     })?;
     let (vocab, model) = (&loaded.vocab, loaded.task.model());
     let sources = read_limited(&a.src, a.limit)?;

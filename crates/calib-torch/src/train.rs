@@ -1,16 +1,16 @@
-//! `calib train`: a recipe, overrides, a run folder, and the shared trainer.
+//! `calib train`: a recipe and its overrides, a run folder, and the domain crate of the recipe's
+//! kind of task, which trains it with the shared trainer.
 
-use crate::mt::MtRecipe;
-use crate::recipe::{Plan, Recipe};
+use crate::progress::Bars;
+use crate::tasks::Kind;
 use anyhow::{Context, Result};
 use calib_cli::output::{emit, Format};
-use calib_mt::task::{Specials, TranslationTask};
 use calib_train::device::{self, DeviceRequest};
 use calib_train::precision::Precision;
-use calib_train::trainer;
-use calib_vision::task::ImageTask;
+use calib_train::run::RunState;
+use calib_train::trainer::{Fit, TrainConfig};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -69,93 +69,75 @@ impl Args {
     }
 }
 
-/// Resolves the recipe and run folder of `a` (a resumed run reads its own config.toml).
-pub fn resolve(a: &Args) -> Result<(Plan, PathBuf)> {
-    if a.resume {
+/// A resolved recipe: its TOML with the overrides applied, its kind, where it came from, and
+/// the run folder (a resumed run reads its own config.toml).
+pub struct Resolved {
+    pub table: toml::Table,
+    pub kind: Kind,
+    pub path: PathBuf,
+    pub out: PathBuf,
+}
+
+pub fn resolve(a: &Args) -> Result<Resolved> {
+    let (path, out) = if a.resume {
         let out = a.out.clone().context("--resume needs --out RUN_FOLDER")?;
-        return Ok((Plan::load(&out.join("config.toml"), &a.overrides())?, out));
-    }
-    let path = a.recipe.as_ref().context("give --recipe FILE.toml (or --resume --out RUN)")?;
-    let plan = Plan::load(path, &a.overrides())?;
-    let out = a.out.clone().unwrap_or_else(|| {
+        (out.join("config.toml"), out)
+    } else {
+        let path = a.recipe.clone().context("give --recipe FILE.toml (or --resume --out RUN)")?;
+        let out = a.out.clone().unwrap_or_default();
+        (path, out)
+    };
+    let table = calib_train::recipe::load(&path, &a.overrides())?;
+    let kind = Kind::of(&table, &path)?;
+    let out = if out.as_os_str().is_empty() {
         let stem = path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
-        PathBuf::from("runs").join(format!("{stem}-{}", plan.train().loss.replace([':', ',', '='], "_")))
-    });
-    Ok((plan, out))
+        let loss = table.get("train").and_then(|t| t.get("loss")).and_then(|l| l.as_str()).unwrap_or("loss");
+        PathBuf::from("runs").join(format!("{stem}-{}", loss.replace([':', ',', '='], "_")))
+    } else {
+        out
+    };
+    Ok(Resolved { table, kind, path, out })
 }
 
-/// Refuses to overwrite a run (unless resuming it) and selects the device.
-fn start(out: &Path, resume: bool, device: DeviceRequest) -> Result<tch::Device> {
+/// Trains a resolved recipe with its domain crate; returns the run state and the training
+/// settings.
+pub fn train(r: Resolved, resume: bool, device: DeviceRequest, quiet: bool) -> Result<(RunState, TrainConfig)> {
     anyhow::ensure!(
-        resume || !out.join("state.json").exists(),
+        resume || !r.out.join("state.json").exists(),
         "{} already holds a run; use --resume to continue it or choose another --out",
-        out.display()
+        r.out.display()
     );
-    device::select(device)
-}
-
-/// Trains; returns the run folder.
-pub fn train(
-    recipe: &Recipe,
-    out: &Path,
-    resume: bool,
-    device: DeviceRequest,
-    quiet: bool,
-) -> Result<trainer::RunState> {
-    let device = start(out, resume, device)?;
-    // Initial weights come from libtorch's generator: seed it first, so a run is reproducible.
-    tch::manual_seed(recipe.train.seed as i64);
-    let task = ImageTask::new(
-        recipe.splits()?,
-        recipe.arch()?,
-        recipe.train.batch_size,
-        recipe.normalization()?,
-        recipe.data.augment,
-        device,
-    )?;
-    // The run folder is made only once the data has loaded, so a bad recipe leaves nothing behind.
-    // On --resume the config is rewritten too: overrides (more epochs, …) must be what eval reads.
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create the run folder", out.display()))?;
-    calib::atomic::write(&out.join("config.toml"), toml::to_string(recipe)?.as_bytes())?;
-    trainer::fit(&task, &recipe.train, out, resume, quiet)
-}
-
-/// Trains a Transformer: the vocabulary (the recipe's, or trained and saved into the run
-/// folder), the corpora read through it, then the shared trainer.
-pub fn train_translation(
-    recipe: &MtRecipe,
-    out: &Path,
-    resume: bool,
-    device: DeviceRequest,
-    quiet: bool,
-) -> Result<trainer::RunState> {
-    let device = start(out, resume, device)?;
-    let vocab = recipe.vocab(out, resume, quiet)?;
-    let (train, splits) = recipe.corpora(&vocab, quiet)?;
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create the run folder", out.display()))?;
-    if !resume {
-        calib_mt::tokenize::save(vocab.tokenizer(), &out.join("tokenizer.json"))?;
-    }
-    tch::manual_seed(recipe.train.seed as i64);
-    let config = recipe.model.config(vocab.size())?;
-    let task = TranslationTask::new(config, train, splits, recipe.train.batch_size, Specials::from(&vocab), device)?;
-    calib::atomic::write(&out.join("config.toml"), toml::to_string(recipe)?.as_bytes())?;
-    trainer::fit(&task, &recipe.train, out, resume, quiet)
+    let device = device::select(device)?;
+    let mut bars = Bars::new(quiet);
+    Ok(match r.kind {
+        Kind::Image => {
+            let recipe = calib_vision::recipe::Recipe::from_table(r.table, &r.path)?;
+            let state =
+                calib_vision::run::train(&recipe, &r.out, device, Fit::new().resume(resume).observer(&mut bars))?;
+            (state, recipe.train)
+        }
+        Kind::Translation => {
+            let recipe = calib_mt::recipe::MtRecipe::from_table(r.table, &r.path)?;
+            let notes = Bars::new(quiet);
+            let mut log = |text: String| notes.note(&text);
+            let state =
+                calib_mt::run::train(&recipe, &r.out, device, Fit::new().observer(&mut bars), resume, &mut log)?;
+            (state, recipe.train)
+        }
+    })
 }
 
 pub fn run(a: &Args, format: Format) -> Result<()> {
-    let (plan, out) = resolve(a)?;
-    let state = match &plan {
-        Plan::Image(recipe) => train(recipe, &out, a.resume, a.device, a.quiet)?,
-        Plan::Translation(recipe) => train_translation(recipe, &out, a.resume, a.device, a.quiet)?,
-    };
-    let json = json!({"run": out, "epochs": state.epochs_done, "best_epoch": state.best_epoch, "best_value": state.best_value, "select_best_by": plan.train().select_best_by});
+    let resolved = resolve(a)?;
+    let out = resolved.out.clone();
+    let (state, config) = train(resolved, a.resume, a.device, a.quiet)?;
+    let json = json!({"run": out, "epochs": state.epochs_done, "best_epoch": state.best_epoch, "best_value": state.best_value, "select_best_by": config.select_best_by});
     emit(format, &json, || {
         format!(
             "trained {} for {} epochs; best {:?} at epoch {:?}",
             out.display(),
             state.epochs_done,
-            plan.train().select_best_by,
+            config.select_best_by,
             state.best_epoch
         )
     })

@@ -2,7 +2,7 @@
 //! (epoch, step, best value), each written to a temporary file and renamed into place, so a run
 //! killed at any moment leaves the previous checkpoint intact.
 
-use anyhow::{Context, Result};
+use crate::error::{file, Result};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,26 +11,25 @@ use tch::Tensor;
 /// Writes named tensors to `path` atomically.
 pub fn save_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp =
-        calib::atomic::temp_in(dir).with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let tmp = calib::atomic::temp_in(dir).map_err(|e| file(dir, format!("cannot create a temporary file: {e}")))?;
     let cpu: Vec<(String, Tensor)> = named.iter().map(|(k, t)| (k.clone(), t.to_device(tch::Device::Cpu))).collect();
-    Tensor::write_safetensors(&cpu, tmp.path()).with_context(|| format!("{}: cannot write", path.display()))?;
-    tmp.as_file().sync_all().with_context(|| format!("{}: cannot sync", path.display()))?;
-    tmp.persist(path).with_context(|| format!("{}: cannot rename into place", path.display()))?;
+    Tensor::write_safetensors(&cpu, tmp.path()).map_err(|e| file(path, format!("cannot write: {e}")))?;
+    tmp.as_file().sync_all().map_err(|e| file(path, format!("cannot sync: {e}")))?;
+    tmp.persist(path).map_err(|e| file(path, format!("cannot rename into place: {}", e.error)))?;
     calib::atomic::sync_dir(dir);
     Ok(())
 }
 
 /// Reads what [`save_tensors`] wrote.
 pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
-    let named =
-        Tensor::read_safetensors(path).with_context(|| format!("{}: not a readable checkpoint", path.display()))?;
+    let named = Tensor::read_safetensors(path).map_err(|e| file(path, format!("not a readable checkpoint: {e}")))?;
     Ok(named.into_iter().collect())
 }
 
 /// Writes a serialisable state as pretty JSON, atomically.
 pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    Ok(calib::atomic::write(path, serde_json::to_string_pretty(value)?.as_bytes())?)
+    let text = serde_json::to_string_pretty(value).map_err(|e| file(path, format!("cannot encode: {e}")))?;
+    Ok(calib::atomic::write(path, text.as_bytes())?)
 }
 
 #[cfg(test)]

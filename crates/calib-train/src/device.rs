@@ -2,7 +2,7 @@
 //! CUDA is loaded at run time: `dlopen("libtorch_cuda.so")` registers libtorch's CUDA backend when
 //! a CUDA build of libtorch 2.11 is on `LD_LIBRARY_PATH`.
 
-use anyhow::{bail, Result};
+use crate::error::{Error, Result};
 use std::ffi::{CStr, CString};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,10 +41,10 @@ pub fn select(request: DeviceRequest) -> Result<tch::Device> {
                 (true, _) => Ok(tch::Device::Cuda(0)),
                 (false, DeviceRequest::Auto) => Ok(tch::Device::Cpu),
                 (false, _) => match loaded {
-                    Err(e) => bail!(
+                    Err(e) => Err(Error::Device(format!(
                         "--device cuda: cannot load libtorch_cuda.so ({e}); put a CUDA build of libtorch 2.11 (e.g. the torch wheel's lib/ folder) on LD_LIBRARY_PATH"
-                    ),
-                    Ok(()) => bail!("--device cuda: libtorch_cuda.so is loaded but no CUDA device is visible"),
+                    ))),
+                    Ok(()) => Err(Error::Device("--device cuda: libtorch_cuda.so is loaded but no CUDA device is visible".into())),
                 },
             }
         }

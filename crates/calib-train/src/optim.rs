@@ -5,8 +5,11 @@
 //! their state as named tensors, saved in the same checkpoint as the weights. They follow
 //! `torch.optim.SGD`, `Adam` and `Adagrad` exactly (tested against libtorch's own SGD and Adam).
 
+use crate::error::{file, Result};
+use crate::run::OPTIMIZER_PREFIX;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::path::Path;
 use tch::{nn::VarStore, Kind, Tensor};
 
 /// An optimiser and its hyper-parameters (the learning rate comes from the schedule).
@@ -90,27 +93,29 @@ impl Optimizer {
         }
     }
 
+    /// The defined gradients, in parameter name order (what data-parallel ranks reduce).
+    pub fn grads(&self) -> Vec<Tensor> {
+        self.params.iter().map(|p| p.value.grad()).filter(|g| g.defined()).collect()
+    }
+
     /// Scales gradients so their global L2 norm is at most `max`; returns the norm before
-    /// clipping (as `torch.nn.utils.clip_grad_norm_`).
-    pub fn clip_grad_norm(&mut self, max: f64) -> f64 {
-        let grads: Vec<Tensor> = self.params.iter().map(|p| p.value.grad()).filter(|g| g.defined()).collect();
+    /// clipping (as `torch.nn.utils.clip_grad_norm_`). The scale is computed and applied on the
+    /// device (no host synchronisation); a factor of exactly 1 leaves the gradients unchanged.
+    pub fn clip_grad_norm(&mut self, max: f64) -> Tensor {
+        let grads = self.grads();
         if grads.is_empty() {
-            return 0.0;
+            return Tensor::from(0.0);
         }
-        let norm = tch::no_grad(|| {
+        tch::no_grad(|| {
             let squares: Vec<Tensor> =
                 grads.iter().map(|g| g.to_kind(Kind::Double).square().sum(Kind::Double)).collect();
-            Tensor::stack(&squares, 0).sum(Kind::Double).sqrt().double_value(&[])
-        });
-        let coef = max / (norm + 1e-6);
-        if coef < 1.0 {
-            tch::no_grad(|| {
-                for g in &grads {
-                    let _ = g.shallow_clone().g_mul_scalar_(coef);
-                }
-            });
-        }
-        norm
+            let norm = Tensor::stack(&squares, 0).sum(Kind::Double).sqrt();
+            let coef = (max / (&norm + 1e-6)).clamp_max(1.0);
+            for g in &grads {
+                let _ = g.shallow_clone().g_mul_(&coef.to_kind(g.kind()));
+            }
+            norm
+        })
     }
 
     /// One update with learning rate `lr`.
@@ -162,35 +167,42 @@ impl Optimizer {
     /// The optimiser's state as named tensors (`optim.<param>.a`, `.b`, `optim.steps`), to be
     /// saved next to the weights.
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out = vec![("optim.steps".to_string(), Tensor::from_slice(&[self.steps]))];
+        let mut out = vec![(format!("{OPTIMIZER_PREFIX}steps"), Tensor::from_slice(&[self.steps]))];
         for p in &self.params {
             if let Some(a) = &p.a {
-                out.push((format!("optim.{}.a", p.name), a.shallow_clone()));
+                out.push((format!("{OPTIMIZER_PREFIX}{}.a", p.name), a.shallow_clone()));
             }
             if let Some(b) = &p.b {
-                out.push((format!("optim.{}.b", p.name), b.shallow_clone()));
+                out.push((format!("{OPTIMIZER_PREFIX}{}.b", p.name), b.shallow_clone()));
             }
         }
         out
     }
 
     /// Restores what [`Optimizer::state`] saved (tensors are moved to each parameter's device).
-    pub fn load_state(&mut self, saved: &HashMap<String, Tensor>) -> anyhow::Result<()> {
-        let steps = saved.get("optim.steps").ok_or_else(|| anyhow::anyhow!("checkpoint has no optimiser state"))?;
+    pub fn load_state(&mut self, saved: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+        let steps = saved
+            .get(&format!("{OPTIMIZER_PREFIX}steps"))
+            .ok_or_else(|| file(path, "the checkpoint has no optimiser state"))?;
         self.steps = steps.int64_value(&[0]);
         for p in &mut self.params {
-            let fetch =
-                |suffix: &str| saved.get(&format!("optim.{}.{suffix}", p.name)).map(|t| t.to_device(p.value.device()));
+            let fetch = |suffix: &str| {
+                saved.get(&format!("{OPTIMIZER_PREFIX}{}.{suffix}", p.name)).map(|t| t.to_device(p.value.device()))
+            };
             p.a = fetch("a");
             p.b = fetch("b");
             for buf in [&p.a, &p.b].into_iter().flatten() {
-                anyhow::ensure!(
-                    buf.size() == p.value.size(),
-                    "optimiser state for {} has shape {:?}, the parameter {:?}",
-                    p.name,
-                    buf.size(),
-                    p.value.size()
-                );
+                if buf.size() != p.value.size() {
+                    return Err(file(
+                        path,
+                        format!(
+                            "optimiser state for {} has shape {:?}, the parameter {:?}",
+                            p.name,
+                            buf.size(),
+                            p.value.size()
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -302,7 +314,7 @@ mod tests {
         }
         let saved: HashMap<String, Tensor> = opt.state().into_iter().map(|(k, t)| (k, t.copy())).collect();
         let mut fresh = Optimizer::new(config, &vs);
-        fresh.load_state(&saved).unwrap();
+        fresh.load_state(&saved, Path::new("test")).unwrap();
         for s in 3..6 {
             step(&mut fresh, s);
         }
@@ -319,9 +331,13 @@ mod tests {
         );
         opt.zero_grad();
         (&w * Tensor::from_slice(&[3.0f32, 4.0])).sum(Kind::Float).backward();
-        let norm = opt.clip_grad_norm(2.0);
+        let norm = opt.clip_grad_norm(2.0).double_value(&[]);
         assert!((norm - 5.0).abs() < 1e-6);
         let g = Vec::<f32>::try_from(w.grad()).unwrap();
         assert!((g[0] - 1.2).abs() < 1e-5 && (g[1] - 1.6).abs() < 1e-5);
+        // Under the limit the gradients stay exactly as they were.
+        let before = Vec::<f32>::try_from(w.grad()).unwrap();
+        let _ = opt.clip_grad_norm(100.0);
+        assert_eq!(Vec::<f32>::try_from(w.grad()).unwrap(), before);
     }
 }

@@ -1,52 +1,30 @@
-//! The epoch loop every task shares: batches in, logits and targets out, a loss from the core,
-//! an optimiser step; per-epoch validation with the core's metrics; checkpoints that make a killed
-//! run resume to the same result; the best checkpoint by a named criterion.
+//! The epoch loop every task shares: batches in (built ahead on a loader thread), logits and
+//! targets out, a loss from the core, an optimiser step; per-epoch validation with the core's
+//! metrics; checkpoints that make a killed run resume to the same result; the best checkpoint by
+//! a named criterion.
+//!
+//! The training step never waits on the host: the loss, NLL and error sums stay on the device
+//! and are read once per log interval and once per epoch; gradient clipping scales on the device.
 
 use crate::checkpoint;
+use crate::collective::{Collective, SingleProcess};
+use crate::error::{file, Error, Result};
+use crate::loader::with_prefetch;
+use crate::observer::{Observer, Silent};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::precision::{self, Precision};
+use crate::probe::{grad_norms, GradNorms, RowStats, PREFETCH};
+use crate::run::{append_log, state_from, state_tensors, truncate_log, EpochLog, RunState};
 use crate::schedule::Schedule;
-use anyhow::{bail, Context, Result};
+use crate::task::{Batches, Data, Shard, Task};
 use calib::loss::{Loss, LossSpec, Reduction};
-use calib::metrics;
-use indicatif::{ProgressBar, ProgressStyle};
+use calib::npy::RowWriter;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
-
-/// Model inputs and integer targets. `inputs` holds what the task's model takes: one image
-/// tensor, or a source and a shifted target sentence batch.
-pub struct Batch {
-    pub inputs: Vec<Tensor>,
-    pub targets: Tensor,
-}
-
-/// What a task gives the shared loop. Everything ends as logits `[n, K]` and targets `[n]`.
-pub trait Task {
-    /// The batches of training epoch `epoch`, in an order fixed by `(seed, epoch)` so that a
-    /// resumed run sees the same data as an uninterrupted one.
-    fn train_batches(&self, epoch: usize, seed: u64) -> Box<dyn Iterator<Item = Batch> + '_>;
-    /// Number of training batches per epoch (for progress bars and schedules).
-    fn train_batches_per_epoch(&self) -> usize;
-    /// Evaluation batches of a split (`val`, `test`, `ood-…`), in a fixed order.
-    fn eval_batches(&self, split: &str) -> Result<Box<dyn Iterator<Item = Batch> + '_>>;
-    /// Logits `[n, K]` and targets `[n]` of a batch (translation: one row per target token).
-    fn forward(&self, batch: &Batch, train: bool) -> (Tensor, Tensor);
-    fn var_store(&self) -> &VarStore;
-    /// Features `[n, d]` the last linear layer reads, that layer's logits `[n, K]` and the
-    /// targets of a batch, in evaluation mode: what the per-sample gradient-norm probe needs.
-    /// `None` for tasks whose model is not split so.
-    fn features(&self, _batch: &Batch) -> Option<(Tensor, Tensor, Tensor)> {
-        None
-    }
-    /// Name of the last linear layer's weight in the var store (for the weight-norm probe).
-    fn last_layer_weight(&self) -> Option<String> {
-        None
-    }
-}
 
 /// Which validation number picks `best.safetensors` (the paper's appendix J compares them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,8 +38,10 @@ pub enum Criterion {
 /// Training settings shared by every task (the `[train]` table of a recipe).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TrainConfig {
     pub epochs: usize,
+    /// Samples per batch (translation: target tokens per batch), over all ranks together.
     pub batch_size: usize,
     pub loss: String,
     pub reduction: Reduction,
@@ -90,6 +70,10 @@ pub struct TrainConfig {
     /// this many training samples (the paper's Figure 3 b–d); 0 turns the probe off.
     #[serde(default)]
     pub probe_grad_norms: usize,
+    /// End every epoch after this many training batches (smoke runs of a recipe, speed
+    /// measurements); all of them when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_batches: Option<usize>,
 }
 
 fn one() -> usize {
@@ -97,207 +81,56 @@ fn one() -> usize {
 }
 
 impl TrainConfig {
+    /// The settings every recipe must give; the rest start at their defaults (no probes, no
+    /// accumulation, fp32, no clipping, best by error).
+    pub fn new(
+        epochs: usize,
+        batch_size: usize,
+        loss: impl Into<String>,
+        optimizer: OptimizerConfig,
+        schedule: Schedule,
+    ) -> Self {
+        Self {
+            epochs,
+            batch_size,
+            loss: loss.into(),
+            reduction: Reduction::Mean,
+            optimizer,
+            schedule,
+            clip_grad_norm: None,
+            seed: 0,
+            select_best_by: Criterion::Error,
+            probe_test: false,
+            accumulate: 1,
+            keep_epochs: 0,
+            precision: Precision::Fp32,
+            probe_grad_norms: 0,
+            max_batches: None,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.batch_size == 0 || self.accumulate == 0 {
-            bail!("epochs, batch_size and accumulate must be at least 1");
+        if self.epochs == 0 || self.batch_size == 0 || self.accumulate == 0 || self.max_batches == Some(0) {
+            return Err(Error::Config("epochs, batch_size, accumulate and max_batches must be at least 1".into()));
         }
         self.loss.parse::<LossSpec>()?;
-        self.schedule.validate().map_err(anyhow::Error::msg)?;
-        Ok(())
-    }
-}
-
-/// Validation numbers of one epoch: the probes of the paper's Figures 1–2 plus ECE.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Probe {
-    pub error: f64,
-    pub nll: f64,
-    pub ece: f64,
-    pub nll_correct: Option<f64>,
-    pub nll_wrong: Option<f64>,
-    pub entropy_correct: Option<f64>,
-    pub entropy_wrong: Option<f64>,
-}
-
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochLog {
-    pub epoch: usize,
-    pub lr: f64,
-    pub train_loss: f64,
-    /// Mean cross-entropy of the training batches (in training mode, as they were seen).
-    pub train_nll: f64,
-    pub train_error: f64,
-    pub val: Probe,
-    pub test: Option<Probe>,
-    pub last_layer_weight_norm: Option<f64>,
-    /// See [`TrainConfig::probe_grad_norms`].
-    #[serde(default)]
-    pub grad_norms: Option<GradNorms>,
-    pub seconds: f64,
-    pub samples_per_second: f64,
-}
-
-/// A histogram of per-sample gradient norms on log-spaced bins: four per decade from 10⁻⁸ to
-/// 10² (smaller norms count in the first bin, larger in the last).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GradNorms {
-    pub samples: usize,
-    pub mean: f64,
-    pub median: f64,
-    /// log10 of the bin edges (`counts.len() + 1` values).
-    pub log10_edges: Vec<f64>,
-    pub counts: Vec<u64>,
-}
-
-impl GradNorms {
-    pub fn new(norms: &[f64]) -> Self {
-        let log10_edges: Vec<f64> = (0..=40).map(|i| -8.0 + 0.25 * i as f64).collect();
-        let mut counts = vec![0u64; 40];
-        for &v in norms {
-            let bin = ((v.max(1e-300).log10() + 8.0) / 0.25).floor().clamp(0.0, 39.0) as usize;
-            counts[bin] += 1;
-        }
-        let mut sorted = norms.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let median = match sorted.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => sorted[n / 2],
-            n => 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]),
-        };
-        let mean = norms.iter().sum::<f64>() / norms.len().max(1) as f64;
-        Self { samples: norms.len(), mean, median, log10_edges, counts }
-    }
-}
-
-/// Per-sample norms of the last linear layer's weight gradient, ‖∂L_i/∂z_i‖ · ‖h_i‖ (the layer's
-/// gradient for sample i is the outer product of the two), on the first `n` training samples in
-/// evaluation mode, with the training loss at `epoch` (the paper's Figure 3 b–d).
-pub fn grad_norms(task: &dyn Task, loss: &Loss, epoch: usize, n: usize) -> Result<Vec<f64>> {
-    let per_sample = Loss { reduction: Reduction::Sum, ..loss.clone() };
-    let mut out = Vec::with_capacity(n);
-    for b in task.eval_batches("train")? {
-        let Some((h, z, y)) = tch::no_grad(|| task.features(&b)) else {
-            bail!("this task's model does not expose its last layer's features");
-        };
-        let z = z.detach().to_kind(Kind::Float).set_requires_grad(true);
-        let value = per_sample.forward(&z, &y, epoch);
-        let g = Tensor::run_backward(&[&value], &[&z], false, false).remove(0);
-        let norms = g.to_kind(Kind::Double).norm_scalaropt_dim(2, [1], false)
-            * h.to_kind(Kind::Double).norm_scalaropt_dim(2, [1], false);
-        out.extend(Vec::<f64>::try_from(norms.to_device(tch::Device::Cpu))?);
-        if out.len() >= n {
-            break;
-        }
-    }
-    out.truncate(n);
-    Ok(out)
-}
-
-/// `state.json`: where a run stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunState {
-    /// Epochs finished (the next one to run).
-    pub epochs_done: usize,
-    pub global_step: usize,
-    pub best_value: Option<f64>,
-    pub best_epoch: Option<usize>,
-}
-
-/// Logits and targets of a whole split.
-pub fn predict(task: &dyn Task, split: &str) -> Result<(Tensor, Tensor)> {
-    let (mut logits, mut targets) = (Vec::new(), Vec::new());
-    tch::no_grad(|| -> Result<()> {
-        for b in task.eval_batches(split)? {
-            let (l, t) = task.forward(&b, false);
-            logits.push(l.to_kind(Kind::Float).to_device(tch::Device::Cpu));
-            targets.push(t.to_device(tch::Device::Cpu));
-        }
-        Ok(())
-    })?;
-    if logits.is_empty() {
-        bail!("split {split} has no samples");
-    }
-    Ok((Tensor::cat(&logits, 0), Tensor::cat(&targets, 0)))
-}
-
-/// One number per row of a split: confidence, correctness, NLL and predictive entropy. Computed
-/// batch by batch on the device, so probing never holds an `[N, K]` matrix (translation rows are
-/// vocabulary-wide).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RowStats {
-    pub confidence: Vec<f64>,
-    pub correct: Vec<bool>,
-    pub nll: Vec<f64>,
-    pub entropy: Vec<f64>,
-}
-
-impl RowStats {
-    /// Adds the rows of one batch of logits `[n, K]` and targets `[n]`.
-    pub fn push(&mut self, logits: &Tensor, targets: &Tensor) -> Result<()> {
-        let lp = logits.to_kind(Kind::Double).log_softmax(1, Kind::Double);
-        let p = lp.exp();
-        let (conf, pred) = p.max_dim(1, false);
-        let nll = -lp.gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
-        let entropy = -(&p * &lp).sum_dim_intlist(1, false, Kind::Double);
-        let host = |t: Tensor| Vec::<f64>::try_from(t.to_device(tch::Device::Cpu));
-        self.confidence.extend(host(conf)?);
-        self.nll.extend(host(nll)?);
-        self.entropy.extend(host(entropy)?);
-        self.correct.extend(Vec::<bool>::try_from(pred.eq_tensor(targets).to_device(tch::Device::Cpu))?);
-        Ok(())
-    }
-
-    /// The rows of a whole split.
-    pub fn of_split(task: &dyn Task, split: &str) -> Result<Self> {
-        let mut stats = Self::default();
-        tch::no_grad(|| -> Result<()> {
-            for b in task.eval_batches(split)? {
-                let (l, t) = task.forward(&b, false);
-                stats.push(&l, &t)?;
+        self.schedule.validate().map_err(Error::Config)?;
+        if let Some(c) = self.clip_grad_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::Config(format!("clip_grad_norm {c} must be positive")));
             }
-            Ok(())
-        })?;
-        if stats.confidence.is_empty() {
-            bail!("split {split} has no samples");
         }
-        Ok(stats)
-    }
-
-    /// The probes of the paper's Figures 1–2 and ECE (15 bins).
-    pub fn probe(&self) -> Result<Probe> {
-        let n = self.correct.len();
-        if n == 0 {
-            bail!("no samples to probe");
-        }
-        let mean_where = |values: &[f64], want: bool| {
-            let (sum, count) = values
-                .iter()
-                .zip(&self.correct)
-                .filter(|(_, &c)| c == want)
-                .fold((0.0, 0usize), |(s, k), (v, _)| (s + v, k + 1));
-            (count > 0).then(|| sum / count as f64)
-        };
-        Ok(Probe {
-            error: self.correct.iter().filter(|&&c| !c).count() as f64 / n as f64,
-            nll: self.nll.iter().sum::<f64>() / n as f64,
-            ece: metrics::ece_of_confidences(&self.confidence, &self.correct, 15)?,
-            nll_correct: mean_where(&self.nll, true),
-            nll_wrong: mean_where(&self.nll, false),
-            entropy_correct: mean_where(&self.entropy, true),
-            entropy_wrong: mean_where(&self.entropy, false),
-        })
+        Ok(())
     }
 }
 
 /// Copies saved tensors into the var store (every variable must be present with its shape).
-pub fn load_weights(vs: &VarStore, saved: &HashMap<String, Tensor>, file: &Path) -> Result<()> {
-    tch::no_grad(|| -> Result<()> {
+pub fn load_weights(vs: &VarStore, saved: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    tch::no_grad(|| {
         for (name, mut var) in vs.variables() {
-            let t =
-                saved.get(&name).with_context(|| format!("{}: no tensor {name} (another model?)", file.display()))?;
+            let t = saved.get(&name).ok_or_else(|| file(path, format!("no tensor {name} (another model?)")))?;
             if t.size() != var.size() {
-                bail!("{}: {name} has shape {:?}, the model {:?}", file.display(), t.size(), var.size());
+                return Err(file(path, format!("{name} has shape {:?}, the model {:?}", t.size(), var.size())));
             }
             var.copy_(t);
         }
@@ -305,249 +138,446 @@ pub fn load_weights(vs: &VarStore, saved: &HashMap<String, Tensor>, file: &Path)
     })
 }
 
-/// Trains `task` into `run`: resumes from `run/last.safetensors` when `resume` is set.
-pub fn fit(task: &dyn Task, config: &TrainConfig, run: &Path, resume: bool, quiet: bool) -> Result<RunState> {
+/// Streams a split's logits (float32) and targets (int64) to `dir/{split}_logits.npy` and
+/// `dir/{split}_labels.npy`, a batch at a time; returns the rows written.
+pub fn predict_to<T: Task>(task: &T, split: &str, dir: &Path) -> Result<usize> {
+    let device = task.var_store().device();
+    let batches = task.data().eval_batches(split)?;
+    let (logits_path, labels_path) = (dir.join(format!("{split}_logits.npy")), dir.join(format!("{split}_labels.npy")));
+    let mut writers: Option<(RowWriter<f32>, RowWriter<i64>)> = None;
+    tch::no_grad(|| {
+        with_prefetch(batches, PREFETCH, device, |it| -> Result<()> {
+            for b in it {
+                let (l, y) = task.forward(&b, false);
+                let k = l.size()[1] as usize;
+                if writers.is_none() {
+                    writers = Some((RowWriter::new(&logits_path, &[k])?, RowWriter::new(&labels_path, &[])?));
+                }
+                let (wl, wy) = writers.as_mut().expect("just made");
+                wl.push(&Vec::<f32>::try_from(l.to_kind(Kind::Float).to_device(tch::Device::Cpu).flatten(0, -1))?)?;
+                wy.push(&Vec::<i64>::try_from(y.to_kind(Kind::Int64).to_device(tch::Device::Cpu))?)?;
+            }
+            Ok(())
+        })
+    })?;
+    let (wl, wy) = writers.ok_or_else(|| Error::Task(format!("split {split} has no samples")))?;
+    wy.finish()?;
+    Ok(wl.finish()?)
+}
+
+/// A training run: how to start it (fresh or resumed), which ranks take part, who hears about
+/// its progress. `Fit::new().resume(true).observer(&mut bars).run(&task, &config, run)`.
+pub struct Fit<'a> {
+    resume: bool,
+    collective: &'a dyn Collective,
+    observer: Option<&'a mut dyn Observer>,
+    log_every: usize,
+}
+
+impl Default for Fit<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a> Fit<'a> {
+    /// A fresh single-process run that reports nothing, checking the loss every 100 batches.
+    pub fn new() -> Self {
+        Self { resume: false, collective: &SingleProcess, observer: None, log_every: 100 }
+    }
+
+    /// Continue the run from its `last.safetensors`.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
+    /// Train as one rank of `collective`.
+    pub fn collective(mut self, collective: &'a dyn Collective) -> Self {
+        self.collective = collective;
+        self
+    }
+
+    pub fn observer(mut self, observer: &'a mut dyn Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Read the loss (a device synchronisation) every this many batches: the NaN check and the
+    /// progress report.
+    pub fn log_every(mut self, batches: usize) -> Self {
+        self.log_every = batches.max(1);
+        self
+    }
+
+    /// Trains `task` into the run folder `run`.
+    pub fn run<T: Task>(self, task: &T, config: &TrainConfig, run: &Path) -> Result<RunState> {
+        let Fit { resume, collective, observer, log_every } = self;
+        let mut silent = Silent;
+        let rank0 = collective.rank() == 0;
+        let observer: &mut dyn Observer = match observer {
+            Some(o) if rank0 => o,
+            _ => &mut silent,
+        };
+        fit(task, config, run, resume, collective, observer, log_every)
+    }
+}
+
+/// Everything the settings ask of the task is there before the first step.
+fn check_capabilities<T: Task>(task: &T, config: &TrainConfig) -> Result<()> {
+    let data = task.data();
+    if !data.has_split("val") {
+        return Err(Error::Task("the task has no validation split (val), which picks the best epoch".into()));
+    }
+    if config.probe_test && !data.has_split("test") {
+        return Err(Error::Task("train.probe_test is set but the task has no test split".into()));
+    }
+    let caps = task.capabilities();
+    if config.probe_grad_norms > 0 {
+        if !caps.features {
+            return Err(Error::Task(
+                "train.probe_grad_norms is set but this task's model does not expose its last layer's features".into(),
+            ));
+        }
+        if !data.has_split("train") {
+            return Err(Error::Task("train.probe_grad_norms needs the task's train split for evaluation".into()));
+        }
+    }
+    if let Some(name) = &caps.last_layer {
+        if !task.var_store().variables().contains_key(name) {
+            return Err(Error::Task(format!("the task names its last layer {name}, which the model does not have")));
+        }
+    }
+    Ok(())
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    t.double_value(&[])
+}
+
+fn fit<T: Task>(
+    task: &T,
+    config: &TrainConfig,
+    run: &Path,
+    resume: bool,
+    collective: &dyn Collective,
+    observer: &mut dyn Observer,
+    log_every: usize,
+) -> Result<RunState> {
     config.validate()?;
+    check_capabilities(task, config)?;
+    let (rank, world) = (collective.rank(), collective.world_size());
+    let shard = Shard::new(rank, world)?;
+    let rank0 = rank == 0;
+    if config.batch_size % world != 0 {
+        return Err(Error::Config(format!("batch_size {} is not a multiple of the {world} ranks", config.batch_size)));
+    }
     let spec: LossSpec = config.loss.parse()?;
     let loss = Loss::new(spec, config.reduction);
     let vs = task.var_store();
+    let device = vs.device();
     let mut opt = Optimizer::new(config.optimizer.clone(), vs);
-    let (last, best, state_file, log_file) =
-        (run.join("last.safetensors"), run.join("best.safetensors"), run.join("state.json"), run.join("metrics.jsonl"));
-    let mut state = RunState { epochs_done: 0, global_step: 0, best_value: None, best_epoch: None };
+    let (last, state_file, log_file) =
+        (run.join("last.safetensors"), run.join("state.json"), run.join("metrics.jsonl"));
+    let mut state = RunState::new();
     if resume {
-        anyhow::ensure!(last.exists(), "--resume: {} holds no checkpoint (last.safetensors)", run.display());
+        if !last.exists() {
+            return Err(file(run, "--resume: the folder holds no checkpoint (last.safetensors)"));
+        }
         let saved = checkpoint::load_tensors(&last)?;
         // The state saved inside the checkpoint, not state.json: the two files cannot be renamed
         // into place together, and the weights are what the next epoch starts from.
         state = state_from(&saved, &last)?;
         load_weights(vs, &saved, &last)?;
-        opt.load_state(&saved)?;
-        truncate_log(&log_file, state.epochs_done)?;
-        checkpoint::save_json(&state_file, &state)?;
-        if !quiet {
-            eprintln!("resuming {} after epoch {}", run.display(), state.epochs_done);
+        opt.load_state(&saved, &last)?;
+        if rank0 {
+            truncate_log(&log_file, state.epochs_done)?;
+            checkpoint::save_json(&state_file, &state)?;
         }
+        observer.resumed(run, state.epochs_done);
     } else if state_file.exists() {
-        bail!("{} already holds a run; use --resume to continue it or choose another --out", run.display());
+        return Err(file(run, "already holds a run; use --resume to continue it or choose another --out"));
     }
-    let per_epoch = task.train_batches_per_epoch();
+    if world > 1 {
+        // Every replica starts from rank 0's weights.
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut tensors: Vec<Tensor> = vars.into_iter().map(|(_, t)| t).collect();
+        tch::no_grad(|| collective.broadcast(&mut tensors, 0))?;
+        collective.barrier()?;
+    }
+    let per_epoch = task.data().train_batches_per_epoch(shard).min(config.max_batches.unwrap_or(usize::MAX));
+    let caps = task.capabilities();
+    let zero = |kind: Kind| Tensor::zeros([], (kind, device));
     for epoch in state.epochs_done..config.epochs {
-        tch::manual_seed(config.seed as i64 + epoch as i64);
+        // Dropout masks: rank 0 draws as a single process does; other ranks draw their own.
+        tch::manual_seed(config.seed as i64 + epoch as i64 + 1_000_003 * rank as i64);
         let started = Instant::now();
-        let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(per_epoch as u64) };
-        bar.set_style(
-            ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} batches, {per_sec}, ETA {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_message(format!("{}/{}", epoch + 1, config.epochs));
-        let (mut loss_sum, mut seen, mut lr) = (0.0, 0usize, 0.0);
-        // Summed on the device and read once per epoch: no extra host sync in the training step.
-        let (mut nll_sum, mut wrong): (Option<Tensor>, Option<Tensor>) = (None, None);
-        // Batches of one accumulation group share a step; `pending` marks gradients not yet applied.
-        let mut pending = false;
-        for (step, batch) in task.train_batches(epoch, config.seed).enumerate() {
-            if !pending {
-                lr = config.schedule.lr(epoch, state.global_step);
-                opt.zero_grad();
+        observer.epoch_started(epoch + 1, config.epochs, per_epoch);
+        let mut lr = config.schedule.lr(epoch, state.global_step);
+        // Sums on the device: no host synchronisation inside the training step.
+        let (mut loss_sum, mut nll_sum, mut wrong) = (zero(Kind::Double), zero(Kind::Double), zero(Kind::Int64));
+        let mut seen = 0usize;
+        let batches = task.data().train_batches(epoch, config.seed, shard);
+        let batches: Batches<'_, T::Batch> = match config.max_batches {
+            Some(m) => Box::new(batches.take(m)),
+            None => batches,
+        };
+        let waited = with_prefetch(batches, PREFETCH, device, |it| -> Result<f64> {
+            // Batches of one accumulation group share a step; `pending` marks gradients not yet applied.
+            let mut pending = false;
+            let (mut interval_sum, mut interval_rows, mut interval_first) = (zero(Kind::Double), 0usize, 1usize);
+            let mut step = 0usize;
+            for batch in it.by_ref() {
+                if !pending {
+                    lr = config.schedule.lr(epoch, state.global_step);
+                    opt.zero_grad();
+                }
+                let (logits, targets) = precision::with(config.precision, device, || task.forward(&batch, true));
+                // The loss in float32 whatever the forward ran in (as autocast does for softmax).
+                let logits = if config.precision == Precision::Fp32 { logits } else { logits.to_kind(Kind::Float) };
+                let value = loss.forward(&logits, &targets, epoch);
+                if config.accumulate > 1 && config.reduction == Reduction::Mean {
+                    (&value / config.accumulate as f64).backward();
+                } else {
+                    value.backward();
+                }
+                pending = (step + 1) % config.accumulate != 0;
+                if !pending {
+                    update(&mut opt, config, lr, collective)?;
+                    state.global_step += 1;
+                }
+                let n = targets.size()[0] as usize;
+                tch::no_grad(|| {
+                    let v = value.detach().to_kind(Kind::Double);
+                    let v = if config.reduction == Reduction::Mean { v * n as f64 } else { v };
+                    loss_sum += &v;
+                    interval_sum += &v;
+                    nll_sum -=
+                        logits.log_softmax(1, Kind::Double).gather(1, &targets.unsqueeze(1), false).sum(Kind::Double);
+                    wrong += logits.argmax(1, false).ne_tensor(&targets).sum(Kind::Int64);
+                });
+                seen += n;
+                interval_rows += n;
+                step += 1;
+                observer.batch_done();
+                if step % log_every == 0 {
+                    report_interval(
+                        observer,
+                        &interval_sum,
+                        interval_rows,
+                        (epoch, interval_first, step),
+                        &state,
+                        run,
+                    )?;
+                    (interval_sum, interval_rows, interval_first) = (zero(Kind::Double), 0, step + 1);
+                }
             }
-            let (logits, targets) = precision::with(config.precision, vs.device(), || task.forward(&batch, true));
-            // The loss in float32 whatever the forward ran in (as autocast does for softmax).
-            let logits = if config.precision == Precision::Fp32 { logits } else { logits.to_kind(Kind::Float) };
-            let value = loss.forward(&logits, &targets, epoch);
-            let v = value.double_value(&[]);
-            if !v.is_finite() {
-                bar.abandon();
-                bail!(
-                    "epoch {}, step {}: the loss is {v}; stopped (the last good checkpoint, after epoch {}, is intact in {})",
-                    epoch + 1,
-                    step + 1,
-                    state.epochs_done,
-                    run.display()
-                );
-            }
-            if config.accumulate > 1 && config.reduction == Reduction::Mean {
-                (&value / config.accumulate as f64).backward();
-            } else {
-                value.backward();
-            }
-            pending = (step + 1) % config.accumulate != 0;
-            if !pending {
-                update(&mut opt, config, lr);
+            if pending {
+                // The epoch's last group was short: apply what it gathered.
+                update(&mut opt, config, lr, collective)?;
                 state.global_step += 1;
             }
-            let n = targets.size()[0] as usize;
-            loss_sum += if config.reduction == Reduction::Mean { v * n as f64 } else { v };
-            seen += n;
-            let (batch_nll, batch_wrong) = tch::no_grad(|| {
-                let nll =
-                    -logits.log_softmax(1, Kind::Double).gather(1, &targets.unsqueeze(1), false).sum(Kind::Double);
-                (nll, logits.argmax(1, false).ne_tensor(&targets).sum(Kind::Int64))
-            });
-            nll_sum = Some(nll_sum.map_or(batch_nll.shallow_clone(), |s| s + batch_nll));
-            wrong = Some(wrong.map_or(batch_wrong.shallow_clone(), |s| s + batch_wrong));
-            bar.inc(1);
-        }
-        if pending {
-            // The epoch's last group was short: apply what it gathered.
-            update(&mut opt, config, lr);
-            state.global_step += 1;
-        }
-        bar.finish_and_clear();
+            if interval_rows > 0 {
+                report_interval(observer, &interval_sum, interval_rows, (epoch, interval_first, step), &state, run)?;
+            }
+            Ok(it.waited().as_secs_f64())
+        })?;
+        observer.training_ended();
         let train_seconds = started.elapsed().as_secs_f64();
+        let mut totals = [
+            loss_sum,
+            nll_sum,
+            wrong.to_kind(Kind::Double),
+            Tensor::scalar_tensor(seen as f64, (Kind::Double, device)),
+        ];
+        if world > 1 {
+            collective.all_reduce_sum(&mut totals)?;
+        }
+        let rows = scalar(&totals[3]).max(1.0);
         let val = RowStats::of_split(task, "val")?.probe()?;
         let test = if config.probe_test { Some(RowStats::of_split(task, "test")?.probe()?) } else { None };
-        let weight_norm =
-            task.last_layer_weight().and_then(|name| vs.variables().get(&name).map(|w| w.norm().double_value(&[])));
+        let weight_norm = caps.last_layer.as_ref().and_then(|name| vs.variables().get(name).map(|w| scalar(&w.norm())));
         let grad_norms = if config.probe_grad_norms > 0 {
-            Some(GradNorms::new(&self::grad_norms(task, &loss, epoch, config.probe_grad_norms)?))
+            Some(GradNorms::new(&grad_norms(task, &loss, epoch, config.probe_grad_norms)?))
         } else {
             None
         };
         let log = EpochLog {
             epoch: epoch + 1,
             lr,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_nll: nll_sum.map_or(0.0, |t| t.double_value(&[])) / seen.max(1) as f64,
-            train_error: wrong.map_or(0, |t| t.int64_value(&[])) as f64 / seen.max(1) as f64,
+            train_loss: scalar(&totals[0]) / rows,
+            train_nll: scalar(&totals[1]) / rows,
+            train_error: scalar(&totals[2]) / rows,
             val: val.clone(),
             test,
             last_layer_weight_norm: weight_norm,
             grad_norms,
             seconds: started.elapsed().as_secs_f64(),
-            samples_per_second: seen as f64 / train_seconds.max(1e-9),
+            samples_per_second: rows / train_seconds.max(1e-9),
+            data_wait_seconds: waited,
         };
-        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
         let value = match config.select_best_by {
             Criterion::Error => val.error,
             Criterion::Nll => val.nll,
             Criterion::Ece => val.ece,
         };
-        if state.best_value.is_none_or(|b| value < b) {
-            checkpoint::save_tensors(&best, &named)?;
+        let improved = state.best_value.is_none_or(|b| value < b);
+        if improved {
             state.best_value = Some(value);
             state.best_epoch = Some(epoch + 1);
         }
         state.epochs_done = epoch + 1;
-        if config.keep_epochs > 0 {
-            checkpoint::save_tensors(&run.join(format!("epoch-{}.safetensors", epoch + 1)), &named)?;
-            if let Some(old) = (epoch + 1).checked_sub(config.keep_epochs) {
-                let stale = run.join(format!("epoch-{old}.safetensors"));
-                if stale.exists() {
-                    std::fs::remove_file(&stale).with_context(|| format!("{}: cannot remove", stale.display()))?;
-                }
-            }
+        if rank0 {
+            save_epoch(vs, &opt, &state, config, run, improved, &log)?;
+            checkpoint::save_json(&state_file, &state)?;
         }
-        named.extend(opt.state());
-        named.extend(state_tensors(&state));
-        append_log(&log_file, &log)?;
-        checkpoint::save_tensors(&last, &named)?;
-        checkpoint::save_json(&state_file, &state)?;
-        if !quiet {
-            eprintln!(
-                "epoch {}/{}: loss {:.4}, train error {:.2}%, val error {:.2}%, val NLL {:.4}, val ECE {:.2}%, {:.0} samples/s",
-                epoch + 1,
-                config.epochs,
-                log.train_loss,
-                100.0 * log.train_error,
-                100.0 * val.error,
-                val.nll,
-                100.0 * val.ece,
-                log.samples_per_second
-            );
-        }
+        observer.epoch_finished(&log, config.epochs);
     }
     Ok(state)
 }
 
-/// Clips (when asked) and applies the gathered gradients.
-fn update(opt: &mut Optimizer, config: &TrainConfig, lr: f64) {
+/// Reads the interval's loss (the one synchronisation of an interval): stops on NaN/∞, reports
+/// the mean otherwise. `at` = (epoch, first step, last step), 1-based steps.
+fn report_interval(
+    observer: &mut dyn Observer,
+    sum: &Tensor,
+    rows: usize,
+    at: (usize, usize, usize),
+    state: &RunState,
+    run: &Path,
+) -> Result<()> {
+    let mean = scalar(sum) / rows.max(1) as f64;
+    if !mean.is_finite() {
+        let (epoch, first_step, last_step) = at;
+        return Err(Error::NonFinite {
+            epoch: epoch + 1,
+            first_step,
+            last_step,
+            value: mean,
+            epochs_done: state.epochs_done,
+            run: run.to_path_buf(),
+        });
+    }
+    observer.interval(mean);
+    Ok(())
+}
+
+/// Writes an epoch's files (rank 0): the best weights when they improved, the kept epoch
+/// weights, the log line, then the checkpoint with optimiser and run state.
+fn save_epoch(
+    vs: &VarStore,
+    opt: &Optimizer,
+    state: &RunState,
+    config: &TrainConfig,
+    run: &Path,
+    improved: bool,
+    log: &EpochLog,
+) -> Result<()> {
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    if improved {
+        checkpoint::save_tensors(&run.join("best.safetensors"), &named)?;
+    }
+    let epoch = state.epochs_done;
+    if config.keep_epochs > 0 {
+        checkpoint::save_tensors(&run.join(format!("epoch-{epoch}.safetensors")), &named)?;
+        if let Some(old) = epoch.checked_sub(config.keep_epochs) {
+            let stale = run.join(format!("epoch-{old}.safetensors"));
+            if stale.exists() {
+                std::fs::remove_file(&stale).map_err(|e| file(&stale, format!("cannot remove: {e}")))?;
+            }
+        }
+    }
+    named.extend(opt.state());
+    named.extend(state_tensors(state));
+    append_log(&run.join("metrics.jsonl"), log)?;
+    checkpoint::save_tensors(&run.join("last.safetensors"), &named)
+}
+
+/// Reduces the gathered gradients over the ranks (summed for `sum` reduction, averaged for
+/// `mean`, so both equal one process's gradient of the whole batch), clips them when asked, and
+/// applies them.
+fn update(opt: &mut Optimizer, config: &TrainConfig, lr: f64, collective: &dyn Collective) -> Result<()> {
+    let world = collective.world_size();
+    if world > 1 {
+        let mut grads = opt.grads();
+        collective.all_reduce_sum(&mut grads)?;
+        if config.reduction == Reduction::Mean {
+            tch::no_grad(|| {
+                for g in &mut grads {
+                    let _ = g.g_div_scalar_(world as f64);
+                }
+            });
+        }
+    }
     if let Some(max) = config.clip_grad_norm {
-        opt.clip_grad_norm(max);
+        let _ = opt.clip_grad_norm(max);
     }
     opt.step(lr);
-}
-
-/// The run state as tensors (`run.*`), saved in the same file as the weights it belongs to.
-fn state_tensors(s: &RunState) -> Vec<(String, Tensor)> {
-    let opt_i = |v: Option<usize>| v.map_or(-1, |v| v as i64);
-    vec![
-        ("run.epochs_done".into(), Tensor::from_slice(&[s.epochs_done as i64])),
-        ("run.global_step".into(), Tensor::from_slice(&[s.global_step as i64])),
-        ("run.best_epoch".into(), Tensor::from_slice(&[opt_i(s.best_epoch)])),
-        ("run.best_value".into(), Tensor::from_slice(&[s.best_value.unwrap_or(f64::NAN)])),
-    ]
-}
-
-fn state_from(saved: &HashMap<String, Tensor>, file: &Path) -> Result<RunState> {
-    let get = |k: &str| saved.get(k).with_context(|| format!("{}: no {k} (not a calib checkpoint)", file.display()));
-    let best_epoch = get("run.best_epoch")?.int64_value(&[0]);
-    let best_value = get("run.best_value")?.double_value(&[0]);
-    Ok(RunState {
-        epochs_done: get("run.epochs_done")?.int64_value(&[0]) as usize,
-        global_step: get("run.global_step")?.int64_value(&[0]) as usize,
-        best_epoch: (best_epoch >= 0).then_some(best_epoch as usize),
-        best_value: (!best_value.is_nan()).then_some(best_value),
-    })
-}
-
-/// Appends one JSON line (rewriting the file atomically, so a crash never leaves half a line).
-/// The log so far; a missing file is an empty log, any other problem an error (never a silent
-/// truncation).
-fn read_text(path: &Path) -> Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(e).with_context(|| format!("{}: cannot read", path.display())),
-    }
-}
-
-fn append_log(path: &Path, log: &EpochLog) -> Result<()> {
-    let mut text = read_text(path)?;
-    text.push_str(&serde_json::to_string(log)?);
-    text.push('\n');
-    Ok(calib::atomic::write(path, text.as_bytes())?)
-}
-
-/// Keeps the first `epochs` lines (a run killed after logging but before its state was saved
-/// would otherwise log that epoch twice).
-fn truncate_log(path: &Path, epochs: usize) -> Result<()> {
-    let text = read_text(path)?;
-    let kept: String = text.lines().take(epochs).map(|l| format!("{l}\n")).collect();
-    Ok(calib::atomic::write(path, kept.as_bytes())?)
-}
-
-/// Reads `metrics.jsonl`.
-pub fn read_log(run: &Path) -> Result<Vec<EpochLog>> {
-    let path: PathBuf = run.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}: line {}: not an epoch record", path.display(), i + 1))
-        })
-        .collect()
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collective::LocalGroup;
     use crate::optim::OptimizerConfig;
+    use crate::probe::grad_norms;
+    use crate::task::{Batches, Capabilities, Features};
     use tch::nn::{self, Module};
 
-    /// A linear classifier on fixed data, batches in order: what accumulation must not change.
+    /// Fixed data on the host (16 samples, 3 features, 4 classes), batches in order.
+    struct Rows {
+        x: Vec<f32>,
+        y: Vec<i64>,
+        batch: usize,
+        /// Make sample 5's features NaN (a loss that blows up).
+        poisoned: bool,
+    }
+
+    impl Rows {
+        fn batch(&self, rows: &[usize]) -> Vec<Tensor> {
+            let mut x: Vec<f32> = rows.iter().flat_map(|&r| self.x[3 * r..3 * r + 3].to_vec()).collect();
+            if self.poisoned {
+                if let Some(i) = rows.iter().position(|&r| r == 5) {
+                    x[3 * i] = f32::NAN;
+                }
+            }
+            let y: Vec<i64> = rows.iter().map(|&r| self.y[r]).collect();
+            vec![Tensor::from_slice(&x).view([rows.len() as i64, 3]), Tensor::from_slice(&y)]
+        }
+    }
+
+    impl Data for Rows {
+        type Batch = Vec<Tensor>;
+        fn train_batches(&self, _epoch: usize, _seed: u64, shard: Shard) -> Batches<'_, Vec<Tensor>> {
+            // Rank r takes every world-th sample; its batches are the global batches' parts.
+            let mine = shard.take((0..16).collect::<Vec<usize>>());
+            let per_rank = self.batch / shard.world();
+            Box::new((0..mine.len() / per_rank).map(move |i| self.batch(&mine[i * per_rank..(i + 1) * per_rank])))
+        }
+        fn train_batches_per_epoch(&self, shard: Shard) -> usize {
+            16 / self.batch.max(shard.world())
+        }
+        fn eval_batches(&self, _split: &str) -> Result<Batches<'_, Vec<Tensor>>> {
+            Ok(Box::new([(0..16).collect::<Vec<usize>>()].into_iter().map(|r| self.batch(&r))))
+        }
+        fn has_split(&self, split: &str) -> bool {
+            ["train", "val", "test"].contains(&split)
+        }
+    }
+
+    /// A linear classifier on [`Rows`]: what accumulation and data parallelism must not change.
     struct Linear {
         vs: VarStore,
         lin: nn::Linear,
-        x: Tensor,
-        y: Tensor,
-        batch: i64,
+        data: Rows,
+        features: bool,
     }
 
     impl Linear {
-        fn new(batch: i64) -> Self {
+        fn new(batch: usize) -> Self {
             let vs = VarStore::new(tch::Device::Cpu);
             let lin = nn::linear(vs.root() / "fc", 3, 4, Default::default());
             // Fixed weights and data (libtorch's generator is global and tests run in parallel).
@@ -558,62 +588,56 @@ mod tests {
             });
             let x: Vec<f32> = (0..48).map(|i| ((i * 13 % 17) as f32 - 8.0) / 4.0).collect();
             let y: Vec<i64> = (0..16).map(|i| (i * 5 % 4) as i64).collect();
-            Self { vs, lin, x: Tensor::from_slice(&x).view([16, 3]), y: Tensor::from_slice(&y), batch }
+            Self { vs, lin, data: Rows { x, y, batch, poisoned: false }, features: true }
+        }
+        fn x(&self) -> Tensor {
+            Tensor::from_slice(&self.data.x).view([16, 3])
+        }
+        fn y(&self) -> Tensor {
+            Tensor::from_slice(&self.data.y)
         }
     }
 
     impl Task for Linear {
-        fn train_batches(&self, _epoch: usize, _seed: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
-            Box::new((0..16 / self.batch).map(|i| Batch {
-                inputs: vec![self.x.narrow(0, i * self.batch, self.batch)],
-                targets: self.y.narrow(0, i * self.batch, self.batch),
-            }))
+        type Batch = Vec<Tensor>;
+        type Data = Rows;
+        fn data(&self) -> &Rows {
+            &self.data
         }
-        fn train_batches_per_epoch(&self) -> usize {
-            (16 / self.batch) as usize
-        }
-        fn eval_batches(&self, _split: &str) -> Result<Box<dyn Iterator<Item = Batch> + '_>> {
-            Ok(Box::new(std::iter::once(Batch {
-                inputs: vec![self.x.shallow_clone()],
-                targets: self.y.shallow_clone(),
-            })))
-        }
-        fn forward(&self, batch: &Batch, _train: bool) -> (Tensor, Tensor) {
-            (self.lin.forward(&batch.inputs[0]), batch.targets.shallow_clone())
-        }
-        fn features(&self, batch: &Batch) -> Option<(Tensor, Tensor, Tensor)> {
-            let h = batch.inputs[0].shallow_clone();
-            Some((h.shallow_clone(), self.lin.forward(&h), batch.targets.shallow_clone()))
+        fn forward(&self, batch: &Vec<Tensor>, _train: bool) -> (Tensor, Tensor) {
+            (self.lin.forward(&batch[0]), batch[1].shallow_clone())
         }
         fn var_store(&self) -> &VarStore {
             &self.vs
         }
-    }
-
-    fn config(accumulate: usize, epochs: usize, keep_epochs: usize) -> TrainConfig {
-        TrainConfig {
-            epochs,
-            batch_size: 1,
-            loss: "ce".into(),
-            reduction: Reduction::Mean,
-            optimizer: OptimizerConfig::Sgd { momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false },
-            schedule: Schedule::Steps { base: 0.5, milestones: vec![], factor: 1.0 },
-            clip_grad_norm: None,
-            seed: 0,
-            select_best_by: Criterion::Error,
-            probe_test: false,
-            accumulate,
-            keep_epochs,
-            precision: Precision::Fp32,
-            probe_grad_norms: 0,
+        fn capabilities(&self) -> Capabilities {
+            let caps = Capabilities::none().with_last_layer("fc.weight");
+            if self.features {
+                caps.with_features()
+            } else {
+                caps
+            }
+        }
+        fn features(&self, batch: &Vec<Tensor>) -> Option<Features> {
+            let hidden = batch[0].shallow_clone();
+            Some(Features { logits: self.lin.forward(&hidden), hidden, targets: batch[1].shallow_clone() })
         }
     }
 
-    fn weights_after(batch: i64, accumulate: usize) -> Tensor {
+    fn config(accumulate: usize, epochs: usize, keep_epochs: usize) -> TrainConfig {
+        let sgd = OptimizerConfig::Sgd { momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false };
+        let mut c =
+            TrainConfig::new(epochs, 1, "ce", sgd, Schedule::Steps { base: 0.5, milestones: vec![], factor: 1.0 });
+        c.accumulate = accumulate;
+        c.keep_epochs = keep_epochs;
+        c
+    }
+
+    fn weights_after(batch: usize, accumulate: usize) -> Tensor {
         let task = Linear::new(batch);
         let dir = tempfile::tempdir().unwrap();
-        let state = fit(&task, &config(accumulate, 1, 0), dir.path(), false, true).unwrap();
-        assert_eq!(state.global_step, 16 / (batch as usize * accumulate));
+        let state = Fit::new().run(&task, &config(accumulate, 1, 0), dir.path()).unwrap();
+        assert_eq!(state.global_step, 16 / (batch * accumulate));
         task.lin.ws.copy()
     }
 
@@ -625,14 +649,60 @@ mod tests {
         assert!(!weights_after(4, 1).allclose(&big, 1e-3, 1e-3, false));
     }
 
+    /// Two ranks (threads of a [`LocalGroup`]) with half a batch each end with the weights one
+    /// process gets from the whole batches, for mean and sum reduction, clipping included; only
+    /// rank 0 writes the run folder.
+    #[test]
+    fn two_ranks_with_half_batches_equal_one_process() {
+        for (reduction, clip) in [(Reduction::Mean, None), (Reduction::Sum, Some(0.5))] {
+            let mut c = config(1, 2, 0);
+            c.batch_size = 8;
+            c.reduction = reduction;
+            c.clip_grad_norm = clip;
+            let single = Linear::new(8);
+            let dir = tempfile::tempdir().unwrap();
+            Fit::new().run(&single, &c, dir.path()).unwrap();
+            let want = single.lin.ws.copy();
+            let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+            let paths: Vec<std::path::PathBuf> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
+            let handles: Vec<_> = LocalGroup::new(2)
+                .into_iter()
+                .zip(paths.clone())
+                .map(|(group, path)| {
+                    let c = c.clone();
+                    std::thread::spawn(move || {
+                        let task = Linear::new(8);
+                        if group.rank() == 1 {
+                            // Rank 1 starts from other weights: the broadcast must replace them.
+                            tch::no_grad(|| {
+                                let _ = task.lin.ws.shallow_clone().fill_(3.0);
+                            });
+                        }
+                        Fit::new().collective(&group).run(&task, &c, &path).unwrap();
+                        Vec::<f32>::try_from(task.lin.ws.flatten(0, -1)).unwrap()
+                    })
+                })
+                .collect();
+            let got: Vec<Vec<f32>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            assert_eq!(got[0], got[1], "replicas diverged");
+            let want = Vec::<f32>::try_from(want.flatten(0, -1)).unwrap();
+            for (a, b) in got[0].iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{reduction:?}: {a} vs {b}");
+            }
+            assert!(paths[0].join("last.safetensors").exists() && paths[0].join("metrics.jsonl").exists());
+            assert_eq!(std::fs::read_dir(&paths[1]).unwrap().count(), 0, "rank 1 wrote files");
+        }
+    }
+
     /// bf16 autocast trains (the products round to bf16, so the result is close, not equal).
     #[test]
     fn bf16_autocast_training() {
         let fp32 = weights_after(8, 1);
         let task = Linear::new(8);
         let dir = tempfile::tempdir().unwrap();
-        let config = TrainConfig { precision: Precision::Bf16, ..config(1, 1, 0) };
-        fit(&task, &config, dir.path(), false, true).unwrap();
+        let mut config = config(1, 1, 0);
+        config.precision = Precision::Bf16;
+        Fit::new().run(&task, &config, dir.path()).unwrap();
         let bf16 = task.lin.ws.copy();
         assert!(bf16.allclose(&fp32, 2e-2, 2e-2, false) && !bf16.equal(&fp32));
         assert_eq!(bf16.kind(), Kind::Float);
@@ -649,15 +719,13 @@ mod tests {
             assert_eq!(probe.len(), 10);
             for (i, &norm) in probe.iter().enumerate() {
                 let w = &task.lin.ws;
-                let mut g = w.zeros_like();
-                let _ = g.set_requires_grad(false);
-                let x = task.x.narrow(0, i as i64, 1);
+                let x = task.x().narrow(0, i as i64, 1);
                 let l = Loss::new(name.parse().unwrap(), Reduction::Sum).forward(
                     &task.lin.forward(&x),
-                    &task.y.narrow(0, i as i64, 1),
+                    &task.y().narrow(0, i as i64, 1),
                     0,
                 );
-                g += Tensor::run_backward(&[&l], &[w], false, false).remove(0);
+                let g = Tensor::run_backward(&[&l], &[w], false, false).remove(0);
                 let want = g.norm().double_value(&[]);
                 assert!((norm - want).abs() <= 1e-5 * want.max(1e-6), "{name} sample {i}: {norm} vs {want}");
             }
@@ -669,14 +737,57 @@ mod tests {
     }
 
     #[test]
-    fn keeps_the_last_epochs() {
+    fn keeps_the_last_epochs_and_logs_the_data_wait() {
         let task = Linear::new(4);
         let dir = tempfile::tempdir().unwrap();
-        fit(&task, &config(1, 3, 2), dir.path(), false, true).unwrap();
+        Fit::new().run(&task, &config(1, 3, 2), dir.path()).unwrap();
         let exists = |e: usize| dir.path().join(format!("epoch-{e}.safetensors")).exists();
         assert_eq!((exists(1), exists(2), exists(3)), (false, true, true));
         let saved = checkpoint::load_tensors(&dir.path().join("epoch-3.safetensors")).unwrap();
         assert!(saved["fc.weight"].equal(&task.lin.ws));
         assert!(!saved.contains_key("run.epochs_done"));
+        let log = crate::run::read_log(dir.path()).unwrap();
+        assert_eq!(log.len(), 3);
+        assert!(log.iter().all(|e| e.data_wait_seconds >= 0.0 && e.last_layer_weight_norm.is_some()));
+    }
+
+    /// A probe the model cannot serve fails before the first step, leaving the folder empty.
+    #[test]
+    fn capabilities_are_checked_before_training() {
+        let mut task = Linear::new(4);
+        task.features = false;
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(1, 1, 0);
+        c.probe_grad_norms = 4;
+        let e = Fit::new().run(&task, &c, dir.path()).unwrap_err().to_string();
+        assert!(e.contains("probe_grad_norms"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// A NaN loss stops the run at the end of its log interval, naming the epoch and steps, and
+    /// the previous checkpoint stays as it was.
+    #[test]
+    fn a_nan_loss_stops_with_the_checkpoint_intact() {
+        let mut task = Linear::new(4);
+        let dir = tempfile::tempdir().unwrap();
+        Fit::new().run(&task, &config(1, 1, 0), dir.path()).unwrap();
+        let before = std::fs::read(dir.path().join("last.safetensors")).unwrap();
+        task.data.poisoned = true;
+        let e = Fit::new().resume(true).log_every(2).run(&task, &config(1, 2, 0), dir.path()).unwrap_err();
+        assert!(matches!(e, Error::NonFinite { epoch: 2, first_step: 1, last_step: 2, .. }), "{e}");
+        assert_eq!(std::fs::read(dir.path().join("last.safetensors")).unwrap(), before);
+    }
+
+    /// Predictions stream to `.npy` and equal one forward pass over the split.
+    #[test]
+    fn predictions_stream_to_npy() {
+        let task = Linear::new(4);
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(predict_to(&task, "test", dir.path()).unwrap(), 16);
+        let saved = calib::npy::read_floats(&dir.path().join("test_logits.npy"), 2, "logits").unwrap();
+        assert_eq!(saved.shape(), &[16, 4]);
+        let want = Vec::<f32>::try_from(task.lin.forward(&task.x()).flatten(0, -1)).unwrap();
+        assert_eq!(saved.into_real::<f32>(), want);
+        assert_eq!(calib::npy::read_labels(&dir.path().join("test_labels.npy")).unwrap(), task.data.y);
     }
 }

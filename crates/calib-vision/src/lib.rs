@@ -10,6 +10,8 @@ pub mod corrupt;
 pub mod folder;
 pub mod images;
 pub mod models;
+pub mod recipe;
+pub mod run;
 pub mod split;
 pub mod svhn;
 pub mod task;
@@ -22,9 +24,15 @@ pub use images::Images;
 pub enum Error {
     #[error("{path}: {problem}")]
     Input { path: String, problem: String },
+    /// A recipe or argument is invalid, or the data does not fit it.
+    #[error("{0}")]
+    Config(String),
     /// From the core (`.npy` files), already naming the file.
     #[error(transparent)]
     Core(#[from] calib::Error),
+    /// From the trainer (checkpoints, training, devices).
+    #[error(transparent)]
+    Train(#[from] calib_train::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -6,6 +6,7 @@
 //! [3, 4, 26, 3] on the ImageNet-style 64…512 widths, 45.9 M parameters). Parameter counts are
 //! tested against the PyTorch definitions.
 
+pub use calib_train::classifier::Classifier;
 use std::str::FromStr;
 use tch::nn::{self, ConvConfig, ModuleT};
 use tch::Tensor;
@@ -39,16 +40,6 @@ impl FromStr for Arch {
             }
         })
     }
-}
-
-/// A classifier: features, then one linear layer. The split is what the per-sample gradient-norm
-/// probe of the paper's Figure 3 needs: the last layer's weight gradient for sample i is
-/// (∂L_i/∂z_i) h_iᵀ, whose norm is ‖∂L_i/∂z_i‖ · ‖h_i‖.
-pub trait Classifier: ModuleT {
-    /// The features `[n, d]` the last linear layer reads.
-    fn features_t(&self, x: &Tensor, train: bool) -> Tensor;
-    /// The last linear layer.
-    fn head(&self) -> &nn::Linear;
 }
 
 /// `forward_t` = the head applied to the features, for every network of this module.

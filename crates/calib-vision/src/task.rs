@@ -1,11 +1,11 @@
-//! Image classification as a [`calib_train::trainer::Task`]: batches with the paper's augmentation
+//! Image classification as a [`calib_train::task::Task`]: batches with the paper's augmentation
 //! (random 32 × 32 crop after 4-pixel zero padding, horizontal flip) and per-dataset
-//! normalisation, fed to one of [`crate::models`].
+//! normalisation, built on the loader thread, fed to one of [`crate::models`].
 
 use crate::models::{self, Arch, Classifier};
-use crate::Images;
-use anyhow::{bail, Result};
-use calib_train::trainer::{Batch, Task};
+use crate::{Error, Images, Result};
+use calib_train::classifier;
+use calib_train::task::{Batch, Batches, Capabilities, Data, Features, Shard, Task};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -38,64 +38,46 @@ pub struct Splits {
     pub ood: Vec<(String, Images)>,
 }
 
-pub struct ImageTask {
+/// Normalised NCHW images and their labels.
+pub struct ImageBatch {
+    pub images: Tensor,
+    pub labels: Tensor,
+}
+
+impl Batch for ImageBatch {
+    fn map_tensors(self, f: &mut dyn FnMut(Tensor) -> Tensor) -> Self {
+        Self { images: f(self.images), labels: f(self.labels) }
+    }
+}
+
+/// The images of every split and how to batch them (the loader thread's side).
+pub struct ImageData {
     splits: Splits,
-    vs: VarStore,
-    model: Box<dyn Classifier>,
     batch_size: usize,
     norm: Normalization,
     augment: bool,
-    device: Device,
 }
 
-impl ImageTask {
-    pub fn new(
-        splits: Splits,
-        arch: Arch,
-        batch_size: usize,
-        norm: Normalization,
-        augment: bool,
-        device: Device,
-    ) -> Result<Self> {
-        let classes = splits.train.classes.len();
-        if splits.train.is_empty() || splits.val.is_empty() {
-            bail!("the training and validation splits must not be empty");
-        }
-        for (name, s) in [("val", &splits.val)].into_iter().chain(splits.test.as_ref().map(|t| ("test", t))) {
-            if (s.height, s.width) != (splits.train.height, splits.train.width) {
-                bail!(
-                    "{name} images are {}×{}, training images {}×{}",
-                    s.width,
-                    s.height,
-                    splits.train.width,
-                    splits.train.height
-                );
-            }
-        }
-        let vs = VarStore::new(device);
-        let model = models::build(arch, &vs.root(), classes as i64);
-        Ok(Self { splits, vs, model, batch_size, norm, augment, device })
+impl ImageData {
+    pub fn splits(&self) -> &Splits {
+        &self.splits
     }
 
     fn split(&self, name: &str) -> Result<&Images> {
         Ok(match name {
             "train" => &self.splits.train,
             "val" => &self.splits.val,
-            "test" => self.splits.test.as_ref().ok_or_else(|| anyhow::anyhow!("this run has no test set"))?,
+            "test" => self.splits.test.as_ref().ok_or_else(|| Error::Config("this run has no test set".into()))?,
             _ => match name.strip_prefix("ood-").and_then(|n| self.splits.ood.iter().find(|(o, _)| o == n)) {
                 Some((_, images)) => images,
-                None => bail!("unknown split {name}"),
+                None => return Err(Error::Config(format!("unknown split {name}"))),
             },
         })
     }
 
-    pub fn splits(&self) -> &Splits {
-        &self.splits
-    }
-
     /// NCHW float batch of `rows`, normalised; with `crops` = Some((dy, dx, flip)) per image, the
     /// image is shifted by (dy − 4, dx − 4) inside a zero-padded frame and optionally mirrored.
-    fn batch(&self, images: &Images, rows: &[usize], crops: Option<&[(usize, usize, bool)]>) -> Batch {
+    fn batch(&self, images: &Images, rows: &[usize], crops: Option<&[(usize, usize, bool)]>) -> ImageBatch {
         let (h, w) = (images.height, images.width);
         let plane = h * w;
         let mut data = vec![0f32; rows.len() * 3 * plane];
@@ -115,21 +97,29 @@ impl ImageTask {
                 }
             }
         });
-        let inputs = Tensor::from_slice(&data).view([rows.len() as i64, 3, h as i64, w as i64]).to_device(self.device);
         let labels: Vec<i64> = rows.iter().map(|&r| images.labels[r]).collect();
-        Batch { inputs: vec![inputs], targets: Tensor::from_slice(&labels).to_device(self.device) }
+        ImageBatch {
+            images: Tensor::from_slice(&data).view([rows.len() as i64, 3, h as i64, w as i64]),
+            labels: Tensor::from_slice(&labels),
+        }
     }
 }
 
-impl Task for ImageTask {
-    fn train_batches(&self, epoch: usize, seed: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
+impl Data for ImageData {
+    type Batch = ImageBatch;
+
+    /// The epoch's order and crops are drawn by `(seed, epoch)` as in one process; rank r takes
+    /// every world-th image of that order in batches of `batch_size / world`, so the ranks'
+    /// batches i together are the single process's batch i.
+    fn train_batches(&self, epoch: usize, seed: u64, shard: Shard) -> Batches<'_, ImageBatch> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(epoch as u64);
         let mut order: Vec<usize> = (0..self.splits.train.len()).collect();
         order.shuffle(&mut rng);
         let crops: Vec<(usize, usize, bool)> =
             order.iter().map(|_| (rng.random_range(0..=8), rng.random_range(0..=8), rng.random_bool(0.5))).collect();
-        let bs = self.batch_size;
+        let (order, crops) = (shard.take(order), shard.take(crops));
+        let bs = (self.batch_size / shard.world()).max(1);
         let augment = self.augment;
         Box::new((0..order.len().div_ceil(bs)).map(move |b| {
             let range = b * bs..((b + 1) * bs).min(order.len());
@@ -138,12 +128,13 @@ impl Task for ImageTask {
         }))
     }
 
-    fn train_batches_per_epoch(&self) -> usize {
-        self.splits.train.len().div_ceil(self.batch_size)
+    fn train_batches_per_epoch(&self, shard: Shard) -> usize {
+        let bs = (self.batch_size / shard.world()).max(1);
+        (self.splits.train.len() / shard.world()).div_ceil(bs)
     }
 
-    fn eval_batches(&self, split: &str) -> Result<Box<dyn Iterator<Item = Batch> + '_>> {
-        let images = self.split(split)?;
+    fn eval_batches(&self, split: &str) -> calib_train::Result<Batches<'_, ImageBatch>> {
+        let images = self.split(split).map_err(|e| calib_train::Error::Task(e.to_string()))?;
         let bs = self.batch_size.max(256);
         let rows: Vec<usize> = (0..images.len()).collect();
         Ok(Box::new(
@@ -152,21 +143,78 @@ impl Task for ImageTask {
         ))
     }
 
-    fn forward(&self, batch: &Batch, train: bool) -> (Tensor, Tensor) {
-        (self.model.forward_t(&batch.inputs[0], train), batch.targets.shallow_clone())
+    fn has_split(&self, split: &str) -> bool {
+        self.split(split).is_ok()
+    }
+}
+
+/// An image classifier on its data.
+pub struct ImageTask {
+    data: ImageData,
+    vs: VarStore,
+    model: Box<dyn Classifier>,
+}
+
+impl ImageTask {
+    /// A fresh `arch` on `device` (weights from libtorch's generator: seed it first).
+    pub fn new(
+        splits: Splits,
+        arch: Arch,
+        batch_size: usize,
+        norm: Normalization,
+        augment: bool,
+        device: Device,
+    ) -> Result<Self> {
+        let classes = splits.train.classes.len();
+        if splits.train.is_empty() || splits.val.is_empty() {
+            return Err(Error::Config("the training and validation splits must not be empty".into()));
+        }
+        if batch_size == 0 {
+            return Err(Error::Config("batch_size must be at least 1".into()));
+        }
+        for (name, s) in [("val", &splits.val)].into_iter().chain(splits.test.as_ref().map(|t| ("test", t))) {
+            if (s.height, s.width) != (splits.train.height, splits.train.width) {
+                return Err(Error::Config(format!(
+                    "{name} images are {}×{}, training images {}×{}",
+                    s.width, s.height, splits.train.width, splits.train.height
+                )));
+            }
+        }
+        let vs = VarStore::new(device);
+        let model = models::build(arch, &vs.root(), classes as i64);
+        Ok(Self { data: ImageData { splits, batch_size, norm, augment }, vs, model })
     }
 
-    fn features(&self, batch: &Batch) -> Option<(Tensor, Tensor, Tensor)> {
-        let h = self.model.features_t(&batch.inputs[0], false);
-        let z = h.apply(self.model.head());
-        Some((h, z, batch.targets.shallow_clone()))
+    pub fn splits(&self) -> &Splits {
+        self.data.splits()
+    }
+}
+
+impl Task for ImageTask {
+    type Batch = ImageBatch;
+    type Data = ImageData;
+
+    fn data(&self) -> &ImageData {
+        &self.data
+    }
+
+    fn forward(&self, batch: &ImageBatch, train: bool) -> (Tensor, Tensor) {
+        (self.model.forward_t(&batch.images, train), batch.labels.shallow_clone())
     }
 
     fn var_store(&self) -> &VarStore {
         &self.vs
     }
 
-    fn last_layer_weight(&self) -> Option<String> {
-        self.vs.variables().keys().find(|k| k.ends_with("fc.weight")).cloned()
+    fn capabilities(&self) -> Capabilities {
+        let caps = Capabilities::none().with_features();
+        match classifier::head_name(&self.vs, self.model.as_ref()) {
+            Some(name) => caps.with_last_layer(name),
+            None => caps,
+        }
+    }
+
+    fn features(&self, batch: &ImageBatch) -> Option<Features> {
+        Some(classifier::features(self.model.as_ref(), &batch.images, &batch.labels))
     }
 }

@@ -14,6 +14,9 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+mod rows;
+pub use rows::{Element, RowWriter};
+
 fn problem(path: &Path, text: impl Into<String>) -> Error {
     Error::File { path: path.to_path_buf(), problem: text.into() }
 }

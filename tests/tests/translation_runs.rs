@@ -4,14 +4,12 @@
 //! calibration report, the temperature study writes its table, JSON and figure; bad input stops
 //! with one clear line.
 
-mod common;
-
+use calib_e2e::{ok, one_line_error, run, run_with_stdin};
 use calib_mt::metrics::{corpus_bleu, BleuOptions};
-use common::{ok, one_line_error, root, run, run_with_stdin};
 use std::path::{Path, PathBuf};
 
 fn multi30k(name: &str) -> PathBuf {
-    root().join("../shared/data/multi30k").join(name)
+    calib_e2e::data("multi30k").join(name)
 }
 
 fn lines(path: &Path, n: usize) -> Vec<String> {
@@ -75,9 +73,17 @@ fn multi30k_end_to_end() {
     let refs = vec![lines(&multi30k("test_2016_flickr.de.gz"), 200)];
     let o = run_with_stdin(&["decode", "--run", out_s, "--beam", "4", "--device", "cpu"], &(src.join("\n") + "\n"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let hyps: Vec<String> = String::from_utf8(o.stdout).unwrap().lines().map(String::from).collect();
+    let hyps_text = String::from_utf8(o.stdout).unwrap();
+    let hyps: Vec<String> = hyps_text.lines().map(String::from).collect();
     assert_eq!(hyps.len(), 200);
     let bleu = corpus_bleu(&hyps, &refs, &BleuOptions::default()).unwrap().score;
+    // `calib bleu` scores the decoded text as the library does.
+    let ref_file = dir.path().join("ref200.de");
+    std::fs::write(&ref_file, refs[0].join("\n") + "\n").unwrap();
+    let o = run_with_stdin(&["--format", "json", "bleu", "--ref", ref_file.to_str().unwrap()], &hyps_text);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let scored: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!((scored["score"].as_f64().unwrap() - bleu).abs() < 1e-9, "{scored}");
     // The trivial baseline: the English source copied as the "translation".
     let copy = corpus_bleu(&src, &refs, &BleuOptions::default()).unwrap().score;
     assert!(bleu > 2.0 && bleu > 10.0 * copy, "BLEU {bleu} against the copy baseline's {copy}");
@@ -108,8 +114,18 @@ fn multi30k_end_to_end() {
     // calib bench decode: with and without the cache, the same translations.
     let test_en = dir.path().join("test200.en");
     let test_de = dir.path().join("test200.de");
-    let b =
-        ok(&["bench-decode", "--run", out_s, "--src", test_en.to_str().unwrap(), "--limit", "20", "--device", "cpu"]);
+    let b = ok(&[
+        "bench",
+        "decode",
+        "--run",
+        out_s,
+        "--src",
+        test_en.to_str().unwrap(),
+        "--limit",
+        "20",
+        "--device",
+        "cpu",
+    ]);
     assert_eq!((b["sentences"].as_u64(), b["identical_translations"].as_u64()), (Some(20), Some(20)));
 
     // Averaging the two kept epochs, and decoding from the average.

@@ -1,9 +1,10 @@
-//! Token-count batching (fairseq's `--max-tokens`): sentences of similar length go together, so
-//! padding is small and every batch holds about the same number of tokens.
+//! Batching that several domains share: token-count batches (fairseq's `--max-tokens`) for
+//! sequences of varying length, and padding of integer rows into one `[B, width]` tensor.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use tch::Tensor;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum Error {
@@ -16,7 +17,8 @@ pub enum Error {
 /// Batches of pair indices. Pairs are ordered by (source, target) length with ties in a seeded
 /// random order, cut greedily so that `pairs × longest side` stays within `max_tokens`, and the
 /// batches are then shuffled by `(seed, epoch)`: deterministic, so a resumed run sees the same
-/// batches.
+/// batches. Sentences of similar length go together, so padding is small and every batch holds
+/// about the same number of tokens.
 pub fn token_batches(
     src: &[usize],
     tgt: &[usize],
@@ -55,6 +57,19 @@ pub fn token_batches(
     Ok(batches)
 }
 
+/// Rows of integers as one `[rows, width]` int64 tensor, each row cut or filled with `pad` to
+/// `width` (the longest row when `width` is None).
+pub fn pad<R: AsRef<[i64]>>(rows: &[R], width: Option<usize>, pad: i64) -> Tensor {
+    let width = width.unwrap_or_else(|| rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0));
+    let mut flat = vec![pad; rows.len() * width];
+    for (out, row) in flat.chunks_mut(width.max(1)).zip(rows) {
+        let row = row.as_ref();
+        let n = row.len().min(width);
+        out[..n].copy_from_slice(&row[..n]);
+    }
+    Tensor::from_slice(&flat).view([rows.len() as i64, width as i64])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +91,15 @@ mod tests {
         // Pair 4 (line 5): source 3 + 148 % 40 = 31, target 2 + 44 % 45 = 46 tokens.
         assert_eq!(token_batches(&src, &tgt, 40, 1, 0), Err(Error::TooLong { index: 4, line: 5, tokens: 46, max: 40 }));
         assert_eq!(token_batches(&src, &tgt[1..], 300, 1, 0), Err(Error::Mismatch(1000, 999)));
+    }
+
+    #[test]
+    fn padding_fills_and_cuts() {
+        let rows = [vec![1i64, 2, 3], vec![4], vec![]];
+        let t = pad(&rows, None, 0);
+        assert_eq!(t.size(), vec![3, 3]);
+        assert_eq!(Vec::<i64>::try_from(t.flatten(0, -1)).unwrap(), vec![1, 2, 3, 4, 0, 0, 0, 0, 0]);
+        let cut = pad(&rows, Some(2), -1);
+        assert_eq!(Vec::<i64>::try_from(cut.flatten(0, -1)).unwrap(), vec![1, 2, 4, -1, -1, -1]);
     }
 }

@@ -1,26 +1,24 @@
-//! Recipes: one TOML per dataset × model with the paper's settings (`recipes/…`). Any value can be
-//! overridden from the command line (`--set train.epochs=5`, or the named flags), and the
-//! resolved recipe is saved as the run's `config.toml`, which is all `eval` and `--resume` need.
+//! Image recipes (`task = "image"`): one TOML per dataset × model with the paper's settings
+//! (`recipes/cifar10/…`), the data they name read into fixed train/validation/test splits.
 
-use crate::mt::MtRecipe;
-use anyhow::{bail, Context, Result};
+use crate::cifar::Layout;
+use crate::folder::{read_any, read_flat};
+use crate::models::Arch;
+use crate::split::{holdout, holdout_per_class};
+use crate::task::{Normalization, Splits};
+use crate::{cache, corrupt, svhn, tiny, Error, Images, Result};
 use calib_train::trainer::TrainConfig;
-use calib_vision::cache;
-use calib_vision::cifar::Layout;
-use calib_vision::corrupt;
-use calib_vision::folder::{read_any, read_flat};
-use calib_vision::models::Arch;
-use calib_vision::split::{holdout, holdout_per_class};
-use calib_vision::svhn;
-use calib_vision::task::{Normalization, Splits};
-use calib_vision::tiny;
-use calib_vision::Images;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// The `task` key of image recipes.
+pub const KIND: &str = "image";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
+    /// Always `image`.
+    pub task: String,
     pub data: DataConfig,
     pub model: ModelConfig,
     pub train: TrainConfig,
@@ -63,71 +61,28 @@ pub struct ModelConfig {
     pub arch: String,
 }
 
-/// A recipe of either track: translation recipes say `task = "translation"`, image recipes
-/// have no `task` key.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Plan {
-    Image(Box<Recipe>),
-    Translation(Box<MtRecipe>),
-}
-
-impl Plan {
-    /// Reads `path`, applies `key=value` overrides (TOML values; bare words are strings), and
-    /// checks every field (unknown keys are errors).
-    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the recipe", path.display()))?;
-        Self::parse(&text, path, overrides)
-    }
-
-    /// [`Plan::load`] from text; `path` names it in errors.
-    pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
-        let mut value: toml::Table =
-            toml::from_str(text).with_context(|| format!("{}: not valid TOML", path.display()))?;
-        for o in overrides {
-            set(&mut value, o)?;
-        }
-        let translation = value.contains_key("task");
-        let value = toml::Value::Table(value);
-        let message = |e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message());
-        let plan = if translation {
-            let r: MtRecipe = value.try_into().map_err(message)?;
-            r.validate().with_context(|| format!("{}", path.display()))?;
-            Plan::Translation(Box::new(r))
-        } else {
-            let r: Recipe = value.try_into().map_err(message)?;
-            r.validate().with_context(|| format!("{}", path.display()))?;
-            Plan::Image(Box::new(r))
-        };
-        Ok(plan)
-    }
-
-    pub fn train(&self) -> &TrainConfig {
-        match self {
-            Plan::Image(r) => &r.train,
-            Plan::Translation(r) => &r.train,
-        }
-    }
-}
-
 impl Recipe {
-    /// An image recipe (see [`Plan::load`]).
+    /// Reads a recipe with `key=value` overrides applied (unknown keys are errors).
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        match Plan::load(path, overrides)? {
-            Plan::Image(r) => Ok(*r),
-            Plan::Translation(_) => bail!("{}: a translation recipe where an image recipe is needed", path.display()),
-        }
+        Self::from_table(calib_train::recipe::load(path, overrides)?, path)
     }
 
-    /// [`Recipe::load`] from text.
+    /// [`Recipe::load`] from text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Self> {
-        match Plan::parse(text, path, overrides)? {
-            Plan::Image(r) => Ok(*r),
-            Plan::Translation(_) => bail!("{}: a translation recipe where an image recipe is needed", path.display()),
-        }
+        Self::from_table(calib_train::recipe::parse(text, path, overrides)?, path)
+    }
+
+    /// The recipe of a TOML table (see [`calib_train::recipe`]), checked.
+    pub fn from_table(table: toml::Table, path: &Path) -> Result<Self> {
+        let r: Recipe = calib_train::recipe::decode(table, path)?;
+        r.validate().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        Ok(r)
     }
 
     pub fn validate(&self) -> Result<()> {
+        if self.task != KIND {
+            return Err(Error::Config(format!("task = '{}': expected '{KIND}'", self.task)));
+        }
         self.train.validate()?;
         self.arch()?;
         self.normalization()?;
@@ -135,7 +90,7 @@ impl Recipe {
     }
 
     pub fn arch(&self) -> Result<Arch> {
-        self.model.arch.parse().map_err(anyhow::Error::msg)
+        self.model.arch.parse().map_err(Error::Config)
     }
 
     pub fn normalization(&self) -> Result<Normalization> {
@@ -143,7 +98,11 @@ impl Recipe {
             "cifar10" => Normalization::CIFAR10,
             "cifar100" | "cifar100-coarse" => Normalization::CIFAR100,
             "tinyimagenet" => Normalization::IMAGENET,
-            other => bail!("unknown dataset '{other}' (expected cifar10, cifar100, cifar100-coarse, tinyimagenet)"),
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown dataset '{other}' (expected cifar10, cifar100, cifar100-coarse, tinyimagenet)"
+                )))
+            }
         })
     }
 
@@ -163,21 +122,22 @@ impl Recipe {
         let text = path.to_string_lossy();
         if let Some((file, severity)) = text.rsplit_once(".npy@").map(|(f, s)| (format!("{f}.npy"), s.parse::<usize>()))
         {
-            let severity = severity.with_context(|| format!("{text}: the severity after '@' must be 1–5"))?;
-            return Ok(corrupt::read(Path::new(&file), severity, Vec::new())?);
+            let severity =
+                severity.map_err(|_| Error::Config(format!("{text}: the severity after '@' must be 1–5")))?;
+            return corrupt::read(Path::new(&file), severity, Vec::new());
         }
         if text.ends_with(".npy") {
-            return Ok(corrupt::read(path, 5, Vec::new())?);
+            return corrupt::read(path, 5, Vec::new());
         }
         if text.ends_with(".mat") {
-            return Ok(svhn::read_mat(path)?);
+            return svhn::read_mat(path);
         }
         let has_class_dirs = std::fs::read_dir(path).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.path().is_dir())));
         if path.is_dir() && !has_class_dirs {
-            return Ok(read_flat(path)?);
+            return read_flat(path);
         }
         let paths = [path.to_path_buf()];
-        Ok(cache::cached(&paths, "ood", || read_any(&paths, self.layout()))?)
+        cache::cached(&paths, "ood", || read_any(&paths, self.layout()))
     }
 
     fn read(&self, spec: &str) -> Result<Images> {
@@ -202,7 +162,7 @@ impl Recipe {
                 tiny::read_train(root, first)?
             });
         }
-        Ok(read_any(paths, self.layout())?)
+        read_any(paths, self.layout())
     }
 
     /// Reads the data and makes the fixed train/validation split.
@@ -212,40 +172,27 @@ impl Recipe {
             Some(k) => holdout_per_class(&all.labels, k, self.data.split_seed),
             None => {
                 if self.data.val_size == 0 || self.data.val_size >= all.len() {
-                    bail!("val_size {} must lie between 1 and the {} training images", self.data.val_size, all.len());
+                    return Err(Error::Config(format!(
+                        "val_size {} must lie between 1 and the {} training images",
+                        self.data.val_size,
+                        all.len()
+                    )));
                 }
                 holdout(all.len(), self.data.val_size, self.data.split_seed)
             }
         };
         if train_rows.is_empty() || val_rows.is_empty() {
-            bail!("the split leaves no training or no validation images");
+            return Err(Error::Config("the split leaves no training or no validation images".into()));
         }
         let test = self.data.test.as_deref().map(|t| self.read(t)).transpose()?;
         if let Some(t) = &test {
             if t.classes != all.classes {
-                bail!("the test set's classes {:?} differ from the training set's {:?}", t.classes, all.classes);
+                return Err(Error::Config(format!(
+                    "the test set's classes {:?} differ from the training set's {:?}",
+                    t.classes, all.classes
+                )));
             }
         }
         Ok(Splits { train: all.select(&train_rows), val: all.select(&val_rows), test, ood: Vec::new() })
     }
-}
-
-/// Applies one `a.b.c=value` override.
-fn set(table: &mut toml::Table, assignment: &str) -> Result<()> {
-    let (key, raw) = assignment.split_once('=').with_context(|| format!("override '{assignment}' is not KEY=VALUE"))?;
-    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
-    let parts: Vec<&str> = key.trim().split('.').collect();
-    let mut node = table;
-    for p in &parts[..parts.len() - 1] {
-        node = node
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .with_context(|| format!("override '{assignment}': '{p}' is not a table"))?;
-    }
-    node.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
 }

@@ -1,39 +1,42 @@
-//! Running the `calib-torch` binary from the repository root in tests (recipes name data
-//! relative to it).
-#![allow(dead_code)]
+//! Running the toolkit's binaries as a user does, from the repository root (recipes name data
+//! relative to it): every command goes through `calib`, which hands libtorch commands over to
+//! `calib-torch` beside it.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+pub use calib_fixtures::{data, shared, workspace};
+
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    workspace()
 }
 
+/// `calib ARGS` from the repository root.
 pub fn cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_calib-torch"));
+    let mut c = Command::new(calib_fixtures::binary("calib"));
     c.current_dir(root()).args(args);
     c
 }
 
 pub fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
     let mut child =
-        cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run calib-torch");
+        cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run calib");
     child.stdin.take().expect("piped").write_all(stdin.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("wait for calib-torch")
+    child.wait_with_output().expect("wait for calib")
 }
 
 pub fn run(args: &[&str]) -> Output {
-    cmd(args).output().expect("run calib-torch")
+    cmd(args).output().expect("run calib")
 }
 
 /// Runs with `--format json` and returns the JSON, failing the test when the command fails.
 pub fn ok(args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.extend(["--format", "json"]);
+    let mut all = vec!["--format", "json"];
+    all.extend(args);
     let o = run(&all);
-    assert!(o.status.success(), "calib-torch {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
+    assert!(o.status.success(), "calib {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("calib {args:?}: not JSON ({e})"))
 }
 
 /// The command failed with one line on stderr holding every `expect`.

@@ -1,9 +1,7 @@
 //! `calib-torch train` / `eval` on the real CIFAR-10 subset embedded in data/cifar10-mini: it
 //! learns, a killed run resumes to the same result, bad input stops with a clear error.
 
-mod common;
-
-use common::{cmd, fails, ok, run};
+use calib_e2e::{cmd, fails, ok, run};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -57,7 +55,7 @@ fn learns_real_cifar10_and_evaluates() {
         "--device",
         "cpu",
         "--ood",
-        "tinyimagenet=../shared/data/tinyimagenet/tiny-imagenet-200/val/images",
+        &format!("tinyimagenet={}", calib_e2e::data("tinyimagenet/tiny-imagenet-200/val/images").display()),
     ]);
     let m = &e["models"][0];
     // Chance is 90 % error; eight epochs on 1,200 real images get well below it.
@@ -80,6 +78,30 @@ fn learns_real_cifar10_and_evaluates() {
     assert!(out.join("predictions/ood-tinyimagenet_logits.npy").is_file());
     let auroc = e["ood"]["tinyimagenet"]["before"]["auroc_entropy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&auroc));
+    // `calib report` on the run's predictions (no libtorch) finds the temperature eval found.
+    let report = dir.path().join("report");
+    let pred = out.join("predictions");
+    let r = ok(&[
+        "report",
+        "--predictions",
+        pred.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+        "--bootstrap",
+        "20",
+    ]);
+    assert_eq!(r["models"][0]["temperature"], m["temperature"]);
+    assert!(report.join("report.md").is_file() && report.join("report.json").is_file());
+}
+
+/// `calib` without `calib-torch` beside it says how to build it, in one line.
+#[test]
+fn calib_without_calib_torch_says_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let alone = dir.path().join("calib");
+    std::fs::copy(calib_fixtures::binary("calib"), &alone).unwrap();
+    let o = std::process::Command::new(&alone).args(["train", "--recipe", RECIPE]).output().unwrap();
+    calib_e2e::one_line_error(&o, &["calib-torch", "cargo build --release -p calib-torch"]);
 }
 
 /// A run killed mid-training and resumed ends exactly like an uninterrupted one (CPU, same seed).

@@ -1,0 +1,89 @@
+//! Recipes: one TOML file per dataset × model with the paper's settings. Every recipe names its
+//! kind of task (`task = "image"`, `"translation"`, …); the binary dispatches on it to the domain
+//! crate that owns the recipe's struct. Any value can be overridden (`a.b.c=value`), and the
+//! resolved recipe is saved as the run's `config.toml`.
+
+use crate::error::{file, Error, Result};
+use serde::de::DeserializeOwned;
+use std::path::Path;
+
+/// A recipe's TOML with the overrides applied.
+pub fn load(path: &Path, overrides: &[String]) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).map_err(|e| file(path, format!("cannot read the recipe: {e}")))?;
+    parse(&text, path, overrides)
+}
+
+/// [`load`] from text; `path` names it in errors.
+pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<toml::Table> {
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|e| file(path, format!("not valid TOML: {}", e.message())))?;
+    for o in overrides {
+        set(&mut table, o)?;
+    }
+    Ok(table)
+}
+
+/// The recipe's `task` key, which must be one of `kinds`.
+pub fn kind(table: &toml::Table, path: &Path, kinds: &[&str]) -> Result<String> {
+    let list = kinds.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ");
+    match table.get("task") {
+        None => Err(file(path, format!("no `task` key: say which kind of task the recipe is (task = {list})"))),
+        Some(toml::Value::String(k)) if kinds.contains(&k.as_str()) => Ok(k.clone()),
+        Some(other) => Err(file(path, format!("task = {other} is not a kind of task (expected one of {list})"))),
+    }
+}
+
+/// The recipe as the domain's struct (unknown keys are errors there: `deny_unknown_fields`).
+pub fn decode<R: DeserializeOwned>(table: toml::Table, path: &Path) -> Result<R> {
+    toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| file(path, e.message()))
+}
+
+/// The recipe as TOML text (the run's `config.toml`).
+pub fn encode<R: serde::Serialize>(recipe: &R) -> Result<String> {
+    toml::to_string(recipe).map_err(|e| Error::Config(format!("cannot write the recipe as TOML: {e}")))
+}
+
+/// Applies one `a.b.c=value` override (a TOML value; a bare word is a string).
+pub fn set(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (key, raw) =
+        assignment.split_once('=').ok_or_else(|| Error::Config(format!("override '{assignment}' is not KEY=VALUE")))?;
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(Error::Config(format!("override '{assignment}': empty key")));
+    }
+    let mut node = table;
+    for p in &parts[..parts.len() - 1] {
+        node = node
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| Error::Config(format!("override '{assignment}': '{p}' is not a table")))?;
+    }
+    node.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_overrides_and_errors() {
+        let p = Path::new("r.toml");
+        let t = parse("task = \"image\"\n[train]\nepochs = 3\n", p, &["train.epochs=5".into(), "data.dir=x".into()])
+            .unwrap();
+        assert_eq!(kind(&t, p, &["image", "translation"]).unwrap(), "image");
+        assert_eq!(t["train"]["epochs"].as_integer(), Some(5));
+        assert_eq!(t["data"]["dir"].as_str(), Some("x"));
+        let missing = kind(&parse("[train]\n", p, &[]).unwrap(), p, &["image", "translation"]).unwrap_err().to_string();
+        assert!(missing.contains("r.toml") && missing.contains("\"image\", \"translation\""), "{missing}");
+        let unknown = kind(&parse("task = \"audio\"\n", p, &[]).unwrap(), p, &["image"]).unwrap_err().to_string();
+        assert!(unknown.contains("\"audio\"") && unknown.contains("expected one of \"image\""), "{unknown}");
+        assert!(parse("x = 1\n", p, &["x.y=2".into()]).unwrap_err().to_string().contains("not a table"));
+        assert!(parse("x = 1\n", p, &["novalue".into()]).is_err());
+    }
+}
