@@ -73,7 +73,7 @@ pub fn temperature(
     let (mut points, mut signature) = (Vec::with_capacity(temps.len()), String::new());
     for (&t, &(val_ece, val_nll)) in temps.iter().zip(&curves) {
         let search = Search { temperature: t, nbest: 1, ..test.search.clone() };
-        let hyps = translate(test.model, test.sources, specials, test.max_tokens, &search, test.device);
+        let hyps = translate(test.model, test.sources, specials, test.max_tokens, &search, test.device)?;
         let texts = hyps
             .iter()
             .map(|h| test.vocab.decode(&h[0].tokens.iter().map(|&x| x as u32).collect::<Vec<_>>()))

@@ -112,8 +112,9 @@ impl Task for TranslationTask {
     fn forward(&self, batch: &Batch, train: bool) -> (Tensor, Tensor) {
         let (src, tgt_in) = (&batch.inputs[0], &batch.inputs[1]);
         let pad = src.eq(self.specials.pad);
-        let memory = self.model.encode(src, &pad, train);
-        let logits = self.model.decode(tgt_in, &memory, &pad, train);
+        // The data is made with the model's positions in mind (mt's length filter).
+        let memory = self.model.encode(src, &pad, train).expect("sources within max_positions");
+        let logits = self.model.decode(tgt_in, &memory, &pad, train).expect("targets within max_positions");
         let v = logits.size()[2];
         let keep = batch.targets.ne(self.specials.pad).nonzero().squeeze_dim(1);
         (logits.view([-1, v]).index_select(0, &keep), batch.targets.index_select(0, &keep).to_kind(Kind::Int64))
