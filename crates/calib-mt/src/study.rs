@@ -20,6 +20,8 @@ pub enum Error {
     Tokenizer(#[from] crate::tokenize::Error),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::Error),
+    #[error(transparent)]
+    Decode(#[from] crate::decode::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -71,7 +73,7 @@ pub fn temperature<T: Task>(
     let (mut points, mut signature) = (Vec::with_capacity(temps.len()), String::new());
     for (&t, &(val_ece, val_nll)) in temps.iter().zip(&curves) {
         let search = Search { temperature: t, nbest: 1, ..test.search.clone() };
-        let hyps = translate(test.model, test.sources, specials, test.max_tokens, &search, test.device);
+        let hyps = translate(test.model, test.sources, specials, test.max_tokens, &search, test.device)?;
         let texts = hyps
             .iter()
             .map(|h| test.vocab.decode(&h[0].tokens.iter().map(|&x| x as u32).collect::<Vec<_>>()))
@@ -137,8 +139,8 @@ mod tests {
         fn data(&self) -> &Rows {
             &self.rows
         }
-        fn forward(&self, batch: &Vec<Tensor>, _: bool) -> (Tensor, Tensor) {
-            (batch[0].shallow_clone(), batch[1].shallow_clone())
+        fn forward(&self, batch: &Vec<Tensor>, _: bool) -> calib_train::Result<(Tensor, Tensor)> {
+            Ok((batch[0].shallow_clone(), batch[1].shallow_clone()))
         }
         fn var_store(&self) -> &VarStore {
             &self.vs

@@ -137,13 +137,14 @@ impl Task for TranslationTask {
         &self.data
     }
 
-    fn forward(&self, batch: &PairBatch, train: bool) -> (Tensor, Tensor) {
+    fn forward(&self, batch: &PairBatch, train: bool) -> Result<(Tensor, Tensor)> {
         let pad = batch.src.eq(self.data.specials.pad);
-        let memory = self.model.encode(&batch.src, &pad, train);
-        let logits = self.model.decode(&batch.tgt_in, &memory, &pad, train);
+        let too_long = |e: crate::transformer::Error| Error::Task(e.to_string());
+        let memory = self.model.encode(&batch.src, &pad, train).map_err(too_long)?;
+        let logits = self.model.decode(&batch.tgt_in, &memory, &pad, train).map_err(too_long)?;
         let v = logits.size()[2];
         let keep = batch.targets.ne(self.data.specials.pad).nonzero().squeeze_dim(1);
-        (logits.view([-1, v]).index_select(0, &keep), batch.targets.index_select(0, &keep).to_kind(Kind::Int64))
+        Ok((logits.view([-1, v]).index_select(0, &keep), batch.targets.index_select(0, &keep).to_kind(Kind::Int64)))
     }
 
     fn var_store(&self) -> &VarStore {

@@ -1,10 +1,36 @@
 //! The Transformer encoder–decoder (Vaswani et al., 2017) on `tch`: shared source/target
 //! embeddings tied to the output projection, sinusoidal positions, post-norm (the paper's, and
 //! fairseq's default) or pre-norm layers. Presets: `base` (6+6 layers, d 512, ffn 2048, 8 heads,
-//! dropout 0.1) and `small` (3+3, d 256, ffn 1024, 4 heads) for CPU runs.
+//! dropout 0.1) and `small` (3+3, d 256, ffn 1024, 4 heads) for CPU runs. Attention runs
+//! through libtorch's fused `scaled_dot_product_attention`.
 
 use tch::nn;
 use tch::{Kind, Tensor};
+
+/// What a caller can get wrong: sequences longer than the model's positions, tensors of the
+/// wrong shape or kind.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    #[error("a sequence of {len} positions exceeds the model's max_positions {max}")]
+    TooLong { len: i64, max: i64 },
+    #[error("{what} must be {expected}, got a {kind:?} tensor of shape {shape:?}")]
+    Shape { what: &'static str, expected: String, kind: Kind, shape: Vec<i64> },
+}
+
+/// `Ok` when `t` has kind `kind` (any, if `None`) and shape `shape` (`-1`: any size).
+fn check(t: &Tensor, what: &'static str, kind: Option<Kind>, shape: &[i64]) -> Result<(), Error> {
+    let got = t.size();
+    let fits = got.len() == shape.len() && got.iter().zip(shape).all(|(&g, &s)| s < 0 || g == s);
+    if fits && kind.is_none_or(|k| t.kind() == k) {
+        return Ok(());
+    }
+    let dims: Vec<String> = shape.iter().map(|&s| if s < 0 { "_".into() } else { s.to_string() }).collect();
+    let expected = match kind {
+        Some(k) => format!("a {k:?} tensor of shape [{}]", dims.join(", ")),
+        None => format!("a tensor of shape [{}]", dims.join(", ")),
+    };
+    Err(Error::Shape { what, expected, kind: t.kind(), shape: got })
+}
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,20 +108,31 @@ impl Attention {
     }
 
     /// Attention of queries `q [B, H, Tq, dh]` over keys/values `[B, H, Tk, dh]`; `pad [B, Tk]`
-    /// is true at padding; `causal` hides later positions. Returns `[B, Tq, d]`.
+    /// is true at padding; `causal` hides later positions; `drop` is the dropout on the attention
+    /// weights (zero outside training). Returns `[B, Tq, d]`.
+    ///
+    /// Through libtorch's fused `scaled_dot_product_attention` (the explicit softmax of
+    /// [`attend_explicit`] gives the same to 1e-5, tested). No query row is ever fully masked, which
+    /// would give NaN: padding is only ever on keys and every source keeps at least EOS, and a
+    /// causal query always sees its own position.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, pad: Option<&Tensor>, causal: bool, drop: f64) -> Tensor {
         let (b, h, tq, dh) = q.size4().expect("[B, H, T, dh]");
+        #[cfg(test)]
+        if EXPLICIT.with(|e| e.get()) {
+            let ctx = attend_explicit(q, k, v, pad, causal, drop);
+            return ctx.transpose(1, 2).contiguous().view([b, tq, h * dh]).apply(&self.out);
+        }
         let tk = k.size()[2];
-        let mut scores = q.matmul(&k.transpose(-2, -1)) / (dh as f64).sqrt();
-        if let Some(pad) = pad {
-            scores = scores.masked_fill(&pad.view([b, 1, 1, tk]), f64::NEG_INFINITY);
-        }
-        if causal {
-            let future = Tensor::ones([tq, tk], (Kind::Bool, q.device())).triu(1);
-            scores = scores.masked_fill(&future, f64::NEG_INFINITY);
-        }
-        let attn = scores.softmax(-1, scores.kind()).dropout(drop, drop > 0.0);
-        attn.matmul(v).transpose(1, 2).contiguous().view([b, tq, h * dh]).apply(&self.out)
+        // A boolean mask in SDPA is true where a query may attend (the opposite of `pad`).
+        let keep = pad.map(|pad| pad.logical_not().view([b, 1, 1, tk]).expand([b, h, tq, tk], false));
+        let (mask, is_causal) = match (keep, causal) {
+            (Some(keep), true) => {
+                (Some(keep.logical_and(&Tensor::ones([tq, tk], (Kind::Bool, q.device())).tril(0))), false)
+            }
+            (keep, causal) => (keep, causal),
+        };
+        let ctx = Tensor::scaled_dot_product_attention(q, k, v, mask, drop, is_causal, None, false);
+        ctx.transpose(1, 2).contiguous().view([b, tq, h * dh]).apply(&self.out)
     }
 
     /// `query [B, Tq, d]` attends to `memory [B, Tk, d]`.
@@ -103,6 +140,30 @@ impl Attention {
         let (q, k, v) = (self.heads(&self.q, query), self.heads(&self.k, memory), self.heads(&self.v, memory));
         self.attend(&q, &k, &v, pad, causal, drop)
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests switch [`Attention::attend`] to [`attend_explicit`] on their own thread.
+    static EXPLICIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The explicit attention `softmax(q kᵀ / √dh + masks) v` the fused kernel replaces (kept as the
+/// reference it is tested against): `[B, H, Tq, dh]`, before the output projection.
+#[cfg(test)]
+fn attend_explicit(q: &Tensor, k: &Tensor, v: &Tensor, pad: Option<&Tensor>, causal: bool, drop: f64) -> Tensor {
+    let (b, _, tq, dh) = q.size4().expect("[B, H, T, dh]");
+    let tk = k.size()[2];
+    let mut scores = q.matmul(&k.transpose(-2, -1)) / (dh as f64).sqrt();
+    if let Some(pad) = pad {
+        scores = scores.masked_fill(&pad.view([b, 1, 1, tk]), f64::NEG_INFINITY);
+    }
+    if causal {
+        let future = Tensor::ones([tq, tk], (Kind::Bool, q.device())).triu(1);
+        scores = scores.masked_fill(&future, f64::NEG_INFINITY);
+    }
+    let attn = scores.softmax(-1, scores.kind()).dropout(drop, drop > 0.0);
+    attn.matmul(v)
 }
 
 #[derive(Debug)]
@@ -215,36 +276,55 @@ impl Transformer {
         Self { config, embed, positions, encoder, decoder, final_norms }
     }
 
-    fn embedding(&self, tokens: &Tensor, train: bool) -> Tensor {
-        let t = tokens.size()[1];
-        assert!(
-            t <= self.config.max_positions,
-            "sequence of {t} tokens exceeds max_positions {}",
-            self.config.max_positions
-        );
-        let x = Tensor::embedding(&self.embed, tokens, -1, false, false) * (self.config.d_model as f64).sqrt();
-        (x + self.positions.narrow(0, 0, t).unsqueeze(0)).dropout(self.config.dropout, train)
+    /// `Ok` when a sequence of `len` positions fits the model.
+    pub fn check_length(&self, len: i64) -> Result<(), Error> {
+        match len <= self.config.max_positions {
+            true => Ok(()),
+            false => Err(Error::TooLong { len, max: self.config.max_positions }),
+        }
     }
 
-    /// Encoder states `[B, S, d]` of source tokens `[B, S]`; `pad` `[B, S]` marks padding.
-    pub fn encode(&self, src: &Tensor, pad: &Tensor, train: bool) -> Tensor {
+    /// Token ids `[B, T]` (checked by the caller) embedded, scaled and positioned.
+    fn embedding(&self, tokens: &Tensor, train: bool) -> Result<Tensor, Error> {
+        let t = tokens.size()[1];
+        self.check_length(t)?;
+        let x = Tensor::embedding(&self.embed, tokens, -1, false, false) * (self.config.d_model as f64).sqrt();
+        Ok((x + self.positions.narrow(0, 0, t).unsqueeze(0)).dropout(self.config.dropout, train))
+    }
+
+    /// `Ok` when `memory` is `[B, S, d]` and `pad` `[B, S]`.
+    fn check_memory(&self, memory: &Tensor, pad: &Tensor) -> Result<(), Error> {
+        check(memory, "memory", None, &[-1, -1, self.config.d_model])?;
+        let (b, s) = (memory.size()[0], memory.size()[1]);
+        check(pad, "the padding mask", Some(Kind::Bool), &[b, s])
+    }
+
+    /// Encoder states `[B, S, d]` of source tokens `[B, S]`; `pad` `[B, S]` marks padding (every
+    /// row needs a token that is not padding). Errors: a source longer than `max_positions`,
+    /// tensors of other shapes or kinds.
+    pub fn encode(&self, src: &Tensor, pad: &Tensor, train: bool) -> Result<Tensor, Error> {
+        check(src, "the source", Some(Kind::Int64), &[-1, -1])?;
+        check(pad, "the padding mask", Some(Kind::Bool), &src.size())?;
         let (pre, drop) = (self.config.pre_norm, if train { self.config.dropout } else { 0.0 });
-        let mut x = self.embedding(src, train);
+        let mut x = self.embedding(src, train)?;
         for l in &self.encoder {
             x = residual(&x, &l.ln1, pre, drop, |h| l.attn.forward(h, h, Some(pad), false, drop));
             x = residual(&x, &l.ln2, pre, drop, |h| l.ffn.forward(h, drop));
         }
-        match &self.final_norms {
+        Ok(match &self.final_norms {
             Some((enc, _)) => x.apply(enc),
             None => x,
-        }
+        })
     }
 
     /// Logits `[B, T, vocab]` for the target prefix `tgt [B, T]` (teacher forcing: position t
-    /// sees tokens ≤ t), attending to `memory` with source padding `pad`.
-    pub fn decode(&self, tgt: &Tensor, memory: &Tensor, pad: &Tensor, train: bool) -> Tensor {
+    /// sees tokens ≤ t), attending to `memory` with source padding `pad`. Errors: a prefix longer
+    /// than `max_positions`, tensors of other shapes or kinds.
+    pub fn decode(&self, tgt: &Tensor, memory: &Tensor, pad: &Tensor, train: bool) -> Result<Tensor, Error> {
+        self.check_memory(memory, pad)?;
+        check(tgt, "the target prefix", Some(Kind::Int64), &[memory.size()[0], -1])?;
         let (pre, drop) = (self.config.pre_norm, if train { self.config.dropout } else { 0.0 });
-        let mut x = self.embedding(tgt, train);
+        let mut x = self.embedding(tgt, train)?;
         for l in &self.decoder {
             x = residual(&x, &l.ln1, pre, drop, |h| l.self_attn.forward(h, h, None, true, drop));
             x = residual(&x, &l.ln2, pre, drop, |h| l.cross.forward(h, memory, Some(pad), false, drop));
@@ -253,12 +333,13 @@ impl Transformer {
         if let Some((_, dec)) = &self.final_norms {
             x = x.apply(dec);
         }
-        x.matmul(&self.embed.transpose(0, 1))
+        Ok(x.matmul(&self.embed.transpose(0, 1)))
     }
 
-    /// Incremental decoding: the cross-attention keys and values of `memory` for every decoder
-    /// layer, computed once; self-attention keys and values are appended step by step.
-    pub fn start(&self, memory: &Tensor) -> Cache {
+    /// Incremental decoding: the cross-attention keys and values of `memory [N, S, d]` for every
+    /// decoder layer, computed once; self-attention keys and values are appended step by step.
+    pub fn start(&self, memory: &Tensor) -> Result<Cache, Error> {
+        check(memory, "memory", None, &[-1, -1, self.config.d_model])?;
         let layers = self
             .decoder
             .iter()
@@ -269,16 +350,19 @@ impl Transformer {
                 self_v: None,
             })
             .collect();
-        Cache { layers, length: 0 }
+        Ok(Cache { layers, length: 0, rows: memory.size()[0], source: memory.size()[1] })
     }
 
     /// Logits `[N, vocab]` of the next token after `tokens [N]` (the previous output of each row),
     /// using and extending `cache`; equal to the last position of [`Transformer::decode`] on the
-    /// whole prefix (tested), at the cost of one position.
-    pub fn step(&self, tokens: &Tensor, cache: &mut Cache, pad: &Tensor) -> Tensor {
-        let (pre, n) = (self.config.pre_norm, tokens.size()[0]);
+    /// whole prefix (tested), at the cost of one position. Errors: a step past `max_positions`
+    /// (the cache is left as it was), tensors of other shapes or kinds than the cache's.
+    pub fn step(&self, tokens: &Tensor, cache: &mut Cache, pad: &Tensor) -> Result<Tensor, Error> {
+        check(tokens, "the step's tokens", Some(Kind::Int64), &[cache.rows])?;
+        check(pad, "the padding mask", Some(Kind::Bool), &[cache.rows, cache.source])?;
+        let (pre, n) = (self.config.pre_norm, cache.rows);
         let pos = cache.length;
-        assert!(pos < self.config.max_positions, "decoding past max_positions {}", self.config.max_positions);
+        self.check_length(pos + 1)?;
         let emb = Tensor::embedding(&self.embed, &tokens.view([n, 1]), -1, false, false)
             * (self.config.d_model as f64).sqrt();
         let mut x = emb + self.positions.narrow(0, pos, 1).unsqueeze(0);
@@ -309,7 +393,7 @@ impl Transformer {
             x = x.apply(dec);
         }
         cache.length += 1;
-        x.squeeze_dim(1).matmul(&self.embed.transpose(0, 1))
+        Ok(x.squeeze_dim(1).matmul(&self.embed.transpose(0, 1)))
     }
 }
 
@@ -326,12 +410,17 @@ struct LayerCache {
 #[derive(Debug)]
 pub struct Cache {
     layers: Vec<LayerCache>,
+    /// Positions decoded so far.
     length: i64,
+    /// `N` and the source length `S`.
+    rows: i64,
+    source: i64,
 }
 
 impl Cache {
     /// Keeps rows `index [N']` (beam search reorders the cache with the surviving beams).
     pub fn reorder(&mut self, index: &Tensor) {
+        self.rows = index.numel() as i64;
         for c in &mut self.layers {
             c.cross_k = c.cross_k.index_select(0, index);
             c.cross_v = c.cross_v.index_select(0, index);
@@ -363,6 +452,10 @@ mod tests {
     }
 
     fn tiny() -> (nn::VarStore, Transformer) {
+        tiny_with(false)
+    }
+
+    fn tiny_with(pre_norm: bool) -> (nn::VarStore, Transformer) {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = Config {
@@ -373,7 +466,7 @@ mod tests {
             encoder_layers: 2,
             decoder_layers: 2,
             dropout: 0.0,
-            pre_norm: false,
+            pre_norm,
             max_positions: 64,
         };
         let t = Transformer::new(&vs.root(), cfg);
@@ -385,16 +478,16 @@ mod tests {
         let (_vs, t) = tiny();
         let src = Tensor::from_slice(&[5i64, 6, 7, 0, 0]).view([1, 5]);
         let pad = src.eq(0);
-        let mem = t.encode(&src, &pad, false);
-        let a = t.decode(&Tensor::from_slice(&[1i64, 8, 9, 10]).view([1, 4]), &mem, &pad, false);
-        let b = t.decode(&Tensor::from_slice(&[1i64, 8, 30, 31]).view([1, 4]), &mem, &pad, false);
+        let mem = t.encode(&src, &pad, false).unwrap();
+        let a = t.decode(&Tensor::from_slice(&[1i64, 8, 9, 10]).view([1, 4]), &mem, &pad, false).unwrap();
+        let b = t.decode(&Tensor::from_slice(&[1i64, 8, 30, 31]).view([1, 4]), &mem, &pad, false).unwrap();
         // Positions 0 and 1 see only tokens 1, 8: unchanged; position 2 sees the change.
         assert!(a.narrow(1, 0, 2).allclose(&b.narrow(1, 0, 2), 1e-6, 1e-6, false));
         assert!(!a.narrow(1, 2, 1).allclose(&b.narrow(1, 2, 1), 1e-6, 1e-6, false));
         // Other tokens under the padding mask change nothing for the real positions.
         let src2 = Tensor::from_slice(&[5i64, 6, 7, 41, 42]).view([1, 5]);
-        let mem2 = t.encode(&src2, &pad, false);
-        let c = t.decode(&Tensor::from_slice(&[1i64, 8, 9, 10]).view([1, 4]), &mem2, &pad, false);
+        let mem2 = t.encode(&src2, &pad, false).unwrap();
+        let c = t.decode(&Tensor::from_slice(&[1i64, 8, 9, 10]).view([1, 4]), &mem2, &pad, false).unwrap();
         assert!(a.allclose(&c, 1e-5, 1e-5, false));
         assert_eq!(a.size(), vec![1, 4, 50]);
     }
@@ -408,11 +501,129 @@ mod tests {
         let tgt_in = Tensor::cat(&[Tensor::ones([2, 1], (Kind::Int64, Device::Cpu)), src.narrow(1, 0, 5)], 1);
         let mut last = f64::INFINITY;
         for _ in 0..150 {
-            let logits = t.decode(&tgt_in, &t.encode(&src, &pad, true), &pad, true);
+            let logits = t.decode(&tgt_in, &t.encode(&src, &pad, true).unwrap(), &pad, true).unwrap();
             let loss = logits.view([-1, 50]).cross_entropy_for_logits(&src.view([-1]));
             opt.backward_step(&loss);
             last = loss.double_value(&[]);
         }
         assert!(last < 0.05, "copy loss {last}");
+    }
+
+    /// `f` with [`Attention::attend`] on the explicit implementation (on this thread only).
+    fn explicit<T>(f: impl FnOnce() -> T) -> T {
+        EXPLICIT.with(|e| e.set(true));
+        let out = f();
+        EXPLICIT.with(|e| e.set(false));
+        out
+    }
+
+    fn close(a: &Tensor, b: &Tensor) -> bool {
+        a.size() == b.size() && a.allclose(b, 1e-5, 1e-5, false)
+    }
+
+    #[test]
+    fn fused_attention_equals_the_explicit_one() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let att = Attention::new(vs.root() / "a", 16, 4);
+        let x = Tensor::randn([3, 5, 16], (Kind::Float, Device::Cpu));
+        let mem = Tensor::randn([3, 7, 16], (Kind::Float, Device::Cpu));
+        // Padding on keys only; every row keeps its first position.
+        let pad5 = Tensor::from_slice(&[
+            false, false, false, false, false, false, false, true, true, true, false, true, true, true, true,
+        ])
+        .view([3, 5]);
+        let pad7 =
+            Tensor::from_slice(&[0i64, 0, 0, 0, 0, 0, 1, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0]).view([3, 7]).eq(1);
+        let cases: [(&Tensor, Option<&Tensor>, bool); 5] = [
+            (&x, Some(&pad5), false),   // encoder self-attention with padding
+            (&x, None, true),           // decoder causal self-attention
+            (&mem, Some(&pad7), false), // cross-attention
+            (&x, Some(&pad5), true),    // both masks at once
+            (&mem, None, false),
+        ];
+        for (i, (kv, pad, causal)) in cases.into_iter().enumerate() {
+            let fused = att.forward(&x, kv, pad, causal, 0.0);
+            let reference = explicit(|| att.forward(&x, kv, pad, causal, 0.0));
+            assert!(fused.isfinite().all().int64_value(&[]) == 1, "case {i}: not finite");
+            assert!(close(&fused, &reference), "case {i}");
+        }
+        // One query over cached keys (the incremental step), with and without padding.
+        let q1 = x.narrow(1, 2, 1);
+        for pad in [None, Some(&pad7)] {
+            assert!(close(
+                &att.forward(&q1, &mem, pad, false, 0.0),
+                &explicit(|| att.forward(&q1, &mem, pad, false, 0.0))
+            ));
+        }
+    }
+
+    #[test]
+    fn fused_model_equals_the_explicit_one_including_the_cache() {
+        for pre_norm in [false, true] {
+            let (_vs, t) = tiny_with(pre_norm);
+            let src = Tensor::from_slice(&[5i64, 6, 7, 0, 0, 8, 9, 10, 11, 12]).view([2, 5]);
+            let pad = src.eq(0);
+            let tgt = Tensor::from_slice(&[1i64, 8, 9, 10, 1, 30, 31, 32]).view([2, 4]);
+            let run = || {
+                let mem = t.encode(&src, &pad, false).unwrap();
+                let full = t.decode(&tgt, &mem, &pad, false).unwrap();
+                let mut cache = t.start(&mem).unwrap();
+                let steps: Vec<Tensor> = (0..4).map(|i| t.step(&tgt.select(1, i), &mut cache, &pad).unwrap()).collect();
+                (mem, full, Tensor::stack(&steps, 1))
+            };
+            let (mem, full, steps) = run();
+            let (mem_e, full_e, steps_e) = explicit(run);
+            assert!(close(&mem, &mem_e), "pre_norm {pre_norm}: encoder");
+            assert!(close(&full, &full_e), "pre_norm {pre_norm}: decoder");
+            assert!(close(&steps, &steps_e), "pre_norm {pre_norm}: cached steps");
+            assert!(close(&steps, &full), "pre_norm {pre_norm}: cached steps against the full decoder");
+        }
+    }
+
+    #[test]
+    fn attention_dropout_applies_in_training_only() {
+        tch::manual_seed(2);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let att = Attention::new(vs.root() / "a", 16, 4);
+        let x = Tensor::randn([2, 6, 16], (Kind::Float, Device::Cpu));
+        let pad = Tensor::from_slice(&[0i64, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0]).view([2, 6]).eq(1);
+        let plain = att.forward(&x, &x, Some(&pad), false, 0.0);
+        let dropped = att.forward(&x, &x, Some(&pad), false, 0.5);
+        assert!(dropped.isfinite().all().int64_value(&[]) == 1);
+        assert!(!close(&plain, &dropped), "dropout 0.5 changed nothing");
+        // The model passes the attention dropout only in training.
+        let (_vs, t) = tiny_with(false);
+        let t = Transformer { config: Config { dropout: 0.5, ..t.config.clone() }, ..t };
+        let src = Tensor::from_slice(&[5i64, 6, 7, 0]).view([1, 4]);
+        let pad = src.eq(0);
+        let eval = t.encode(&src, &pad, false).unwrap();
+        assert!(close(&eval, &t.encode(&src, &pad, false).unwrap()));
+        assert!(!close(&eval, &t.encode(&src, &pad, true).unwrap()));
+    }
+
+    #[test]
+    fn caller_errors_are_errors() {
+        let (_vs, t) = tiny();
+        let long = Tensor::ones([1, 65], (Kind::Int64, Device::Cpu));
+        let pad = long.eq(0);
+        assert_eq!(t.encode(&long, &pad, false).unwrap_err(), Error::TooLong { len: 65, max: 64 });
+        let src = Tensor::ones([2, 3], (Kind::Int64, Device::Cpu));
+        let pad = src.eq(0);
+        let mem = t.encode(&src, &pad, false).unwrap();
+        let tgt = Tensor::ones([2, 65], (Kind::Int64, Device::Cpu));
+        assert_eq!(t.decode(&tgt, &mem, &pad, false).unwrap_err(), Error::TooLong { len: 65, max: 64 });
+        assert!(matches!(t.encode(&src.view([-1]), &pad, false), Err(Error::Shape { .. })));
+        assert!(matches!(t.encode(&src.to_kind(Kind::Float), &pad, false), Err(Error::Shape { .. })));
+        assert!(matches!(t.decode(&tgt.narrow(0, 0, 1), &mem, &pad, false), Err(Error::Shape { .. })));
+        let mut cache = t.start(&mem).unwrap();
+        let step = Tensor::ones([2], (Kind::Int64, Device::Cpu));
+        for _ in 0..64 {
+            let _ = t.step(&step, &mut cache, &pad).unwrap();
+        }
+        assert_eq!(t.step(&step, &mut cache, &pad).unwrap_err(), Error::TooLong { len: 65, max: 64 });
+        assert!(matches!(t.step(&step.narrow(0, 0, 1), &mut cache, &pad), Err(Error::Shape { .. })));
+        let e = t.encode(&long, &long.eq(0), false).unwrap_err().to_string();
+        assert_eq!(e, "a sequence of 65 positions exceeds the model's max_positions 64");
     }
 }

@@ -38,7 +38,7 @@ pub fn decode(a: &DecodeArgs, format: Format) -> Result<()> {
     let time = |incremental: bool| -> Result<(f64, Vec<Vec<i64>>)> {
         let search = a.search.search(1.0, 1, incremental)?;
         let start = Instant::now();
-        let hyps = translate(model, &ids, Specials::from(vocab), a.search.max_tokens, &search, device);
+        let hyps = translate(model, &ids, Specials::from(vocab), a.search.max_tokens, &search, device)?;
         let rate = lines.len() as f64 / start.elapsed().as_secs_f64().max(1e-9);
         Ok((rate, hyps.into_iter().map(|h| h[0].tokens.clone()).collect()))
     };

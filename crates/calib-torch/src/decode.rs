@@ -168,7 +168,7 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
             break;
         }
         let ids = encode_checked(vocab, &buffer, positions, done + 1, "stdin")?;
-        let hyps = translate(model, &ids, Specials::from(vocab), a.search.max_tokens, &search, device);
+        let hyps = translate(model, &ids, Specials::from(vocab), a.search.max_tokens, &search, device)?;
         for (i, h) in hyps.iter().enumerate() {
             write_hyps(&mut out, vocab, done + i + 1, h, a, format)?;
         }

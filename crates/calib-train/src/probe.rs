@@ -67,7 +67,7 @@ impl RowStats {
         tch::no_grad(|| {
             with_prefetch(batches, PREFETCH, device, |it| -> Result<()> {
                 for b in it {
-                    let (l, y) = task.forward(&b, false);
+                    let (l, y) = task.forward(&b, false)?;
                     for (s, &t) in stats.iter_mut().zip(temps) {
                         s.push_at(&l, &y, t)?;
                     }

@@ -115,8 +115,9 @@ pub trait Task {
     type Batch: Batch;
     type Data: Data<Batch = Self::Batch>;
     fn data(&self) -> &Self::Data;
-    /// Logits `[n, K]` and targets `[n]` of a batch already on the device.
-    fn forward(&self, batch: &Self::Batch, train: bool) -> (Tensor, Tensor);
+    /// Logits `[n, K]` and targets `[n]` of a batch already on the device (an error for a batch
+    /// the model cannot take, e.g. longer than its positions).
+    fn forward(&self, batch: &Self::Batch, train: bool) -> Result<(Tensor, Tensor)>;
     fn var_store(&self) -> &VarStore;
     fn capabilities(&self) -> Capabilities {
         Capabilities::none()

@@ -148,7 +148,7 @@ pub fn predict_to<T: Task>(task: &T, split: &str, dir: &Path) -> Result<usize> {
     tch::no_grad(|| {
         with_prefetch(batches, PREFETCH, device, |it| -> Result<()> {
             for b in it {
-                let (l, y) = task.forward(&b, false);
+                let (l, y) = task.forward(&b, false)?;
                 let k = l.size()[1] as usize;
                 if writers.is_none() {
                     writers = Some((RowWriter::new(&logits_path, &[k])?, RowWriter::new(&labels_path, &[])?));
@@ -333,7 +333,7 @@ fn fit<T: Task>(
                     lr = config.schedule.lr(epoch, state.global_step);
                     opt.zero_grad();
                 }
-                let (logits, targets) = precision::with(config.precision, device, || task.forward(&batch, true));
+                let (logits, targets) = precision::with(config.precision, device, || task.forward(&batch, true))?;
                 // The loss in float32 whatever the forward ran in (as autocast does for softmax).
                 let logits = if config.precision == Precision::Fp32 { logits } else { logits.to_kind(Kind::Float) };
                 let value = loss.forward(&logits, &targets, epoch);
@@ -604,8 +604,8 @@ mod tests {
         fn data(&self) -> &Rows {
             &self.data
         }
-        fn forward(&self, batch: &Vec<Tensor>, _train: bool) -> (Tensor, Tensor) {
-            (self.lin.forward(&batch[0]), batch[1].shallow_clone())
+        fn forward(&self, batch: &Vec<Tensor>, _train: bool) -> Result<(Tensor, Tensor)> {
+            Ok((self.lin.forward(&batch[0]), batch[1].shallow_clone()))
         }
         fn var_store(&self) -> &VarStore {
             &self.vs

@@ -198,8 +198,8 @@ impl Task for ImageTask {
         &self.data
     }
 
-    fn forward(&self, batch: &ImageBatch, train: bool) -> (Tensor, Tensor) {
-        (self.model.forward_t(&batch.images, train), batch.labels.shallow_clone())
+    fn forward(&self, batch: &ImageBatch, train: bool) -> calib_train::Result<(Tensor, Tensor)> {
+        Ok((self.model.forward_t(&batch.images, train), batch.labels.shallow_clone()))
     }
 
     fn var_store(&self) -> &VarStore {
