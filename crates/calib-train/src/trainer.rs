@@ -174,7 +174,7 @@ impl GradNorms {
 /// gradient for sample i is the outer product of the two), on the first `n` training samples in
 /// evaluation mode, with the training loss at `epoch` (the paper's Figure 3 b–d).
 pub fn grad_norms(task: &dyn Task, loss: &Loss, epoch: usize, n: usize) -> Result<Vec<f64>> {
-    let per_sample = Loss { reduction: Reduction::Sum, ..loss.clone() };
+    let per_sample = loss.clone().with_reduction(Reduction::Sum);
     let mut out = Vec::with_capacity(n);
     for b in task.eval_batches("train")? {
         let Some((h, z, y)) = tch::no_grad(|| task.features(&b)) else {
