@@ -6,28 +6,16 @@ use crate::mt::{self, RunArgs};
 use crate::recipe::{Plan, Recipe};
 use anyhow::{Context, Result};
 use calib::{npy, ood, ScoreKind, Scores};
+use calib_cli::args::eval::Args;
 use calib_cli::output::{emit, Format};
-use calib_cli::report;
+use calib_cli::report::Bars;
+use calib_report::report::{self, CalibrationReport};
 use calib_train::checkpoint;
 use calib_train::device::{self, DeviceRequest};
 use calib_train::trainer::{self, Task};
 use calib_vision::task::ImageTask;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    #[command(flatten)]
-    pub weights: RunArgs,
-    /// Out-of-distribution sets as NAME=PATH (a folder of images, with or without class
-    /// sub-folders, or a .tar.gz), resized to the training images' size; repeatable.
-    #[arg(long = "ood", value_name = "NAME=PATH")]
-    pub ood: Vec<String>,
-    #[arg(long, default_value_t = 1000)]
-    pub bootstrap: usize,
-    #[arg(long, value_enum, default_value_t = DeviceRequest::Auto)]
-    pub device: DeviceRequest,
-}
 
 fn save_split(dir: &Path, split: &str, logits: &tch::Tensor, targets: &tch::Tensor) -> Result<()> {
     let (n, k) = (logits.size()[0] as usize, logits.size()[1] as usize);
@@ -85,14 +73,9 @@ fn write_translation_predictions(weights: &RunArgs, device: DeviceRequest) -> Re
     Ok(pred)
 }
 
-fn report_of(run: &Path, pred: &Path, bootstrap: usize) -> Result<(serde_json::Value, String)> {
-    report::build(&report::Args {
-        data: vec![pred.to_path_buf()],
-        out: run.to_path_buf(),
-        bootstrap,
-        seed: 0,
-        bins: 15,
-    })
+fn report_of(run: &Path, pred: &Path, bootstrap: usize) -> Result<CalibrationReport> {
+    let opts = report::Options::new(vec![pred.to_path_buf()], run).with_bootstrap(bootstrap);
+    Ok(report::build(&opts, &Bars::default())?)
 }
 
 /// The gradient-norm histograms a run probed (`train.probe_grad_norms`), at up to four epochs
@@ -129,17 +112,19 @@ pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
             "--ood applies to image runs; {} is a translation run",
             a.weights.run.display()
         );
-        let pred = write_translation_predictions(&a.weights, a.device)?;
-        return report_of(&a.weights.run, &pred, a.bootstrap);
+        let pred = write_translation_predictions(&a.weights, crate::args::device(a.device))?;
+        let report = report_of(&a.weights.run, &pred, a.bootstrap)?;
+        return Ok((report.to_json()?, report.terminal_text()));
     }
-    let (task, pred) = write_predictions(&a.weights, &a.ood, a.device)?;
+    let (task, pred) = write_predictions(&a.weights, &a.ood, crate::args::device(a.device))?;
     let names: Vec<String> = task.splits().ood.iter().map(|(n, _)| n.clone()).collect();
-    let (mut json, mut table) = report_of(&a.weights.run, &pred, a.bootstrap)?;
+    let report = report_of(&a.weights.run, &pred, a.bootstrap)?;
+    let (mut json, mut table) = (report.to_json()?, report.terminal_text());
     if let Some(plot) = grad_norm_plot(&a.weights.run)? {
         table.push_str(&format!("\ngradient norms of the last layer: {}", plot.display()));
     }
     if !names.is_empty() {
-        let t = json["models"][0]["temperature"].as_f64().context("report without a temperature")?;
+        let t = report.models.first().context("report without a model")?.temperature;
         // The test logits write_predictions saved, rather than a second forward pass.
         let saved = calib::npy::read_floats(&pred.join("test_logits.npy"), 2, "logits")?;
         let k = saved.shape()[1];

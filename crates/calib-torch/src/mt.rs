@@ -3,6 +3,7 @@
 //! trained run.
 
 use anyhow::{bail, Context, Result};
+pub use calib_cli::args::RunArgs;
 use calib_mt::corpus::Empty;
 use calib_mt::data::{self, Parallel, ReadOptions};
 use calib_mt::task::{Specials, TranslationTask};
@@ -207,28 +208,6 @@ impl MtRecipe {
             );
         }
         Ok((train, splits))
-    }
-}
-
-/// Which trained weights a command reads.
-#[derive(clap::Args, Debug, Clone)]
-pub struct RunArgs {
-    /// The run folder `calib train` wrote.
-    #[arg(long)]
-    pub run: PathBuf,
-    /// `best`, `last`, `averaged` (see `calib average-checkpoints`) or a .safetensors path.
-    #[arg(long, default_value = "best")]
-    pub checkpoint: String,
-}
-
-impl RunArgs {
-    /// The checkpoint file.
-    pub fn file(&self) -> PathBuf {
-        if self.checkpoint.ends_with(".safetensors") {
-            PathBuf::from(&self.checkpoint)
-        } else {
-            self.run.join(format!("{}.safetensors", self.checkpoint))
-        }
     }
 }
 

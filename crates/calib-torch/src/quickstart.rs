@@ -8,31 +8,14 @@ use crate::mt::RunArgs;
 use crate::recipe::Recipe;
 use crate::train;
 use anyhow::{Context, Result};
+use calib_cli::args::quickstart::Args;
 use calib_cli::output::{emit, Format};
-use calib_cli::report;
-use calib_train::device::DeviceRequest;
-use std::path::{Path, PathBuf};
+use calib_cli::report::Bars;
+use calib_report::report;
+use std::path::Path;
 
 /// The quickstart recipe, built into the binary so it runs from anywhere.
 const RECIPE: &str = include_str!("../../../recipes/quickstart/small-cnn.toml");
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    /// Folder holding cifar10-mini/.
-    #[arg(long, default_value = "data")]
-    pub data: PathBuf,
-    #[arg(long, default_value = "runs/quickstart")]
-    pub out: PathBuf,
-    /// Fewer or more epochs than the recipe's 30.
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    #[arg(long, default_value_t = 1000)]
-    pub bootstrap: usize,
-    #[arg(long, value_enum, default_value_t = DeviceRequest::Auto)]
-    pub device: DeviceRequest,
-    #[arg(long)]
-    pub quiet: bool,
-}
 
 pub fn run(a: &Args, format: Format) -> Result<()> {
     let mut runs = Vec::new();
@@ -61,10 +44,16 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
                 run.display()
             );
         }
-        train::train(&recipe, &run, false, a.device, a.quiet)?;
-        runs.push(eval::write_predictions(&RunArgs { run: run.clone(), checkpoint: "best".into() }, &[], a.device)?.1);
+        train::train(&recipe, &run, false, crate::args::device(a.device), a.quiet)?;
+        runs.push(
+            eval::write_predictions(
+                &RunArgs { run: run.clone(), checkpoint: "best".into() },
+                &[],
+                crate::args::device(a.device),
+            )?
+            .1,
+        );
     }
-    let (json, table) =
-        report::build(&report::Args { data: runs, out: a.out.clone(), bootstrap: a.bootstrap, seed: 0, bins: 15 })?;
-    emit(format, &json, || table)
+    let r = report::build(&report::Options::new(runs, &a.out).with_bootstrap(a.bootstrap), &Bars::default())?;
+    emit(format, &r.to_json()?, || r.terminal_text())
 }

@@ -3,6 +3,7 @@
 use crate::mt::MtRecipe;
 use crate::recipe::{Plan, Recipe};
 use anyhow::{Context, Result};
+use calib_cli::args::train::Args;
 use calib_cli::output::{emit, Format};
 use calib_mt::task::{Specials, TranslationTask};
 use calib_train::device::{self, DeviceRequest};
@@ -12,41 +13,12 @@ use calib_vision::task::ImageTask;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    /// Recipe TOML (e.g. recipes/cifar10/resnet50.toml); not needed with --resume.
-    #[arg(long)]
-    pub recipe: Option<PathBuf>,
-    /// Loss name (ce, focal:3, flsd:53, flsc:531, ls:0.05, brier, mmce:2, …); overrides the recipe.
-    #[arg(long)]
-    pub loss: Option<String>,
-    /// Data folder the recipe's paths are relative to.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Forward arithmetic of training: fp32, or bf16 autocast (on CUDA; also works on CPU).
-    #[arg(long, value_enum)]
-    pub precision: Option<Precision>,
-    /// Any recipe value, e.g. --set train.optimizer.weight_decay=1e-4 (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
-    #[arg(long, value_enum, default_value_t = DeviceRequest::Auto)]
-    pub device: DeviceRequest,
-    /// Run folder (default runs/<recipe>-<loss>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue the run in --out from its last checkpoint.
-    #[arg(long)]
-    pub resume: bool,
-    /// No progress bars or per-epoch lines.
-    #[arg(long)]
-    pub quiet: bool,
+/// The recipe values the options override.
+trait Overrides {
+    fn overrides(&self) -> Vec<String>;
 }
 
-impl Args {
+impl Overrides for Args {
     fn overrides(&self) -> Vec<String> {
         let mut o = Vec::new();
         if let Some(l) = &self.loss {
@@ -61,7 +33,7 @@ impl Args {
         if let Some(b) = self.batch_size {
             o.push(format!("train.batch_size={b}"));
         }
-        if let Some(p) = self.precision {
+        if let Some(p) = self.precision.map(crate::args::precision) {
             o.push(format!("train.precision=\"{}\"", if p == Precision::Bf16 { "bf16" } else { "fp32" }));
         }
         o.extend(self.sets.iter().cloned());
@@ -146,8 +118,8 @@ pub fn train_translation(
 pub fn run(a: &Args, format: Format) -> Result<()> {
     let (plan, out) = resolve(a)?;
     let state = match &plan {
-        Plan::Image(recipe) => train(recipe, &out, a.resume, a.device, a.quiet)?,
-        Plan::Translation(recipe) => train_translation(recipe, &out, a.resume, a.device, a.quiet)?,
+        Plan::Image(recipe) => train(recipe, &out, a.resume, crate::args::device(a.device), a.quiet)?,
+        Plan::Translation(recipe) => train_translation(recipe, &out, a.resume, crate::args::device(a.device), a.quiet)?,
     };
     let json = json!({"run": out, "epochs": state.epochs_done, "best_epoch": state.best_epoch, "best_value": state.best_value, "select_best_by": plan.train().select_best_by});
     emit(format, &json, || {
