@@ -3,8 +3,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use calib::npy;
-use calib::values::Values;
-use calib::{Error, Real, ScoreKind, Scores, Unscanned};
+use calib::{Error, Real, ScoreKind, Scores, Unscanned, Values};
 use std::path::Path;
 
 /// Arithmetic of a computation; see `calib::Real`.

@@ -9,13 +9,32 @@ pub enum Format {
     Json,
 }
 
-/// Prints `json` (JSON format) or the text `table` builds (table format).
+/// Prints `json` (JSON format) or the text `table` builds (table format). A closed standard
+/// output (`calib metrics … | head`) ends the process quietly, see [`exit_on_broken_pipe`].
 pub fn emit(format: Format, json: &serde_json::Value, table: impl FnOnce() -> String) -> anyhow::Result<()> {
-    match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(json)?),
-        Format::Table => println!("{}", table()),
-    }
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(json)?,
+        Format::Table => table(),
+    };
+    print_text(&format!("{text}\n"))?;
     Ok(())
+}
+
+/// Writes `text` to standard output and flushes it; a closed pipe ends the process quietly.
+pub fn print_text(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    exit_on_broken_pipe(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
+}
+
+/// Passes `result` through, except that a write to a closed pipe (the reader, e.g. `head`, is
+/// gone) ends the process at once with status 0 and no message, as ripgrep does: the output
+/// nobody reads is not an error.
+pub fn exit_on_broken_pipe<T>(result: std::io::Result<T>) -> std::io::Result<T> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        r => r,
+    }
 }
 
 /// One row per metric: name, then one column per report (e.g. before / after scaling).
@@ -67,10 +86,10 @@ pub fn exit(parsed: Result<anyhow::Result<()>, clap::Error>) -> std::process::Ex
             eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::FAILURE
         }
-        Err(e) if !e.use_stderr() => {
-            print!("{e}");
-            ExitCode::SUCCESS
-        }
+        Err(e) if !e.use_stderr() => match print_text(&e.to_string()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        },
         Err(e) => {
             // One line: clap's message up to its blank line (a missing argument's name is on the
             // second line), without the usage block.

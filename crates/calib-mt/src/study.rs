@@ -161,7 +161,7 @@ mod tests {
         let curves = validation_curves(&task, &temps, 15).unwrap();
         let scores = Scores::new(values, k, &labels, ScoreKind::Logits).unwrap();
         for (&t, &(ece, nll)) in temps.iter().zip(&curves) {
-            let r = evaluate(&scores, &Options { temperature: Some(t), ..Options::default() }).unwrap();
+            let r = evaluate(&scores, &Options::default().with_temperature(t)).unwrap();
             assert!((ece - r.ece).abs() < 1e-12, "T = {t}: {ece} vs {}", r.ece);
             assert!((nll - r.nll.unwrap()).abs() < 1e-12, "T = {t}");
         }

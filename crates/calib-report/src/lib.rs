@@ -1,7 +1,9 @@
-//! Human-facing output of the toolkit: plots (SVG, via plotters) and tables (terminal and
-//! Markdown, via comfy-table). Everything is rendered in memory and written atomically.
+//! Human-facing output of the toolkit: plots (SVG, via plotters), tables (terminal and
+//! Markdown, via comfy-table) and the calibration report of saved predictions ([`report`]).
+//! Everything is rendered in memory and written atomically; nothing is printed.
 
 pub mod plot;
+pub mod report;
 pub mod table;
 
 /// A plot could not be drawn or written.

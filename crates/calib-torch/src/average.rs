@@ -4,26 +4,12 @@
 //! checkpoints than from any one of them.
 
 use anyhow::{bail, Context, Result};
+use calib_cli::args::average::Args;
 use calib_cli::output::{emit, Format};
 use calib_train::checkpoint;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    /// A run folder: average its last --last `epoch-N.safetensors`.
-    #[arg(long)]
-    pub run: Option<PathBuf>,
-    #[arg(long, default_value_t = 5)]
-    pub last: usize,
-    /// Or these checkpoint files.
-    #[arg(long = "input", conflicts_with = "run")]
-    pub inputs: Vec<PathBuf>,
-    /// Output file (default RUN/averaged.safetensors).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
 
 /// The `epoch-N.safetensors` files of `run`, by N.
 fn epoch_files(run: &Path) -> Result<Vec<(usize, PathBuf)>> {

@@ -1,35 +1,19 @@
 //! `calib bench decode`: beam-search speed with and without the key/value cache on the same
 //! sentences, and whether both give the same translations.
 
-use crate::decode::{encode_checked, SearchArgs};
-use crate::mt::{self, RunArgs};
+use crate::decode::{encode_checked, ToSearch};
+use crate::mt;
 use anyhow::Result;
+use calib_cli::args::bench::DecodeArgs;
 use calib_cli::output::{emit, Format};
 use calib_mt::decode::{translate, Specials};
-use calib_train::device::{self, DeviceRequest};
+use calib_train::device;
 use serde_json::json;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct DecodeArgs {
-    #[command(flatten)]
-    pub weights: RunArgs,
-    /// Source sentences (plain text, .gz or WMT .sgm).
-    #[arg(long)]
-    pub src: PathBuf,
-    /// The first N sentences.
-    #[arg(long, default_value_t = 200)]
-    pub limit: usize,
-    #[command(flatten)]
-    pub search: SearchArgs,
-    #[arg(long, value_enum, default_value_t = DeviceRequest::Auto)]
-    pub device: DeviceRequest,
-}
-
 pub fn decode(a: &DecodeArgs, format: Format) -> Result<()> {
-    let device = device::select(a.device)?;
+    let device = device::select(crate::args::device(a.device))?;
     let loaded = mt::load_run(&a.weights, None, device, |_, _| Ok(HashMap::new()))?;
     let (vocab, model) = (&loaded.vocab, loaded.task.model());
     let mut lines = calib_mt::corpus::read_segments(&a.src)?;

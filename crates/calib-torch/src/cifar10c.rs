@@ -3,24 +3,12 @@
 //! (`calib eval --ood cifar10c=DIR/gaussian_noise.npy@5`).
 
 use anyhow::{Context, Result};
+use calib_cli::args::cifar10c::Args;
 use calib_cli::output::{emit, Format};
 use calib_vision::cifar::Layout;
 use calib_vision::corrupt;
 use calib_vision::folder::read_any;
 use serde_json::json;
-use std::path::PathBuf;
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    /// CIFAR-10 test images: an image folder (`test/<class>/…`), a .tar.gz of one, or `test_batch.bin`.
-    #[arg(long)]
-    pub test: PathBuf,
-    /// Folder for gaussian_noise.npy and labels.npy.
-    #[arg(long)]
-    pub out: PathBuf,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
 
 pub fn run(a: &Args, format: Format) -> Result<()> {
     let test = read_any(std::slice::from_ref(&a.test), Layout::Cifar10)?;

@@ -3,72 +3,25 @@
 //! `--max-tokens` source tokens, searched with the beam, and written back in order as each buffer
 //! finishes, so output streams.
 
-use crate::mt::{self, RunArgs};
+use crate::mt;
 use anyhow::{bail, Context, Result};
-use calib_cli::output::Format;
+use calib_cli::args::decode::{Args, SearchArgs};
+use calib_cli::output::{exit_on_broken_pipe, Format};
 use calib_mt::decode::{translate, Hypothesis, LengthPenalty, Search, Specials};
 use calib_mt::tokenize::Vocab;
-use calib_train::device::{self, DeviceRequest};
+use calib_train::device;
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
 use std::time::Instant;
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    #[command(flatten)]
-    pub weights: RunArgs,
-    /// A tokenizer.json to use instead of the run's own (it must have the same vocabulary).
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-    #[command(flatten)]
-    pub search: SearchArgs,
-    /// Divides the logits before every softmax of the search.
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f64,
-    /// Translations per input sentence, best first, each on its own line.
-    #[arg(long, default_value_t = 1)]
-    pub nbest: usize,
-    /// Add the score and the per-token log-probabilities (EOS included), tab-separated.
-    #[arg(long)]
-    pub scores: bool,
-    /// Sentences read before a buffer is translated and written.
-    #[arg(long, default_value_t = 1000)]
-    pub buffer: usize,
-    /// Decode every step over the whole prefix instead of with cached keys and values.
-    #[arg(long)]
-    pub no_cache: bool,
-    #[arg(long, value_enum, default_value_t = DeviceRequest::Auto)]
-    pub device: DeviceRequest,
-    /// No summary line on stderr.
-    #[arg(long)]
-    pub quiet: bool,
+/// The beam search the options ask for.
+pub trait ToSearch {
+    fn search(&self, temperature: f64, nbest: usize, incremental: bool) -> Result<Search>;
 }
 
-/// Beam-search settings shared by `decode` and `study temperature`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct SearchArgs {
-    #[arg(long, default_value_t = 4)]
-    pub beam: usize,
-    /// Length penalty α.
-    #[arg(long, default_value_t = 0.6)]
-    pub lenpen: f64,
-    /// fairseq (score / len^α) or gnmt (score / ((5 + len) / 6)^α).
-    #[arg(long, default_value = "fairseq")]
-    pub lenpen_form: String,
-    /// Source tokens per batch.
-    #[arg(long, default_value_t = 8000)]
-    pub max_tokens: usize,
-    /// Longest output: max_len_a · source length + max_len_b tokens.
-    #[arg(long, default_value_t = 1.2)]
-    pub max_len_a: f64,
-    #[arg(long, default_value_t = 10)]
-    pub max_len_b: usize,
-}
-
-impl SearchArgs {
-    pub fn search(&self, temperature: f64, nbest: usize, incremental: bool) -> Result<Search> {
+impl ToSearch for SearchArgs {
+    fn search(&self, temperature: f64, nbest: usize, incremental: bool) -> Result<Search> {
         if self.beam == 0 || nbest == 0 || nbest > self.beam {
             bail!("need 1 ≤ --nbest ≤ --beam (got nbest {nbest}, beam {})", self.beam);
         }
@@ -125,16 +78,16 @@ fn write_hyps(
                 .iter()
                 .map(|h| Ok(json!({"text": text(h)?, "score": h.score, "tokens": h.tokens, "token_log_probs": h.token_log_probs})))
                 .collect::<Result<Vec<_>>>()?;
-            writeln!(out, "{}", json!({"line": line, "hypotheses": list}))?;
+            exit_on_broken_pipe(writeln!(out, "{}", json!({"line": line, "hypotheses": list})))?;
         }
         Format::Table => {
             for h in hyps {
                 let t = text(h)?;
                 if a.scores {
                     let lps: Vec<String> = h.token_log_probs.iter().map(|lp| format!("{lp:.4}")).collect();
-                    writeln!(out, "{t}\t{:.4}\t{}", h.score, lps.join(" "))?;
+                    exit_on_broken_pipe(writeln!(out, "{t}\t{:.4}\t{}", h.score, lps.join(" ")))?;
                 } else {
-                    writeln!(out, "{t}")?;
+                    exit_on_broken_pipe(writeln!(out, "{t}"))?;
                 }
             }
         }
@@ -145,7 +98,7 @@ fn write_hyps(
 pub fn run(a: &Args, format: Format) -> Result<()> {
     let search = a.search.search(a.temperature, a.nbest, !a.no_cache)?;
     anyhow::ensure!(a.buffer > 0, "--buffer must be at least 1");
-    let device = device::select(a.device)?;
+    let device = device::select(crate::args::device(a.device))?;
     let loaded = mt::load_run(&a.weights, a.tokenizer.as_deref(), device, |_, _| Ok(HashMap::new()))?;
     let (vocab, model) = (&loaded.vocab, loaded.task.model());
     let positions = model.config.max_positions;
@@ -172,7 +125,7 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
         for (i, h) in hyps.iter().enumerate() {
             write_hyps(&mut out, vocab, done + i + 1, h, a, format)?;
         }
-        out.flush()?;
+        exit_on_broken_pipe(out.flush())?;
         done += buffer.len();
         if buffer.len() < a.buffer {
             break;

@@ -2,37 +2,19 @@
 //! report (metrics before and after temperature scaling, bootstrap intervals, reliability
 //! diagrams, OOD AUROC before and after T).
 
-use crate::mt::RunArgs;
 use crate::tasks::Kind;
 use anyhow::{Context, Result};
+use calib_cli::args::eval::Args;
 use calib_cli::output::{emit, Format};
-use calib_cli::report;
-use calib_train::device::{self, DeviceRequest};
+use calib_cli::report::Bars;
+use calib_report::report::{self, CalibrationReport};
+use calib_train::device;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    #[command(flatten)]
-    pub weights: RunArgs,
-    /// Out-of-distribution sets as NAME=PATH (a folder of images, with or without class
-    /// sub-folders, or a .tar.gz), resized to the training images' size; repeatable.
-    #[arg(long = "ood", value_name = "NAME=PATH")]
-    pub ood: Vec<String>,
-    #[arg(long, default_value_t = 1000)]
-    pub bootstrap: usize,
-    #[arg(long, value_enum, default_value_t = DeviceRequest::Auto)]
-    pub device: DeviceRequest,
-}
-
-fn report_of(run: &Path, pred: &Path, bootstrap: usize) -> Result<(serde_json::Value, String)> {
-    report::build(&report::Args {
-        data: vec![pred.to_path_buf()],
-        out: run.to_path_buf(),
-        bootstrap,
-        seed: 0,
-        bins: 15,
-    })
+fn report_of(run: &Path, pred: &Path, bootstrap: usize) -> Result<CalibrationReport> {
+    let opts = report::Options::new(vec![pred.to_path_buf()], run).with_bootstrap(bootstrap);
+    Ok(report::build(&opts, &Bars::default())?)
 }
 
 /// The gradient-norm histograms a run probed (`train.probe_grad_norms`), at up to four epochs
@@ -65,13 +47,14 @@ fn grad_norm_plot(run: &Path) -> Result<Option<PathBuf>> {
 pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
     let run = &a.weights.run;
     let kind = Kind::of_run(run)?;
-    let device = device::select(a.device)?;
+    let device = device::select(crate::args::device(a.device))?;
     let checkpoint = a.weights.file();
     match kind {
         Kind::Translation => {
             anyhow::ensure!(a.ood.is_empty(), "--ood applies to image runs; {} is a translation run", run.display());
             let pred = calib_mt::run::predict(run, &checkpoint, device)?;
-            report_of(run, &pred, a.bootstrap)
+            let report = report_of(run, &pred, a.bootstrap)?;
+            Ok((report.to_json()?, report.terminal_text()))
         }
         Kind::Image => {
             let ood = a
@@ -83,12 +66,13 @@ pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let pred = calib_vision::run::predict(run, &checkpoint, &ood, device)?;
-            let (mut json, mut table) = report_of(run, &pred.dir, a.bootstrap)?;
+            let report = report_of(run, &pred.dir, a.bootstrap)?;
+            let (mut json, mut table) = (report.to_json()?, report.terminal_text());
             if let Some(plot) = grad_norm_plot(run)? {
                 table.push_str(&format!("\ngradient norms of the last layer: {}", plot.display()));
             }
             if !pred.ood.is_empty() {
-                let t = json["models"][0]["temperature"].as_f64().context("report without a temperature")?;
+                let t = report.models.first().context("report without a model")?.temperature;
                 let mut results = serde_json::Map::new();
                 for r in calib_vision::run::ood_auroc(&pred, t)? {
                     table.push_str(&format!(

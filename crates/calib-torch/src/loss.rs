@@ -4,44 +4,16 @@
 use anyhow::{bail, Result};
 use calib::loss::{Loss, LossSpec, Reduction};
 use calib::npy;
+use calib_cli::args::loss::Args;
 use calib_cli::input::Precision;
 use calib_cli::output::{emit, Format};
-use calib_train::device::{self, DeviceRequest};
+use calib_train::device;
 use serde_json::json;
-use std::path::PathBuf;
 use tch::{Kind, Tensor};
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[arg(long)]
-    pub logits: PathBuf,
-    #[arg(long)]
-    pub labels: PathBuf,
-    /// Loss name: ce, focal:3, flsd:53, flsd:532, flsd:0.2=5,0.5=3,1=2, flsd-auto:0.2,0.25,
-    /// flsc:531, ls:0.05, brier, mmce:2, mmce-unweighted:2.
-    #[arg(long)]
-    pub loss: String,
-    /// `sum` over the batch (the official image code) or `mean`.
-    #[arg(long, default_value = "sum")]
-    pub reduction: String,
-    /// Epoch (for scheduled γ, flsc).
-    #[arg(long, default_value_t = 0)]
-    pub epoch: usize,
-    /// Targets equal to this are padding and ignored.
-    #[arg(long)]
-    pub ignore_index: Option<i64>,
-    /// Write d loss / d logits here (.npy, same shape and precision as the computation).
-    #[arg(long)]
-    pub grad_out: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Precision::F64)]
-    pub precision: Precision,
-    #[arg(long, value_enum, default_value_t = DeviceRequest::Cpu)]
-    pub device: DeviceRequest,
-}
 
 pub fn run(a: &Args, format: Format) -> Result<()> {
     let spec: LossSpec = a.loss.parse()?;
-    let loss = Loss { spec, reduction: a.reduction.parse::<Reduction>()?, ignore_index: a.ignore_index };
+    let loss = Loss::new(spec, a.reduction.parse::<Reduction>()?).with_ignore_index_opt(a.ignore_index);
     let values = npy::read_floats(&a.logits, 2, "logits")?;
     let labels = npy::read_labels(&a.labels)?;
     let (n, k) = (values.shape()[0], values.shape()[1]);
@@ -57,7 +29,7 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
     {
         bail!("{}: label {y} at index {i} is outside 0..{k}", a.labels.display());
     }
-    let device = device::select(a.device)?;
+    let device = device::select(crate::args::device(a.device))?;
     let kind = if a.precision == Precision::F32 { Kind::Float } else { Kind::Double };
     let logits =
         Tensor::from_slice(&x).view([n as i64, k as i64]).to_kind(kind).to_device(device).set_requires_grad(true);

@@ -7,12 +7,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 
 /// Progress bars and epoch lines, or nothing with `quiet`.
-pub struct Bars {
+pub struct EpochBars {
     quiet: bool,
     bar: ProgressBar,
 }
 
-impl Bars {
+impl EpochBars {
     pub fn new(quiet: bool) -> Self {
         Self { quiet, bar: ProgressBar::hidden() }
     }
@@ -25,7 +25,7 @@ impl Bars {
     }
 }
 
-impl Observer for Bars {
+impl Observer for EpochBars {
     fn resumed(&mut self, run: &Path, epochs_done: usize) {
         self.note(&format!("resuming {} after epoch {epochs_done}", run.display()));
     }

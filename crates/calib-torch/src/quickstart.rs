@@ -3,38 +3,22 @@
 //! and prints their calibration side by side (error, NLL, ECE, AdaECE, classwise-ECE before and
 //! after temperature scaling, T), with reliability diagrams in `runs/quickstart/plots/`.
 
-use crate::progress::Bars;
+use crate::progress::EpochBars;
 use anyhow::{Context, Result};
+use calib_cli::args::quickstart::Args;
 use calib_cli::output::{emit, Format};
-use calib_cli::report;
-use calib_train::device::{self, DeviceRequest};
+use calib_cli::report::Bars;
+use calib_report::report;
+use calib_train::device;
 use calib_train::trainer::Fit;
 use calib_vision::recipe::Recipe;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The quickstart recipe, built into the binary so it runs from anywhere.
 const RECIPE: &str = include_str!("../../../recipes/quickstart/small-cnn.toml");
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    /// Folder holding cifar10-mini/.
-    #[arg(long, default_value = "data")]
-    pub data: PathBuf,
-    #[arg(long, default_value = "runs/quickstart")]
-    pub out: PathBuf,
-    /// Fewer or more epochs than the recipe's 30.
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    #[arg(long, default_value_t = 1000)]
-    pub bootstrap: usize,
-    #[arg(long, value_enum, default_value_t = DeviceRequest::Auto)]
-    pub device: DeviceRequest,
-    #[arg(long)]
-    pub quiet: bool,
-}
-
 pub fn run(a: &Args, format: Format) -> Result<()> {
-    let device = device::select(a.device)?;
+    let device = device::select(crate::args::device(a.device))?;
     let mut runs = Vec::new();
     for loss in ["ce", "flsd:53"] {
         let mut overrides = vec![format!("train.loss=\"{loss}\""), format!("data.dir=\"{}\"", a.data.display())];
@@ -61,11 +45,10 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
                 run.display()
             );
         }
-        let mut bars = Bars::new(a.quiet);
+        let mut bars = EpochBars::new(a.quiet);
         calib_vision::run::train(&recipe, &run, device, Fit::new().observer(&mut bars))?;
         runs.push(calib_vision::run::predict(&run, &run.join("best.safetensors"), &[], device)?.dir);
     }
-    let (json, table) =
-        report::build(&report::Args { data: runs, out: a.out.clone(), bootstrap: a.bootstrap, seed: 0, bins: 15 })?;
-    emit(format, &json, || table)
+    let r = report::build(&report::Options::new(runs, &a.out).with_bootstrap(a.bootstrap), &Bars::default())?;
+    emit(format, &r.to_json()?, || r.terminal_text())
 }

@@ -2,59 +2,19 @@
 //! and validation token-level ECE at every T, the paper's appendix K), and writes a table, JSON
 //! and Figure K.1 (SVG).
 
-use crate::decode::{encode_checked, SearchArgs};
-use crate::mt::{self, RunArgs};
+use crate::decode::{encode_checked, ToSearch};
+use crate::mt;
 use anyhow::{bail, Context, Result};
+use calib_cli::args::study::Study;
 use calib_cli::output::{emit, Format};
 use calib_mt::corpus::{self, Empty};
 use calib_mt::data::{self, ReadOptions};
 use calib_mt::study::{self, TestSet};
 use calib_report::table::{self, Style};
-use calib_train::device::{self, DeviceRequest};
+use calib_train::device;
 use serde_json::json;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-#[derive(clap::Subcommand, Debug, Clone)]
-pub enum Study {
-    /// Test BLEU and validation ECE as functions of the temperature (the paper's Figure K.1).
-    Temperature(TemperatureArgs),
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct TemperatureArgs {
-    #[command(flatten)]
-    pub weights: RunArgs,
-    /// Test source sentences (plain text, .gz or WMT .sgm).
-    #[arg(long)]
-    pub src: PathBuf,
-    /// Test references (repeatable).
-    #[arg(long = "ref", required = true)]
-    pub refs: Vec<PathBuf>,
-    /// Validation pairs for the token-level ECE.
-    #[arg(long)]
-    pub valid_src: PathBuf,
-    #[arg(long)]
-    pub valid_ref: PathBuf,
-    /// Temperatures: FROM:TO:STEP, or a comma-separated list.
-    #[arg(long = "t", default_value = "0.5:2.0:0.1")]
-    pub temperatures: String,
-    #[command(flatten)]
-    pub search: SearchArgs,
-    /// Only the first N test sentences.
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Confidence bins of the ECE.
-    #[arg(long, default_value_t = 15)]
-    pub bins: usize,
-    /// Where study.json, study.md and temperature.svg go (default RUN/study-temperature).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = DeviceRequest::Auto)]
-    pub device: DeviceRequest,
-    #[arg(long)]
-    pub quiet: bool,
-}
+use std::path::Path;
 
 /// `FROM:TO:STEP` (both ends included, each value FROM + i·STEP) or `a,b,c`.
 pub fn parse_grid(text: &str) -> Result<Vec<f64>> {
@@ -94,7 +54,7 @@ fn read_limited(path: &Path, limit: Option<usize>) -> Result<Vec<String>> {
 pub fn run(study: &Study, format: Format) -> Result<()> {
     let Study::Temperature(a) = study;
     let temps = parse_grid(&a.temperatures)?;
-    let device = device::select(a.device)?;
+    let device = device::select(crate::args::device(a.device))?;
     let loaded = mt::load_run(&a.weights, None, device, |recipe, vocab| {
         // Every validation pair the model can take counts.
         let max_len = recipe.model.config(vocab.size())?.max_positions as usize - 1;

@@ -1,9 +1,10 @@
 //! `calib train`: a recipe and its overrides, a run folder, and the domain crate of the recipe's
 //! kind of task, which trains it with the shared trainer.
 
-use crate::progress::Bars;
+use crate::progress::EpochBars;
 use crate::tasks::Kind;
 use anyhow::{Context, Result};
+use calib_cli::args::train::Args;
 use calib_cli::output::{emit, Format};
 use calib_train::device::{self, DeviceRequest};
 use calib_train::precision::Precision;
@@ -12,41 +13,12 @@ use calib_train::trainer::{Fit, TrainConfig};
 use serde_json::json;
 use std::path::PathBuf;
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {
-    /// Recipe TOML (e.g. recipes/cifar10/resnet50.toml); not needed with --resume.
-    #[arg(long)]
-    pub recipe: Option<PathBuf>,
-    /// Loss name (ce, focal:3, flsd:53, flsc:531, ls:0.05, brier, mmce:2, …); overrides the recipe.
-    #[arg(long)]
-    pub loss: Option<String>,
-    /// Data folder the recipe's paths are relative to.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Forward arithmetic of training: fp32, or bf16 autocast (on CUDA; also works on CPU).
-    #[arg(long, value_enum)]
-    pub precision: Option<Precision>,
-    /// Any recipe value, e.g. --set train.optimizer.weight_decay=1e-4 (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
-    #[arg(long, value_enum, default_value_t = DeviceRequest::Auto)]
-    pub device: DeviceRequest,
-    /// Run folder (default runs/<recipe>-<loss>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue the run in --out from its last checkpoint.
-    #[arg(long)]
-    pub resume: bool,
-    /// No progress bars or per-epoch lines.
-    #[arg(long)]
-    pub quiet: bool,
+/// The recipe values the options override.
+trait Overrides {
+    fn overrides(&self) -> Vec<String>;
 }
 
-impl Args {
+impl Overrides for Args {
     fn overrides(&self) -> Vec<String> {
         let mut o = Vec::new();
         if let Some(l) = &self.loss {
@@ -61,7 +33,7 @@ impl Args {
         if let Some(b) = self.batch_size {
             o.push(format!("train.batch_size={b}"));
         }
-        if let Some(p) = self.precision {
+        if let Some(p) = self.precision.map(crate::args::precision) {
             o.push(format!("train.precision=\"{}\"", if p == Precision::Bf16 { "bf16" } else { "fp32" }));
         }
         o.extend(self.sets.iter().cloned());
@@ -108,7 +80,7 @@ pub fn train(r: Resolved, resume: bool, device: DeviceRequest, quiet: bool) -> R
         r.out.display()
     );
     let device = device::select(device)?;
-    let mut bars = Bars::new(quiet);
+    let mut bars = EpochBars::new(quiet);
     Ok(match r.kind {
         Kind::Image => {
             let recipe = calib_vision::recipe::Recipe::from_table(r.table, &r.path)?;
@@ -118,7 +90,7 @@ pub fn train(r: Resolved, resume: bool, device: DeviceRequest, quiet: bool) -> R
         }
         Kind::Translation => {
             let recipe = calib_mt::recipe::MtRecipe::from_table(r.table, &r.path)?;
-            let notes = Bars::new(quiet);
+            let notes = EpochBars::new(quiet);
             let mut log = |text: String| notes.note(&text);
             let state =
                 calib_mt::run::train(&recipe, &r.out, device, Fit::new().observer(&mut bars), resume, &mut log)?;
@@ -130,7 +102,7 @@ pub fn train(r: Resolved, resume: bool, device: DeviceRequest, quiet: bool) -> R
 pub fn run(a: &Args, format: Format) -> Result<()> {
     let resolved = resolve(a)?;
     let out = resolved.out.clone();
-    let (state, config) = train(resolved, a.resume, a.device, a.quiet)?;
+    let (state, config) = train(resolved, a.resume, crate::args::device(a.device), a.quiet)?;
     let json = json!({"run": out, "epochs": state.epochs_done, "best_epoch": state.best_epoch, "best_value": state.best_value, "select_best_by": config.select_best_by});
     emit(format, &json, || {
         format!(

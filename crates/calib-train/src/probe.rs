@@ -156,7 +156,7 @@ pub fn grad_norms<T: Task>(task: &T, loss: &Loss, epoch: usize, n: usize) -> Res
     if !task.capabilities().features {
         return Err(Error::Task("this task's model does not expose its last layer's features".into()));
     }
-    let per_sample = Loss { reduction: Reduction::Sum, ..loss.clone() };
+    let per_sample = loss.clone().with_reduction(Reduction::Sum);
     let device = task.var_store().device();
     let batches = task.data().eval_batches("train")?;
     let mut out = Vec::with_capacity(n);

@@ -11,7 +11,10 @@ use rayon::prelude::*;
 
 /// Bootstrap settings: number of resamples, two-sided coverage (0.9 → 5th and 95th
 /// percentiles) and seed.
+/// Non-exhaustive: build it with [`Settings::new`] or [`Settings::default`] (1000 resamples,
+/// level 0.9, seed 0).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Settings {
     pub resamples: usize,
     pub level: f64,
@@ -25,6 +28,23 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// `resamples` resamples for intervals of two-sided coverage `level`, seeded by `seed`.
+    pub fn new(resamples: usize, level: f64, seed: u64) -> Self {
+        Self { resamples, level, seed }
+    }
+
+    pub fn with_resamples(self, resamples: usize) -> Self {
+        Self { resamples, ..self }
+    }
+
+    pub fn with_level(self, level: f64) -> Self {
+        Self { level, ..self }
+    }
+
+    pub fn with_seed(self, seed: u64) -> Self {
+        Self { seed, ..self }
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.resamples < 2 {
             return Err(Error::Parameter("the bootstrap needs at least 2 resamples".into()));

@@ -12,7 +12,7 @@ pub mod atomic;
 pub mod binning;
 pub mod bootstrap;
 pub mod error;
-pub mod fastmath;
+mod fastmath;
 pub mod gamma;
 #[cfg(feature = "tch")]
 pub mod loss;
@@ -22,9 +22,10 @@ pub mod ood;
 pub mod scores;
 mod softmax;
 pub mod temperature;
-pub mod values;
+mod values;
 
 pub use binning::Bin;
 pub use error::{Error, Result};
 pub use metrics::{evaluate, Mode, Options, Report};
 pub use scores::{Real, ScoreKind, Scores, Unscanned};
+pub use values::Values;

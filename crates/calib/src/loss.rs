@@ -193,7 +193,9 @@ impl LossSpec {
 }
 
 /// A loss ready to apply: what, how reduced, and which target (padding) to ignore.
+/// Non-exhaustive: build it with [`Loss::new`] and the `with_*` methods.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Loss {
     pub spec: LossSpec,
     pub reduction: Reduction,
@@ -207,6 +209,18 @@ impl Loss {
 
     pub fn with_ignore_index(mut self, index: i64) -> Self {
         self.ignore_index = Some(index);
+        self
+    }
+
+    /// The same loss ignoring this target, or none.
+    pub fn with_ignore_index_opt(mut self, index: Option<i64>) -> Self {
+        self.ignore_index = index;
+        self
+    }
+
+    /// The same loss reduced another way.
+    pub fn with_reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
         self
     }
 

@@ -37,8 +37,11 @@ impl std::str::FromStr for Mode {
     }
 }
 
-/// Settings of one metric computation.
+/// Settings of one metric computation: `Options::new(15, Mode::Corrected)`, then
+/// [`Options::with_temperature`] to scale logits first. Non-exhaustive: build it with
+/// [`Options::new`] or [`Options::default`] (15 bins, corrected mode, no temperature).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Options {
     /// Number of equal-width (ECE, classwise, MCE) and adaptive (AdaECE) bins.
     pub bins: usize,
@@ -54,6 +57,29 @@ impl Default for Options {
 }
 
 impl Options {
+    /// `bins` bins in `mode`, no temperature.
+    pub fn new(bins: usize, mode: Mode) -> Self {
+        Self { bins, mode, temperature: None }
+    }
+
+    /// The same options dividing logits by `t` first.
+    pub fn with_temperature(self, t: f64) -> Self {
+        self.with_temperature_opt(Some(t))
+    }
+
+    /// The same options with this temperature, or none.
+    pub fn with_temperature_opt(self, temperature: Option<f64>) -> Self {
+        Self { temperature, ..self }
+    }
+
+    pub fn with_bins(self, bins: usize) -> Self {
+        Self { bins, ..self }
+    }
+
+    pub fn with_mode(self, mode: Mode) -> Self {
+        Self { mode, ..self }
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.bins == 0 {
             return Err(Error::Parameter("the number of bins must be at least 1".into()));
@@ -599,7 +625,7 @@ mod tests {
         assert!(basic(&s, &Options { temperature: Some(0.5), ..Options::default() }).is_err());
         assert!(evaluate(&s, &Options { temperature: Some(2.0), ..Options::default() }).is_ok());
         // float64 values beyond float32's range cannot be computed in f32.
-        let big = crate::values::Values::F64(crate::values::Buffer::Owned(vec![1e300, 0.0]));
+        let big = crate::values::Values::f64(crate::values::Buffer::Owned(vec![1e300, 0.0]));
         let e = Scores::<f32>::from_values(big, 2, &[0], ScoreKind::Logits).unwrap_err().to_string();
         assert!(e.contains("row 0, column 0") && e.contains("float32"), "{e}");
     }

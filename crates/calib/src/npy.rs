@@ -170,11 +170,11 @@ pub fn read_floats(path: &Path, rank: usize, what: &str) -> Result<FloatArray> {
         return Err(problem(path, format!("{what} must be a {rank}-D array, found shape {:?}", h.shape)));
     }
     let values = match h.elem {
-        Elem::F32 => Values::F32(match map(&file, &h) {
+        Elem::F32 => Values::f32(match map(&file, &h) {
             Some(b) => b,
             None => Buffer::Owned(read_data(path, &file, &h, |v: f32| f32::from_bits(v.to_bits().swap_bytes()))?),
         }),
-        Elem::F64 => Values::F64(match map(&file, &h) {
+        Elem::F64 => Values::f64(match map(&file, &h) {
             Some(b) => b,
             None => Buffer::Owned(read_data(path, &file, &h, |v: f64| f64::from_bits(v.to_bits().swap_bytes()))?),
         }),

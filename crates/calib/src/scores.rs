@@ -29,7 +29,7 @@ pub trait Real: Float + Send + Sync + std::fmt::Debug + std::iter::Sum + 'static
     /// Bin edges as float32 `torch.linspace(0, 1, m + 1)` gives them (for `f32`) or the correctly
     /// rounded `j / m` (for `f64`).
     fn unit_edges(m: usize) -> Vec<Self>;
-    /// e^x for x ≤ 0, vectorisable (see [`crate::fastmath`]).
+    /// e^x for x ≤ 0, vectorisable (branch-free, within two ulps of libm).
     fn exp_nonpos(self) -> Self;
     /// Values of this type as storage.
     fn into_values(v: Vec<Self>) -> Values;
@@ -46,7 +46,7 @@ impl Real for f64 {
         crate::fastmath::exp_nonpos_f64(self)
     }
     fn into_values(v: Vec<Self>) -> Values {
-        Values::F64(Buffer::Owned(v))
+        Values::f64(Buffer::Owned(v))
     }
     #[inline(always)]
     fn load(src: Slice, dst: &mut [Self]) {
@@ -72,7 +72,7 @@ impl Real for f32 {
         crate::fastmath::exp_nonpos_f32(self)
     }
     fn into_values(v: Vec<Self>) -> Values {
-        Values::F32(Buffer::Owned(v))
+        Values::f32(Buffer::Owned(v))
     }
     #[inline(always)]
     fn load(src: Slice, dst: &mut [Self]) {
@@ -224,10 +224,10 @@ impl<F: Real> Scores<F> {
         let k = self.k;
         let values = match self.values.slice() {
             Slice::F32(s) => {
-                Values::F32(Buffer::Owned(rows.iter().flat_map(|&r| &s[r * k..(r + 1) * k]).copied().collect()))
+                Values::f32(Buffer::Owned(rows.iter().flat_map(|&r| &s[r * k..(r + 1) * k]).copied().collect()))
             }
             Slice::F64(s) => {
-                Values::F64(Buffer::Owned(rows.iter().flat_map(|&r| &s[r * k..(r + 1) * k]).copied().collect()))
+                Values::f64(Buffer::Owned(rows.iter().flat_map(|&r| &s[r * k..(r + 1) * k]).copied().collect()))
             }
         };
         Self {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 /// Values in memory, or a read-only map of a file's data section.
 #[derive(Debug, Clone)]
-pub enum Buffer<T> {
+pub(crate) enum Buffer<T> {
     Owned(Vec<T>),
     Mapped(Mapped<T>),
 }
@@ -15,7 +15,7 @@ pub enum Buffer<T> {
 /// `len` values starting `offset` bytes into a memory map (the offset is aligned for `T`); made
 /// by [`crate::npy`].
 #[derive(Debug, Clone)]
-pub struct Mapped<T> {
+pub(crate) struct Mapped<T> {
     map: Arc<memmap2::Mmap>,
     offset: usize,
     len: usize,
@@ -29,7 +29,7 @@ impl<T> Mapped<T> {
 }
 
 impl<T: bytemuck::Pod> Buffer<T> {
-    pub fn as_slice(&self) -> &[T] {
+    pub(crate) fn as_slice(&self) -> &[T] {
         match self {
             Self::Owned(v) => v,
             Self::Mapped(m) => bytemuck::cast_slice(&m.map[m.offset..m.offset + m.len * std::mem::size_of::<T>()]),
@@ -37,27 +37,47 @@ impl<T: bytemuck::Pod> Buffer<T> {
     }
 }
 
-/// A flat array of scores in its stored precision.
+/// A flat array of scores in its stored precision (float32 or float64, owned or memory-mapped),
+/// as [`crate::npy::read_floats`] returns it and [`crate::Scores::from_values`] takes it. Opaque:
+/// its storage is the crate's business.
 #[derive(Debug, Clone)]
-pub enum Values {
+pub struct Values(pub(crate) Storage);
+
+/// The storage behind [`Values`].
+#[derive(Debug, Clone)]
+pub(crate) enum Storage {
     F32(Buffer<f32>),
     F64(Buffer<f64>),
 }
 
 impl Values {
-    pub fn slice(&self) -> Slice<'_> {
-        match self {
-            Self::F32(b) => Slice::F32(b.as_slice()),
-            Self::F64(b) => Slice::F64(b.as_slice()),
+    pub(crate) fn f32(b: Buffer<f32>) -> Self {
+        Self(Storage::F32(b))
+    }
+
+    pub(crate) fn f64(b: Buffer<f64>) -> Self {
+        Self(Storage::F64(b))
+    }
+
+    pub(crate) fn slice(&self) -> Slice<'_> {
+        match &self.0 {
+            Storage::F32(b) => Slice::F32(b.as_slice()),
+            Storage::F64(b) => Slice::F64(b.as_slice()),
         }
     }
 
+    /// Number of values.
     pub fn len(&self) -> usize {
         self.slice().len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether the values are stored as float32 (else float64).
+    pub fn is_f32(&self) -> bool {
+        matches!(self.0, Storage::F32(_))
     }
 }
 
@@ -92,14 +112,6 @@ impl<'a> Slice<'a> {
         match self {
             Self::F32(s) => s[i] as f64,
             Self::F64(s) => s[i],
-        }
-    }
-
-    /// The same values, owned.
-    pub fn to_owned(&self) -> Values {
-        match self {
-            Self::F32(s) => Values::F32(Buffer::Owned(s.to_vec())),
-            Self::F64(s) => Values::F64(Buffer::Owned(s.to_vec())),
         }
     }
 }

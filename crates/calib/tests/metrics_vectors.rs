@@ -69,7 +69,7 @@ fn metric_vectors_paper_mode() {
         let kind = if case["input_kind"] == "probs" { ScoreKind::Probs } else { ScoreKind::Logits };
         let (values, k) = matrix(&case[if kind == ScoreKind::Probs { "probs" } else { "logits" }]);
         let labels = ints(&case["labels"]);
-        let opts = Options { bins: case["n_bins"].as_u64().unwrap() as usize, mode: Mode::Paper, temperature: None };
+        let opts = Options::new(case["n_bins"].as_u64().unwrap() as usize, Mode::Paper);
 
         let r64 = evaluate(&scores(values.clone(), k, &labels, kind), &opts).unwrap();
         let e64 = &case["expected"]["exact_f64"];
@@ -123,7 +123,7 @@ fn temperature_vectors() {
         // our NLL is never worse.
         check(&format!("{ctx} continuous NLL T"), fit, &e["T"], 1e-6, 0.0);
         let v = scores(matrix(&case["val_logits"]).0, k, &vl, ScoreKind::Logits);
-        let nll = evaluate(&v, &Options { temperature: Some(fit), ..Options::default() }).unwrap().nll.unwrap();
+        let nll = evaluate(&v, &Options::default().with_temperature(fit)).unwrap().nll.unwrap();
         assert!(nll <= e["val_nll"].as_f64().unwrap() + 1e-12, "{ctx}: NLL {nll} at our T is worse than the reference");
     }
 }
@@ -151,7 +151,8 @@ fn run_temperature_case<F: Real>(
         check(&format!("{ctx} grid nll at {}", p.t), p.nll, &x["val_nll"], rel, abs);
         check(&format!("{ctx} grid ece at {}", p.t), p.ece, &x["val_ece"], rel, abs);
     }
-    let at = |s: &Scores<F>, t: Option<f64>| evaluate(s, &Options { bins, mode: Mode::Paper, temperature: t }).unwrap();
+    let at =
+        |s: &Scores<F>, t: Option<f64>| evaluate(s, &Options::new(bins, Mode::Paper).with_temperature_opt(t)).unwrap();
     let before = at(&val, None);
     check(&format!("{ctx} val nll"), before.nll.unwrap(), &e["val_before"]["nll"], rel, abs);
     check(&format!("{ctx} val ece"), before.ece, &e["val_before"]["ece"], rel, abs);

@@ -4,47 +4,19 @@
 use anyhow::Result;
 use calib::metrics::{self, Options};
 use calib::{npy, Real, ScoreKind};
+use calib_cli::args::bench::{Bench, MetricsArgs};
 use calib_cli::input;
 use calib_cli::output::{emit, Format};
 use calib_report::table::{render, Style};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
-
-#[derive(clap::Subcommand, Debug)]
-pub enum Bench {
-    /// Time reading a `.npy` of logits and computing the metrics on it.
-    Metrics(MetricsArgs),
-    /// Beam-search sentences/s of a translation run with and without the key/value cache
-    /// [libtorch; `calib bench decode --help`].
-    #[command(disable_help_flag = true)]
-    Decode {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-}
-
-#[derive(clap::Args, Debug)]
-pub struct MetricsArgs {
-    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub n: u64,
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
-    pub classes: u64,
-    /// Use (or create) the logits here; labels go next to it as `<stem>.labels.npy`.
-    #[arg(long)]
-    pub file: Option<PathBuf>,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Timed runs per measurement (the best is reported).
-    #[arg(long, default_value_t = 3)]
-    pub repeats: usize,
-}
 
 pub fn run(b: &Bench, format: Format) -> Result<()> {
     match b {
         Bench::Metrics(a) => metrics_bench(a, format),
-        Bench::Decode { args } => super::torch::hand_over("bench-decode", args, format),
+        Bench::Decode(_) => super::torch::hand_over("bench decode"),
     }
 }
 

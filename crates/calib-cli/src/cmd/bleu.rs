@@ -2,37 +2,12 @@
 //! sacreBLEU 2.6.0 computes it, with its signature.
 
 use anyhow::{bail, Context, Result};
+use calib_cli::args::bleu::Args;
 use calib_cli::output::{emit, Format};
 use calib_mt::metrics::{self, BleuOptions, Smoothing};
 use serde_json::json;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Reference file, one segment per line (repeat for several references).
-    #[arg(long = "ref", required = true)]
-    pub refs: Vec<PathBuf>,
-    /// Hypotheses file (default: standard input).
-    #[arg(long)]
-    pub hyp: Option<PathBuf>,
-    /// `bleu`, `chrf`, `chrf++` or `ter`.
-    #[arg(long, default_value = "bleu")]
-    pub metric: String,
-    /// BLEU tokeniser: 13a, intl, none, char, zh.
-    #[arg(long, default_value = "13a")]
-    pub tokenize: String,
-    #[arg(long)]
-    pub lowercase: bool,
-    /// BLEU smoothing: exp, floor, add-k, none.
-    #[arg(long, default_value = "exp")]
-    pub smooth: String,
-    #[arg(long)]
-    pub smooth_value: Option<f64>,
-    /// Use effective order (for sentence-level use).
-    #[arg(long)]
-    pub effective_order: bool,
-}
+use std::path::Path;
 
 fn read(path: Option<&Path>) -> Result<Vec<String>> {
     let mut text = String::new();

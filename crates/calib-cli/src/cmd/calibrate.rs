@@ -1,36 +1,13 @@
 //! `calib calibrate`: temperature scaling fitted on validation predictions.
 
-use super::MetricSettings;
 use anyhow::Result;
 use calib::temperature::{self, Method};
 use calib::{metrics, Real, ScoreKind};
+use calib_cli::args::calibrate::Args;
 use calib_cli::input::{self, Precision};
 use calib_cli::output::{emit, metric_rows, Format};
 use calib_report::table::{percent, render, Style};
 use serde_json::json;
-use std::path::PathBuf;
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Validation logits `[N, K]` (.npy) on which T is chosen.
-    #[arg(long)]
-    pub val_logits: PathBuf,
-    #[arg(long)]
-    pub val_labels: PathBuf,
-    /// Test logits to report metrics on (the validation set when absent).
-    #[arg(long, requires = "labels")]
-    pub logits: Option<PathBuf>,
-    #[arg(long, requires = "logits")]
-    pub labels: Option<PathBuf>,
-    /// `ece-grid` (the paper's), `nll-grid`, or `nll` (continuous fit).
-    #[arg(long, default_value = "ece-grid")]
-    pub method: String,
-    #[command(flatten)]
-    pub settings: MetricSettings,
-    /// Write reliability diagrams before and after scaling into this folder.
-    #[arg(long)]
-    pub plot_dir: Option<PathBuf>,
-}
 
 pub fn run(a: &Args, format: Format) -> Result<()> {
     match a.settings.precision {
@@ -68,7 +45,7 @@ fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
     };
     let target = test.as_ref().unwrap_or(&val);
     let before = metrics::evaluate(target, &opts)?;
-    let after = metrics::evaluate(target, &metrics::Options { temperature: Some(t), ..opts })?;
+    let after = metrics::evaluate(target, &opts.with_temperature(t))?;
     if let Some(dir) = &a.plot_dir {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", dir.display()))?;
         for (name, r, label) in

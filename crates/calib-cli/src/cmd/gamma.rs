@@ -1,22 +1,9 @@
 //! `calib gamma`: γ*(p0) and the curves of g(p, γ).
 
 use anyhow::{bail, Result};
+use calib_cli::args::gamma::Args;
 use calib_cli::output::{emit, Format};
 use serde_json::json;
-use std::path::PathBuf;
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Threshold probability p0 in (0, 1): prints γ*(p0), the largest γ with g(p, γ) ≤ 1 for p ≥ p0.
-    #[arg(long)]
-    pub p0: Option<f64>,
-    /// Write the curves g(p, γ) of the paper's Figure 3(a) to this SVG.
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
-    /// The γ values plotted.
-    #[arg(long, value_delimiter = ',', default_values_t = [1.0, 2.0, 3.0, 4.0, 5.0])]
-    pub gammas: Vec<f64>,
-}
 
 pub fn run(a: &Args, format: Format) -> Result<()> {
     if a.p0.is_none() && a.plot.is_none() {

@@ -1,30 +1,13 @@
 //! `calib ood`: how well softmax entropy and confidence separate in- from out-of-distribution.
 
-use super::BootstrapSettings;
 use anyhow::{bail, Result};
 use calib::{bootstrap, npy, ood, Real, ScoreKind, Scores};
+use calib_cli::args::ood::Args;
 use calib_cli::input::Precision;
 use calib_cli::output::{emit, Format};
 use calib_report::table::{render, Style};
 use serde_json::json;
-use std::path::{Path, PathBuf};
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// In-distribution logits `[N, K]` (.npy).
-    #[arg(long)]
-    pub in_logits: PathBuf,
-    /// Out-of-distribution logits `[M, K]` (.npy).
-    #[arg(long)]
-    pub out_logits: PathBuf,
-    /// Divide logits by this temperature first (e.g. the one `calib calibrate` chose).
-    #[arg(long)]
-    pub temperature: Option<f64>,
-    #[arg(long, value_enum, default_value_t = Precision::F64)]
-    pub precision: Precision,
-    #[command(flatten)]
-    pub boot: BootstrapSettings,
-}
+use std::path::Path;
 
 /// Logits without labels: OOD scores read only the values, so every label is a placeholder 0.
 fn load<F: Real>(path: &Path) -> Result<Scores<F>> {

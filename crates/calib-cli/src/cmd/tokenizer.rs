@@ -1,33 +1,12 @@
 //! `calib tokenizer train`: a joint sub-word vocabulary from parallel text.
 
 use anyhow::Result;
+use calib_cli::args::tokenizer::Tokenizer;
 use calib_cli::output::{emit, Format};
 use calib_mt::corpus::{read_lines, Empty};
 use calib_mt::tokenize::{self, Kind};
 use serde_json::json;
 use std::io::IsTerminal;
-use std::path::PathBuf;
-
-#[derive(clap::Subcommand, Debug)]
-pub enum Tokenizer {
-    /// Train a joint BPE or unigram vocabulary and save it as tokenizer.json.
-    Train(TrainArgs),
-}
-
-#[derive(clap::Args, Debug)]
-pub struct TrainArgs {
-    /// Training text, one sentence per line (`.gz` too); repeat for each side.
-    #[arg(long = "input", required = true)]
-    pub inputs: Vec<PathBuf>,
-    /// Vocabulary size, special tokens included.
-    #[arg(long, default_value_t = 32000)]
-    pub vocab: usize,
-    /// `bpe` or `unigram`.
-    #[arg(long, default_value = "bpe")]
-    pub kind: String,
-    #[arg(long)]
-    pub out: PathBuf,
-}
 
 pub fn run(t: &Tokenizer, format: Format) -> Result<()> {
     let Tokenizer::Train(a) = t;

@@ -1,0 +1,46 @@
+//! `calib bench`.
+
+use super::decode::SearchArgs;
+use super::{DeviceArg, RunArgs};
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Bench {
+    /// Time reading a `.npy` of logits and computing the metrics on it.
+    Metrics(MetricsArgs),
+    /// Beam-search sentences/s of a translation run with and without the key/value cache
+    /// [libtorch].
+    Decode(DecodeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MetricsArgs {
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub n: u64,
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub classes: u64,
+    /// Use (or create) the logits here; labels go next to it as `<stem>.labels.npy`.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Timed runs per measurement (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct DecodeArgs {
+    #[command(flatten)]
+    pub weights: RunArgs,
+    /// Source sentences (plain text, .gz or WMT .sgm).
+    #[arg(long)]
+    pub src: PathBuf,
+    /// The first N sentences.
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub search: SearchArgs,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+}

@@ -1,0 +1,17 @@
+//! `calib eval`.
+
+use super::{DeviceArg, RunArgs};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    #[command(flatten)]
+    pub weights: RunArgs,
+    /// Out-of-distribution sets as NAME=PATH (a folder of images, with or without class
+    /// sub-folders, or a .tar.gz), resized to the training images' size; repeatable.
+    #[arg(long = "ood", value_name = "NAME=PATH")]
+    pub ood: Vec<String>,
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+}

@@ -1,0 +1,22 @@
+//! `calib quickstart`.
+
+use super::DeviceArg;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Folder holding cifar10-mini/.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    #[arg(long, default_value = "runs/quickstart")]
+    pub out: PathBuf,
+    /// Fewer or more epochs than the recipe's 30.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    #[arg(long)]
+    pub quiet: bool,
+}

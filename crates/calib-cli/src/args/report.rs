@@ -1,0 +1,30 @@
+//! `calib report`.
+
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// A model folder with val/test logits and labels, or a folder of such folders (repeatable).
+    #[arg(long = "predictions", default_value = "data/predictions")]
+    pub data: Vec<PathBuf>,
+    /// Where report.json, report.md and plots/ go.
+    #[arg(long, default_value = "runs/report")]
+    pub out: PathBuf,
+    /// Bootstrap resamples for the 90 % intervals.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 15)]
+    pub bins: usize,
+}
+
+impl Args {
+    /// The report library's options.
+    pub fn options(&self) -> calib_report::report::Options {
+        calib_report::report::Options::new(self.data.clone(), &self.out)
+            .with_bootstrap(self.bootstrap)
+            .with_seed(self.seed)
+            .with_bins(self.bins)
+    }
+}

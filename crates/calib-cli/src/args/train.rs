@@ -1,0 +1,38 @@
+//! `calib train`.
+
+use super::{DeviceArg, PrecisionArg};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Recipe TOML (e.g. recipes/cifar10/resnet50.toml); not needed with --resume.
+    #[arg(long)]
+    pub recipe: Option<PathBuf>,
+    /// Loss name (ce, focal:3, flsd:53, flsc:531, ls:0.05, brier, mmce:2, …); overrides the recipe.
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Data folder the recipe's paths are relative to.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Forward arithmetic of training: fp32, or bf16 autocast (on CUDA; also works on CPU).
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
+    /// Any recipe value, e.g. --set train.optimizer.weight_decay=1e-4 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+    /// Run folder (default runs/<recipe>-<loss>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bars or per-epoch lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
