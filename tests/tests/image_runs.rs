@@ -100,7 +100,14 @@ fn calib_without_calib_torch_says_how_to_build_it() {
     let dir = tempfile::tempdir().unwrap();
     let alone = dir.path().join("calib");
     std::fs::copy(calib_fixtures::binary("calib"), &alone).unwrap();
-    let o = std::process::Command::new(&alone).args(["train", "--recipe", RECIPE]).output().unwrap();
+    // A workspace build of `calib` may link libtorch (cargo unifies features), found through a
+    // relative RUNPATH that the copy loses: point the loader at the project's libtorch.
+    let libs = calib_e2e::root().join(".deps/libtorch/lib");
+    let o = std::process::Command::new(&alone)
+        .args(["train", "--recipe", RECIPE])
+        .env("LD_LIBRARY_PATH", libs)
+        .output()
+        .unwrap();
     calib_e2e::one_line_error(&o, &["calib-torch", "cargo build --release -p calib-torch"]);
 }
 
@@ -140,6 +147,7 @@ fn killed_run_resumes_to_the_same_result() {
                 let o = v.as_object_mut().unwrap();
                 o.remove("seconds");
                 o.remove("samples_per_second");
+                o.remove("data_wait_seconds");
                 v
             })
             .collect()

@@ -6,11 +6,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn wmt(file: &str) -> String {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/wmt")
-        .join(file)
-        .to_string_lossy()
-        .into_owned()
+    calib_fixtures::data("wmt").join(file).to_string_lossy().into_owned()
 }
 
 #[test]
@@ -92,13 +88,7 @@ fn mismatched_counts_and_unknown_tokeniser_are_clear_errors() {
 fn tokenizer_train_on_multi30k() {
     let dir = tempfile::tempdir().unwrap();
     let out = path(dir.path(), "tok.json");
-    let m = |f: &str| {
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/multi30k")
-            .join(f)
-            .to_string_lossy()
-            .into_owned()
-    };
+    let m = |f: &str| calib_fixtures::data("multi30k").join(f).to_string_lossy().into_owned();
     let r = json(&[
         "tokenizer",
         "train",

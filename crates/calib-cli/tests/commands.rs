@@ -18,7 +18,7 @@ fn gamma_star_and_plot() {
 /// The OOD reference cases (official code) through `calib ood` on `.npy` files.
 #[test]
 fn ood_matches_the_reference_vectors() {
-    let file = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testvectors/ood_auroc.json");
+    let file = calib_fixtures::shared("testvectors/ood_auroc.json");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     for case in v["cases"].as_array().unwrap() {

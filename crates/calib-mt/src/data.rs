@@ -81,6 +81,7 @@ impl Parallel {
 
 /// How to read a parallel corpus.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct ReadOptions {
     /// Pairs with a side longer than this many tokens are dropped (and counted).
     pub max_len: usize,
@@ -91,6 +92,28 @@ pub struct ReadOptions {
     pub limit: Option<usize>,
     /// Empty lines: an error naming the file and line (training data), or kept.
     pub empty: Empty,
+}
+
+impl ReadOptions {
+    /// Every pair up to `max_len` tokens a side, no ratio filter, no limit, empty lines an error.
+    pub fn new(max_len: usize) -> Self {
+        Self { max_len, max_ratio: None, limit: None, empty: Empty::Reject }
+    }
+
+    pub fn with_max_ratio(mut self, ratio: Option<f64>) -> Self {
+        self.max_ratio = ratio;
+        self
+    }
+
+    pub fn with_limit(mut self, limit: Option<usize>) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    pub fn with_empty(mut self, empty: Empty) -> Self {
+        self.empty = empty;
+        self
+    }
 }
 
 const CHUNK: usize = 1 << 15;

@@ -52,6 +52,7 @@ pub enum Error {
 /// decoder reads BOS and every output token but EOS, so BOS and the output tokens (without EOS)
 /// never take more than `max_positions` positions.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Search {
     pub beam: usize,
     pub lenpen: f64,
@@ -79,6 +80,44 @@ impl Default for Search {
             nbest: 1,
             incremental: true,
         }
+    }
+}
+
+impl Search {
+    /// Beam search of width `beam` with the other settings at their defaults (length penalty 1,
+    /// fairseq's form, T = 1, output ≤ 200 tokens, 1-best, cached).
+    pub fn new(beam: usize) -> Self {
+        Self { beam, ..Self::default() }
+    }
+
+    /// Length penalty α in `form`.
+    pub fn with_lenpen(mut self, alpha: f64, form: LengthPenalty) -> Self {
+        self.lenpen = alpha;
+        self.form = form;
+        self
+    }
+
+    pub fn with_temperature(mut self, t: f64) -> Self {
+        self.temperature = t;
+        self
+    }
+
+    /// Longest output: `a · source length + b` tokens (capped at the model's positions).
+    pub fn with_max_len(mut self, a: f64, b: usize) -> Self {
+        self.max_len_a = a;
+        self.max_len_b = b;
+        self
+    }
+
+    pub fn with_nbest(mut self, nbest: usize) -> Self {
+        self.nbest = nbest;
+        self
+    }
+
+    /// Cached keys and values (true, the default) or the whole prefix every step.
+    pub fn with_incremental(mut self, incremental: bool) -> Self {
+        self.incremental = incremental;
+        self
     }
 }
 

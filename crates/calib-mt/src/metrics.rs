@@ -100,8 +100,9 @@ impl Smoothing {
     }
 }
 
-/// BLEU settings.
+/// BLEU settings (sacreBLEU's defaults: 13a, cased, exponential smoothing).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct BleuOptions {
     pub tokenize: Tokenizer,
     pub lowercase: bool,
@@ -112,6 +113,28 @@ pub struct BleuOptions {
 impl Default for BleuOptions {
     fn default() -> Self {
         Self { tokenize: Tokenizer::Thirteen, lowercase: false, smoothing: Smoothing::Exp, effective_order: false }
+    }
+}
+
+impl BleuOptions {
+    pub fn with_tokenize(mut self, tokenize: Tokenizer) -> Self {
+        self.tokenize = tokenize;
+        self
+    }
+
+    pub fn with_lowercase(mut self, lowercase: bool) -> Self {
+        self.lowercase = lowercase;
+        self
+    }
+
+    pub fn with_smoothing(mut self, smoothing: Smoothing) -> Self {
+        self.smoothing = smoothing;
+        self
+    }
+
+    pub fn with_effective_order(mut self, effective_order: bool) -> Self {
+        self.effective_order = effective_order;
+        self
     }
 }
 

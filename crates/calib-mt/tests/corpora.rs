@@ -4,7 +4,7 @@ use calib_mt::corpus::*;
 use std::path::PathBuf;
 
 fn data(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(rel)
+    calib_fixtures::data(rel)
 }
 
 #[test]

@@ -8,7 +8,7 @@ use calib_mt::tokenize::{self, Kind, Vocab};
 use std::path::{Path, PathBuf};
 
 fn data(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/multi30k").join(rel)
+    calib_fixtures::data("multi30k").join(rel)
 }
 
 fn vocab(dir: &Path) -> Vocab {
@@ -19,14 +19,16 @@ fn vocab(dir: &Path) -> Vocab {
     Vocab::load(&path).unwrap()
 }
 
-const READ: ReadOptions = ReadOptions { max_len: 1000, max_ratio: None, limit: None, empty: Empty::Reject };
+fn read_opts() -> ReadOptions {
+    ReadOptions::new(1000)
+}
 
 #[test]
 fn multi30k_binarised_equals_sentence_by_sentence() {
     let dir = tempfile::tempdir().unwrap();
     let v = vocab(dir.path());
     assert_eq!((v.pad, v.bos, v.eos), (0, 1, 2));
-    let p = data::read(&data("train.en.gz"), &data("train.de.gz"), &v, READ).unwrap();
+    let p = data::read(&data("train.en.gz"), &data("train.de.gz"), &v, read_opts()).unwrap();
     // More than one chunk of 32,768 pairs would be read for a bigger corpus; all 29,000 here.
     assert_eq!((p.len(), p.read, p.dropped), (29_000, 29_000, 0));
     let en = read_lines(&data("train.en.gz"), Empty::Keep).unwrap();
@@ -34,13 +36,8 @@ fn multi30k_binarised_equals_sentence_by_sentence() {
         assert_eq!(p.src.get(i), tokenize::encode(v.tokenizer(), &en[i]).unwrap().as_slice(), "pair {i}");
     }
     assert_eq!(p.src.lengths().iter().sum::<usize>(), p.src.tokens());
-    let short = data::read(
-        &data("train.en.gz"),
-        &data("train.de.gz"),
-        &v,
-        ReadOptions { max_len: 20, limit: Some(500), ..READ },
-    )
-    .unwrap();
+    let short =
+        data::read(&data("train.en.gz"), &data("train.de.gz"), &v, ReadOptions::new(20).with_limit(Some(500))).unwrap();
     assert_eq!(short.read, 500);
     assert!(short.dropped > 0 && short.len() + short.dropped == 500);
     assert!((0..short.len()).all(|i| short.src.get(i).len() <= 20 && short.tgt.get(i).len() <= 20));
@@ -49,7 +46,7 @@ fn multi30k_binarised_equals_sentence_by_sentence() {
         &data("train.en.gz"),
         &data("train.de.gz"),
         &v,
-        ReadOptions { max_ratio: Some(2.0), limit: Some(500), ..READ },
+        read_opts().with_max_ratio(Some(2.0)).with_limit(Some(500)),
     )
     .unwrap();
     assert!(even.dropped > 0 && even.len() + even.dropped == 500);
@@ -66,13 +63,13 @@ fn bad_input() {
     let (s, t) = (dir.path().join("a.en"), dir.path().join("a.de"));
     std::fs::write(&s, "a dog\na cat\nthree birds\n").unwrap();
     std::fs::write(&t, "ein Hund\n").unwrap();
-    let e = data::read(&s, &t, &v, READ).unwrap_err().to_string();
+    let e = data::read(&s, &t, &v, read_opts()).unwrap_err().to_string();
     assert!(e.contains("a.en has 3 lines") && e.contains("a.de has 1"), "{e}");
     std::fs::write(&t, "ein Hund\n \neine Katze\n").unwrap();
-    let e = data::read(&s, &t, &v, READ).unwrap_err().to_string();
+    let e = data::read(&s, &t, &v, read_opts()).unwrap_err().to_string();
     assert!(e.contains("a.de, line 2: empty line"), "{e}");
     std::fs::write(&t, "ein Hund\neine Katze\ndrei Vögel\n").unwrap();
-    let e = data::read(&s, &t, &v, ReadOptions { max_len: 1, ..READ }).unwrap_err().to_string();
+    let e = data::read(&s, &t, &v, ReadOptions::new(1)).unwrap_err().to_string();
     assert!(e.contains("no sentence pairs are left") && e.contains("3 longer than 1 tokens"), "{e}");
     // A vocabulary without the specials translation needs.
     let plain = tokenize::train(&["ein Hund".to_string()], 30, Kind::Bpe, false).unwrap();

@@ -6,7 +6,7 @@ use calib_mt::tokenize::{self, Kind, SPECIALS};
 use std::path::PathBuf;
 
 fn data(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/multi30k").join(rel)
+    calib_fixtures::data("multi30k").join(rel)
 }
 
 #[test]

@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn wmt(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/wmt").join(file)
+    calib_fixtures::data("wmt").join(file)
 }
 
 fn read(file: &str) -> Vec<String> {
@@ -35,7 +35,7 @@ fn every_expected_value() {
             match kind.split_once('|').map_or((kind, ""), |(m, t)| (m, t)) {
                 ("bleu", tok) => {
                     let (tok, lc) = tok.strip_suffix("-lc").map_or((tok, false), |t| (t, true));
-                    let opts = BleuOptions { tokenize: tok.parse().unwrap(), lowercase: lc, ..Default::default() };
+                    let opts = BleuOptions::default().with_tokenize(tok.parse().unwrap()).with_lowercase(lc);
                     let r = corpus_bleu(&hyps, &refs, &opts).unwrap();
                     close(r.score, &e["score"], &ctx);
                     assert_eq!(serde_json::to_value(&r.counts).unwrap(), e["counts"], "{ctx} counts");
@@ -61,7 +61,7 @@ fn every_expected_value() {
                     assert_eq!(r.signature, e["signature"].as_str().unwrap(), "{ctx}");
                 }
                 ("sent_bleu_eff", _) | ("sent_bleu_noeff", _) => {
-                    let opts = BleuOptions { effective_order: kind == "sent_bleu_eff", ..Default::default() };
+                    let opts = BleuOptions::default().with_effective_order(kind == "sent_bleu_eff");
                     let scores = sentence_bleu(&hyps, &refs, &opts).unwrap();
                     for (i, (s, x)) in scores.iter().zip(e["sent_scores"].as_array().unwrap()).enumerate() {
                         close(*s, x, &format!("{ctx} line {}", i + 1));
@@ -89,7 +89,7 @@ fn wrapper_checks_what_sacrebleu_rs_does_not() {
     // Chunked statistics equal one pass, also with add-k smoothing (which adds k per corpus).
     let many: Vec<String> = (0..700).map(|i| format!("w{} x y{}", i % 7, i % 3)).collect();
     let r: Vec<Vec<String>> = vec![(0..700).map(|i| format!("w{} x y{}", i % 5, i % 3)).collect()];
-    let opts = BleuOptions { smoothing: Smoothing::AddK(1), ..Default::default() };
+    let opts = BleuOptions::default().with_smoothing(Smoothing::AddK(1));
     let ours = corpus_bleu(&many, &r, &opts).unwrap();
     let one = sacrebleu_rs::Bleu { smooth_method: "add-k".into(), smooth_value: Some(1.0), ..Default::default() }
         .corpus_score(&many, &r);
@@ -109,7 +109,7 @@ fn zh_tokeniser_equals_sacrebleu() {
     }
     for case in e["bleu"].as_array().unwrap() {
         let lowercase = case["lowercase"].as_bool().unwrap();
-        let opts = BleuOptions { tokenize: "zh".parse().unwrap(), lowercase, ..BleuOptions::default() };
+        let opts = BleuOptions::default().with_tokenize("zh".parse().unwrap()).with_lowercase(lowercase);
         let r = corpus_bleu(&hyps, std::slice::from_ref(&refs), &opts).unwrap();
         close(r.score, &case["score"], "zh BLEU");
         assert_eq!(serde_json::to_value(&r.counts).unwrap(), case["counts"]);

@@ -89,3 +89,34 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
     let json = json!({"out": out, "inputs": files, "tensors": averaged.len()});
     emit(format, &json, || format!("averaged {} checkpoints into {}", files.len(), out.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `last.safetensors` holds optimiser (`optim.*`) and run (`run.*`) state next to the
+    /// weights: only the weights are averaged.
+    #[test]
+    fn only_weights_are_averaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = [1.0f32, 3.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let path = dir.path().join(format!("{i}.safetensors"));
+                let named = vec![
+                    ("fc.weight".to_string(), Tensor::from_slice(&[v, 2.0 * v])),
+                    ("optim.fc.weight.a".to_string(), Tensor::from_slice(&[v])),
+                    ("optim.steps".to_string(), Tensor::from_slice(&[7i64])),
+                    ("run.epochs_done".to_string(), Tensor::from_slice(&[3i64])),
+                ];
+                checkpoint::save_tensors(&path, &named).unwrap();
+                path
+            })
+            .collect();
+        let averaged = average(&files).unwrap();
+        let names: Vec<&str> = averaged.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["fc.weight"]);
+        assert_eq!(Vec::<f32>::try_from(&averaged[0].1).unwrap(), vec![2.0, 4.0]);
+    }
+}

@@ -29,16 +29,13 @@ impl ToSearch for SearchArgs {
             bail!("temperature {temperature} must be positive");
         }
         anyhow::ensure!(self.max_tokens > 0, "--max-tokens must be at least 1");
-        Ok(Search {
-            beam: self.beam,
-            lenpen: self.lenpen,
-            form: self.lenpen_form.parse::<LengthPenalty>().map_err(anyhow::Error::msg)?,
-            temperature,
-            max_len_a: self.max_len_a,
-            max_len_b: self.max_len_b,
-            nbest,
-            incremental,
-        })
+        let form = self.lenpen_form.parse::<LengthPenalty>().map_err(anyhow::Error::msg)?;
+        Ok(Search::new(self.beam)
+            .with_lenpen(self.lenpen, form)
+            .with_temperature(temperature)
+            .with_max_len(self.max_len_a, self.max_len_b)
+            .with_nbest(nbest)
+            .with_incremental(incremental))
     }
 }
 

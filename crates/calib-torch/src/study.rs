@@ -7,7 +7,7 @@ use crate::mt;
 use anyhow::{bail, Context, Result};
 use calib_cli::args::study::Study;
 use calib_cli::output::{emit, Format};
-use calib_mt::corpus::{self, Empty};
+use calib_mt::corpus;
 use calib_mt::data::{self, ReadOptions};
 use calib_mt::study::{self, TestSet};
 use calib_report::table::{self, Style};
@@ -58,7 +58,7 @@ pub fn run(study: &Study, format: Format) -> Result<()> {
     let loaded = mt::load_run(&a.weights, None, device, |recipe, vocab| {
         // Every validation pair the model can take counts.
         let max_len = recipe.model.config(vocab.size())?.max_positions as usize - 1;
-        let opts = ReadOptions { max_len, max_ratio: None, limit: None, empty: Empty::Reject };
+        let opts = ReadOptions::new(max_len);
         let val = data::read(&a.valid_src, &a.valid_ref, vocab, opts)?;
         Ok(HashMap::from([("val".to_string(), val)]))
     })?;

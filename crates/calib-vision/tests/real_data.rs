@@ -5,7 +5,7 @@ use calib_vision::folder::{read_folder, read_tar_gz};
 use std::path::{Path, PathBuf};
 
 fn shared(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(rel)
+    calib_fixtures::data(rel)
 }
 
 #[test]

@@ -33,12 +33,11 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
     }
     match a.metric.as_str() {
         "bleu" => {
-            let opts = BleuOptions {
-                tokenize: a.tokenize.parse()?,
-                lowercase: a.lowercase,
-                smoothing: Smoothing::parse(&a.smooth, a.smooth_value)?,
-                effective_order: a.effective_order,
-            };
+            let opts = BleuOptions::default()
+                .with_tokenize(a.tokenize.parse()?)
+                .with_lowercase(a.lowercase)
+                .with_smoothing(Smoothing::parse(&a.smooth, a.smooth_value)?)
+                .with_effective_order(a.effective_order);
             let r = metrics::corpus_bleu(&hyps, &refs, &opts)?;
             let json = serde_json::to_value(&r)?;
             emit(format, &json, || format!("BLEU = {:.2} {}\n{}", r.score, r.verbose, r.signature))

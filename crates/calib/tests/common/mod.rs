@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 pub fn vector_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testvectors")
+    calib_fixtures::shared("testvectors")
 }
 
 /// Every `(file name, case)` in the files whose name starts with `prefix`.
