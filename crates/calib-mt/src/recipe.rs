@@ -4,13 +4,34 @@
 
 use crate::corpus::{self, Empty};
 use crate::data::{self, Parallel, ReadOptions};
-use crate::run::{Error, Result};
 use crate::tokenize::{self, Vocab};
 use crate::transformer::Config;
 use calib_train::trainer::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// What can go wrong with a translation recipe or run; every variant names the file or setting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{0}")]
+    Config(String),
+    #[error("{}: {problem}", path.display())]
+    File { path: PathBuf, problem: String },
+    #[error(transparent)]
+    Corpus(#[from] crate::corpus::Error),
+    #[error(transparent)]
+    Data(#[from] crate::data::Error),
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokenize::Error),
+    #[error(transparent)]
+    Train(#[from] calib_train::Error),
+    #[error(transparent)]
+    Core(#[from] calib::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The `task` key of translation recipes.
 pub const KIND: &str = "translation";

@@ -3,6 +3,7 @@
 //! predictions. The binary only dispatches here.
 
 use crate::data::Parallel;
+pub use crate::recipe::{Error, Result};
 use crate::recipe::MtRecipe;
 use crate::task::{Specials, TranslationData, TranslationTask};
 use crate::tokenize::Vocab;
@@ -12,28 +13,6 @@ use calib_train::task::{Data, Task};
 use calib_train::trainer::{self, Fit};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
-/// What can go wrong with a translation recipe or run; every variant names the file or setting.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    #[error("{0}")]
-    Config(String),
-    #[error("{}: {problem}", path.display())]
-    File { path: PathBuf, problem: String },
-    #[error(transparent)]
-    Corpus(#[from] crate::corpus::Error),
-    #[error(transparent)]
-    Data(#[from] crate::data::Error),
-    #[error(transparent)]
-    Tokenizer(#[from] crate::tokenize::Error),
-    #[error(transparent)]
-    Train(#[from] calib_train::Error),
-    #[error(transparent)]
-    Core(#[from] calib::Error),
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Trains `recipe` into `out`: the vocabulary (the recipe's, or trained and saved into the run
 /// folder), the corpora read through it, then the shared trainer. `log` hears what was read.

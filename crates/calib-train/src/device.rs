@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use std::ffi::{CStr, CString};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceRequest {
     Cpu,
     Cuda,

@@ -42,7 +42,7 @@ pub struct EpochLog {
     pub val: Probe,
     pub test: Option<Probe>,
     pub last_layer_weight_norm: Option<f64>,
-    /// See [`crate::trainer::TrainConfig::probe_grad_norms`].
+    /// Per-sample gradient norms of the last layer (`train.probe_grad_norms`).
     #[serde(default)]
     pub grad_norms: Option<GradNorms>,
     pub seconds: f64,
