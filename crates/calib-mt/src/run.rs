@@ -3,8 +3,8 @@
 //! predictions. The binary only dispatches here.
 
 use crate::data::Parallel;
-pub use crate::recipe::{Error, Result};
 use crate::recipe::MtRecipe;
+pub use crate::recipe::{Error, Result};
 use crate::task::{Specials, TranslationData, TranslationTask};
 use crate::tokenize::Vocab;
 use calib_train::checkpoint;
