@@ -1,16 +1,27 @@
 //! Batches prepared on a loader thread: decoding, augmentation and padding of the next batches
 //! overlap the device's work on the current one. On CUDA the loader pins each batch's host
 //! memory and the training thread copies it with `non_blocking`, so the copy overlaps too.
+//!
+//! On the CPU the batches are built inline, on the training thread: there the "device" is the
+//! same cores, and a loader thread only competes with libtorch's own threads for them (measured
+//! on 2 cores: 10–15 % fewer samples/s with the thread, the same without it once libtorch has one
+//! thread; docs/performance.md).
 
 use crate::task::{Batch, Batches};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tch::Device;
 
-/// Batches received from the loader thread, moved to the device; counts how long the
-/// training thread waited for them.
+/// Where batches come from: the loader thread, or built inline.
+enum Source<'r, B> {
+    Thread(&'r mpsc::Receiver<B>),
+    Inline(Batches<'r, B>),
+}
+
+/// Batches received from the loader thread (or built inline on the CPU), moved to the device;
+/// counts how long the training thread waited for them.
 pub struct Prefetched<'r, B> {
-    rx: &'r mpsc::Receiver<B>,
+    source: Source<'r, B>,
     device: Device,
     waited: Duration,
 }
@@ -26,7 +37,10 @@ impl<B: Batch> Iterator for Prefetched<'_, B> {
     type Item = B;
     fn next(&mut self) -> Option<B> {
         let start = Instant::now();
-        let batch = self.rx.recv().ok();
+        let batch = match &mut self.source {
+            Source::Thread(rx) => rx.recv().ok(),
+            Source::Inline(batches) => batches.next(),
+        };
         self.waited += start.elapsed();
         let device = self.device;
         batch.map(|b| {
@@ -39,9 +53,24 @@ impl<B: Batch> Iterator for Prefetched<'_, B> {
     }
 }
 
-/// Runs `body` over `batches`, built `depth` batches ahead on a loader thread and delivered on
-/// `device`. When `body` stops early (an error), the loader stops after its current batch.
+/// Runs `body` over `batches` delivered on `device`: on CUDA built `depth` batches ahead on a
+/// loader thread, on the CPU inline (see the module's note). When `body` stops early (an
+/// error), the loader stops after its current batch.
 pub fn with_prefetch<B: Batch, R>(
+    batches: Batches<'_, B>,
+    depth: usize,
+    device: Device,
+    body: impl FnOnce(&mut Prefetched<'_, B>) -> R,
+) -> R {
+    if device.is_cuda() {
+        on_loader_thread(batches, depth, device, body)
+    } else {
+        body(&mut Prefetched { source: Source::Inline(batches), device, waited: Duration::ZERO })
+    }
+}
+
+/// [`with_prefetch`] through a loader thread (on any device: the CPU tests use it too).
+fn on_loader_thread<B: Batch, R>(
     batches: Batches<'_, B>,
     depth: usize,
     device: Device,
@@ -57,8 +86,10 @@ pub fn with_prefetch<B: Batch, R>(
                 }
             }
         });
-        let mut it = Prefetched { rx: &rx, device, waited: Duration::ZERO };
+        let mut it = Prefetched { source: Source::Thread(&rx), device, waited: Duration::ZERO };
         let out = body(&mut it);
+        // Closing the receiver wakes a loader blocked on a full channel, which then ends.
+        drop(it);
         drop(rx);
         out
     })
