@@ -127,6 +127,17 @@ impl MtModel {
     }
 }
 
+impl calib_train::recipe::Recipe for MtRecipe {
+    const KIND: &'static str = KIND;
+    type Error = Error;
+    fn task(&self) -> &str {
+        &self.task
+    }
+    fn check(&self) -> Result<()> {
+        self.validate()
+    }
+}
+
 impl MtRecipe {
     /// Reads a recipe with `key=value` overrides applied (unknown keys are errors).
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
@@ -135,15 +146,10 @@ impl MtRecipe {
 
     /// The recipe of a TOML table (see [`calib_train::recipe`]), checked.
     pub fn from_table(table: toml::Table, path: &Path) -> Result<Self> {
-        let r: MtRecipe = calib_train::recipe::decode(table, path)?;
-        r.validate().map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        Ok(r)
+        calib_train::recipe::typed(table, path)
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.task != KIND {
-            return Err(Error::Config(format!("task = '{}': expected '{KIND}'", self.task)));
-        }
         self.train.validate()?;
         self.data.vocab_kind.parse::<tokenize::Kind>()?;
         self.model.config(self.data.vocab_size)?;

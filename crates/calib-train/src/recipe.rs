@@ -38,6 +38,28 @@ pub fn decode<R: DeserializeOwned>(table: toml::Table, path: &Path) -> Result<R>
     toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| file(path, e.message()))
 }
 
+/// A domain's recipe struct: the kind it answers to and its own checks.
+pub trait Recipe: DeserializeOwned {
+    /// The `task` key of this domain's recipes.
+    const KIND: &'static str;
+    type Error: From<Error> + std::fmt::Display;
+    /// The recipe's `task` key as read.
+    fn task(&self) -> &str;
+    /// Everything the domain checks beyond the types (names, sizes, consistency).
+    fn check(&self) -> Result<(), Self::Error>;
+}
+
+/// The recipe of a TOML table as the domain's struct: decoded, its `task` key checked, and
+/// validated; errors name `path`.
+pub fn typed<R: Recipe>(table: toml::Table, path: &Path) -> Result<R, R::Error> {
+    let r: R = decode(table, path)?;
+    if r.task() != R::KIND {
+        return Err(file(path, format!("task = '{}': expected '{}'", r.task(), R::KIND)).into());
+    }
+    r.check().map_err(|e| R::Error::from(file(path, e)))?;
+    Ok(r)
+}
+
 /// The recipe as TOML text (the run's `config.toml`).
 pub fn encode<R: serde::Serialize>(recipe: &R) -> Result<String> {
     toml::to_string(recipe).map_err(|e| Error::Config(format!("cannot write the recipe as TOML: {e}")))
