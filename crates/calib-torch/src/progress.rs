@@ -10,15 +10,17 @@ use std::path::Path;
 pub struct EpochBars {
     quiet: bool,
     bar: ProgressBar,
+    /// `epoch/epochs` of the bar's message.
+    epoch: String,
 }
 
 impl EpochBars {
     pub fn new(quiet: bool) -> Self {
-        Self { quiet, bar: ProgressBar::hidden() }
+        Self { quiet, bar: ProgressBar::hidden(), epoch: String::new() }
     }
 
     /// A note on stderr (what was read, what is trained), unless quiet.
-    pub fn note(&self, text: &str) {
+    fn note(&self, text: &str) {
         if !self.quiet {
             eprintln!("{text}");
         }
@@ -40,7 +42,8 @@ impl Observer for EpochBars {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        self.bar.set_message(format!("{epoch}/{epochs}"));
+        self.epoch = format!("{epoch}/{epochs}");
+        self.bar.set_message(self.epoch.clone());
     }
 
     fn batch_done(&mut self) {
@@ -48,11 +51,7 @@ impl Observer for EpochBars {
     }
 
     fn interval(&mut self, mean_loss: f64) {
-        if !self.quiet {
-            let msg = self.bar.message();
-            let epoch = msg.split(' ').next().unwrap_or_default().to_string();
-            self.bar.set_message(format!("{epoch} loss {mean_loss:.4}"));
-        }
+        self.bar.set_message(format!("{} loss {mean_loss:.4}", self.epoch));
     }
 
     fn training_ended(&mut self) {

@@ -90,8 +90,11 @@ pub fn train(r: Resolved, resume: bool, device: DeviceRequest, quiet: bool) -> R
         }
         Kind::Translation => {
             let recipe = calib_mt::recipe::MtRecipe::from_table(r.table, &r.path)?;
-            let notes = EpochBars::new(quiet);
-            let mut log = |text: String| notes.note(&text);
+            let mut log = |text: String| {
+                if !quiet {
+                    eprintln!("{text}");
+                }
+            };
             let state =
                 calib_mt::run::train(&recipe, &r.out, device, Fit::new().observer(&mut bars), resume, &mut log)?;
             (state, recipe.train)

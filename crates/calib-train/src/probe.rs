@@ -68,6 +68,8 @@ impl RowStats {
             with_prefetch(batches, PREFETCH, device, |it| -> Result<()> {
                 for b in it {
                     let (l, y) = task.forward(&b, false)?;
+                    // Widened once for every temperature (push_at's conversion is then a no-op).
+                    let l = l.to_kind(Kind::Double);
                     for (s, &t) in stats.iter_mut().zip(temps) {
                         s.push_at(&l, &y, t)?;
                     }

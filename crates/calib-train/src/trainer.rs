@@ -326,7 +326,7 @@ fn fit<T: Task>(
         let waited = with_prefetch(batches, PREFETCH, device, |it| -> Result<f64> {
             // Batches of one accumulation group share a step; `pending` marks gradients not yet applied.
             let mut pending = false;
-            let (mut interval_sum, mut interval_rows, mut interval_first) = (zero(Kind::Double), 0usize, 1usize);
+            let mut interval = Interval { first_step: 1, loss: 0.0, rows: 0 };
             let mut step = 0usize;
             for batch in it.by_ref() {
                 if !pending {
@@ -352,25 +352,15 @@ fn fit<T: Task>(
                     let v = value.detach().to_kind(Kind::Double);
                     let v = if config.reduction == Reduction::Mean { v * n as f64 } else { v };
                     loss_sum += &v;
-                    interval_sum += &v;
                     nll_sum -=
                         logits.log_softmax(1, Kind::Double).gather(1, &targets.unsqueeze(1), false).sum(Kind::Double);
                     wrong += logits.argmax(1, false).ne_tensor(&targets).sum(Kind::Int64);
                 });
                 seen += n;
-                interval_rows += n;
                 step += 1;
                 observer.batch_done();
                 if step % log_every == 0 {
-                    report_interval(
-                        observer,
-                        &interval_sum,
-                        interval_rows,
-                        (epoch, interval_first, step),
-                        &state,
-                        run,
-                    )?;
-                    (interval_sum, interval_rows, interval_first) = (zero(Kind::Double), 0, step + 1);
+                    interval.report(observer, &loss_sum, seen, (epoch, step), &state, run)?;
                 }
             }
             if pending {
@@ -378,8 +368,8 @@ fn fit<T: Task>(
                 update(&mut opt, config, lr, collective)?;
                 state.global_step += 1;
             }
-            if interval_rows > 0 {
-                report_interval(observer, &interval_sum, interval_rows, (epoch, interval_first, step), &state, run)?;
+            if seen > interval.rows {
+                interval.report(observer, &loss_sum, seen, (epoch, step), &state, run)?;
             }
             Ok(it.waited().as_secs_f64())
         })?;
@@ -437,30 +427,43 @@ fn fit<T: Task>(
     Ok(state)
 }
 
-/// Reads the interval's loss (the one synchronisation of an interval): stops on NaN/∞, reports
-/// the mean otherwise. `at` = (epoch, first step, last step), 1-based steps.
-fn report_interval(
-    observer: &mut dyn Observer,
-    sum: &Tensor,
+/// Where the current log interval began: its first step (1-based), and the epoch's loss sum
+/// and rows as read at its start.
+struct Interval {
+    first_step: usize,
+    loss: f64,
     rows: usize,
-    at: (usize, usize, usize),
-    state: &RunState,
-    run: &Path,
-) -> Result<()> {
-    let mean = scalar(sum) / rows.max(1) as f64;
-    if !mean.is_finite() {
-        let (epoch, first_step, last_step) = at;
-        return Err(Error::NonFinite {
-            epoch: epoch + 1,
-            first_step,
-            last_step,
-            value: mean,
-            epochs_done: state.epochs_done,
-            run: run.to_path_buf(),
-        });
+}
+
+impl Interval {
+    /// Reads the epoch's loss sum (the interval's one synchronisation): stops on NaN/∞, else
+    /// reports the interval's mean loss and starts the next interval. `at` = (epoch, last step).
+    fn report(
+        &mut self,
+        observer: &mut dyn Observer,
+        loss_sum: &Tensor,
+        rows: usize,
+        at: (usize, usize),
+        state: &RunState,
+        run: &Path,
+    ) -> Result<()> {
+        let (epoch, last_step) = at;
+        let total = scalar(loss_sum);
+        let mean = (total - self.loss) / (rows - self.rows).max(1) as f64;
+        if !mean.is_finite() {
+            return Err(Error::NonFinite {
+                epoch: epoch + 1,
+                first_step: self.first_step,
+                last_step,
+                value: mean,
+                epochs_done: state.epochs_done,
+                run: run.to_path_buf(),
+            });
+        }
+        observer.interval(mean);
+        *self = Interval { first_step: last_step + 1, loss: total, rows };
+        Ok(())
     }
-    observer.interval(mean);
-    Ok(())
 }
 
 /// Writes an epoch's files (rank 0): the best weights when they improved, the kept epoch
@@ -534,10 +537,13 @@ mod tests {
         batch: usize,
         /// Make sample 5's features NaN (a loss that blows up).
         poisoned: bool,
+        /// How long building a batch takes (a slow loader).
+        delay: std::time::Duration,
     }
 
     impl Rows {
         fn batch(&self, rows: &[usize]) -> Vec<Tensor> {
+            std::thread::sleep(self.delay);
             let mut x: Vec<f32> = rows.iter().flat_map(|&r| self.x[3 * r..3 * r + 3].to_vec()).collect();
             if self.poisoned {
                 if let Some(i) = rows.iter().position(|&r| r == 5) {
@@ -588,7 +594,12 @@ mod tests {
             });
             let x: Vec<f32> = (0..48).map(|i| ((i * 13 % 17) as f32 - 8.0) / 4.0).collect();
             let y: Vec<i64> = (0..16).map(|i| (i * 5 % 4) as i64).collect();
-            Self { vs, lin, data: Rows { x, y, batch, poisoned: false }, features: true }
+            Self {
+                vs,
+                lin,
+                data: Rows { x, y, batch, poisoned: false, delay: std::time::Duration::ZERO },
+                features: true,
+            }
         }
         fn x(&self) -> Tensor {
             Tensor::from_slice(&self.data.x).view([16, 3])
@@ -737,7 +748,7 @@ mod tests {
     }
 
     #[test]
-    fn keeps_the_last_epochs_and_logs_the_data_wait() {
+    fn keeps_the_last_epochs() {
         let task = Linear::new(4);
         let dir = tempfile::tempdir().unwrap();
         Fit::new().run(&task, &config(1, 3, 2), dir.path()).unwrap();
@@ -748,7 +759,20 @@ mod tests {
         assert!(!saved.contains_key("run.epochs_done"));
         let log = crate::run::read_log(dir.path()).unwrap();
         assert_eq!(log.len(), 3);
-        assert!(log.iter().all(|e| e.data_wait_seconds >= 0.0 && e.last_layer_weight_norm.is_some()));
+        assert!(log.iter().all(|e| e.last_layer_weight_norm.is_some()));
+    }
+
+    /// The time the step waits for batches is logged: four batches that take 30 ms each to build
+    /// make at least 0.12 s of waiting in the epoch.
+    #[test]
+    fn the_wait_for_data_is_logged() {
+        let mut task = Linear::new(4);
+        task.data.delay = std::time::Duration::from_millis(30);
+        let dir = tempfile::tempdir().unwrap();
+        Fit::new().run(&task, &config(1, 1, 0), dir.path()).unwrap();
+        let log = crate::run::read_log(dir.path()).unwrap();
+        let waited = log[0].data_wait_seconds;
+        assert!((0.12..log[0].seconds).contains(&waited), "waited {waited} s of {} s", log[0].seconds);
     }
 
     /// A probe the model cannot serve fails before the first step, leaving the folder empty.
