@@ -29,7 +29,7 @@ fn every_recipe_is_valid() {
     for f in recipes() {
         let text = std::fs::read_to_string(&f).unwrap();
         let v: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        assert!(["image", "translation"].contains(&v["task"].as_str().unwrap()), "{}", f.display());
+        assert!(["image", "translation", "text", "tree"].contains(&v["task"].as_str().unwrap()), "{}", f.display());
         // Through the binary's own loader with an impossible data folder: the recipe must pass
         // validation and fail only at reading the data.
         let o = run(&["train", "--recipe", f.to_str().unwrap(), "--data", "/nonexistent-data", "--quiet"]);
@@ -51,9 +51,28 @@ fn every_recipe_is_valid() {
             assert_eq!(train["optimizer"]["eps"].as_float(), Some(1e-9));
             assert_eq!(train["loss"].as_str(), Some("ls:0.1"));
         }
+        if dir.ends_with("sst") {
+            // SPEC.md and the reference: AdaGrad 0.05, weight decay 1e-4, 25 epochs, batch 25,
+            // memory 150; the embeddings at 0.1 without decay.
+            assert_eq!(train["optimizer"]["kind"].as_str(), Some("ada-grad"));
+            assert_eq!(train["optimizer"]["weight_decay"].as_float(), Some(1e-4));
+            assert_eq!(train["schedule"]["base"].as_float(), Some(0.05));
+            assert_eq!((train["epochs"].as_integer(), train["batch_size"].as_integer()), (Some(25), Some(25)));
+            assert_eq!(train["groups"][0]["lr_scale"].as_float(), Some(2.0));
+            assert_eq!(v["model"]["memory"].as_integer(), Some(150));
+        }
+        if dir.ends_with("20ng") {
+            // Adam 1e-3 (0.9, 0.999), batch 128, 50 epochs, best validation accuracy, 1,000 ids.
+            assert_eq!(train["optimizer"]["kind"].as_str(), Some("adam"));
+            assert_eq!(train["schedule"]["base"].as_float(), Some(1e-3));
+            assert_eq!((train["epochs"].as_integer(), train["batch_size"].as_integer()), (Some(50), Some(128)));
+            assert_eq!(train["select_best_by"].as_str(), Some("error"));
+            assert_eq!(v["data"]["max_len"].as_integer(), Some(1000));
+            assert_eq!(v["data"]["val_size"].as_integer(), Some(900));
+        }
         n += 1;
     }
-    assert!(n >= 12, "only {n} recipes");
+    assert!(n >= 14, "only {n} recipes");
 }
 
 /// A recipe without a `task` key, or with an unknown one, is an error that lists the kinds.
@@ -158,6 +177,11 @@ fn every_recipe_runs_a_short_cpu_epoch() {
                 set("data.vocab_size=500".into());
                 set("train.batch_size=600".into());
             }
+            "sst" => set("train.batch_size=5".into()),
+            "20ng" => {
+                set("data.max_len=150".into());
+                set("train.batch_size=8".into());
+            }
             other => panic!("no short mode for recipes/{other}"),
         }
         let out = tmp.path().join(format!("{dir}-{}", f.file_stem().unwrap().to_str().unwrap()));
@@ -169,5 +193,5 @@ fn every_recipe_runs_a_short_cpu_epoch() {
         assert!(out.join("last.safetensors").is_file() && out.join("best.safetensors").is_file(), "{}", f.display());
         ran += 1;
     }
-    assert!(ran >= 12);
+    assert!(ran >= 14);
 }

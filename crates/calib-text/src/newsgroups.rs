@@ -182,10 +182,18 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// One post's text: decoded ([`decode_latin1`]), the header dropped ([`strip_header`]), then
-/// the footer and quotes when `options` asks.
+/// the footer and quotes when `options` asks. An empty file is an error: every post of the
+/// corpus has at least a header, so one of 0 bytes is a damaged copy (a post whose body is empty
+/// is kept, see the module notes).
 pub fn read_document(path: &Path, options: &ReadOptions) -> Result<String> {
     let bytes =
         std::fs::read(path).map_err(|e| Error::File { path: path.into(), problem: format!("cannot read: {e}") })?;
+    if bytes.is_empty() {
+        return Err(Error::File {
+            path: path.into(),
+            problem: "empty file (0 bytes): a post has at least a header".into(),
+        });
+    }
     let mut text = strip_header(&decode_latin1(&bytes)).to_string();
     if options.footers {
         text = strip_footer(&text).to_string();
@@ -342,6 +350,12 @@ impl Vocabulary {
         ranked.sort_unstable_by(|(a, x), (b, y)| y.cmp(x).then_with(|| a.cmp(b)));
         ranked.truncate(max_words);
         let words: Vec<String> = ranked.into_iter().map(|(w, _)| w).collect();
+        let index = words.iter().enumerate().map(|(i, w)| (w.clone(), i + 2)).collect();
+        Self { words, index }
+    }
+
+    /// A vocabulary of `words` in id order (word `i` has id `i + 2`): a trained run's, read back.
+    pub fn from_words(words: Vec<String>) -> Self {
         let index = words.iter().enumerate().map(|(i, w)| (w.clone(), i + 2)).collect();
         Self { words, index }
     }

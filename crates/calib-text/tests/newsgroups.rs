@@ -187,3 +187,12 @@ fn a_small_corpus_reads_in_order_with_its_empty_document() {
     let e = Newsgroups::read(dir.path(), &ReadOptions::default().with_validation(0, 0)).unwrap_err();
     assert!(e.to_string().contains("are not the test groups"), "{e}");
 }
+
+#[test]
+fn an_empty_file_is_an_error_naming_it() {
+    let dir = tiny();
+    let path = dir.path().join(TEST_DIR).join("b.two").join("3");
+    std::fs::write(&path, b"").unwrap();
+    let e = Newsgroups::read(dir.path(), &ReadOptions::default().with_validation(1, 3)).unwrap_err();
+    assert_eq!(e.to_string(), format!("{}: empty file (0 bytes): a post has at least a header", path.display()));
+}

@@ -1,16 +1,23 @@
 //! `calib bench decode`: beam-search speed with and without the key/value cache on the same
-//! sentences, and whether both give the same translations.
+//! sentences, and whether both give the same translations. `calib bench text`: training steps of
+//! the text models on their real data, the Tree-LSTM level-batched against node by node.
 
 use crate::decode::{encode_checked, ToSearch};
 use crate::mt;
+use crate::tasks::Kind;
 use anyhow::Result;
-use calib_cli::args::bench::DecodeArgs;
+use calib_cli::args::bench::{DecodeArgs, TextArgs};
 use calib_cli::output::{emit, Format};
 use calib_mt::decode::{translate, Specials};
+use calib_text::task::{DocBatch, TreeBatch};
 use calib_train::device;
+use calib_train::optim::Optimizer;
+use calib_train::task::{Batch, Data, Shard, Task};
+use calib_train::trainer::TrainConfig;
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Instant;
+use tch::{Kind as Dtype, Reduction, Tensor};
 
 pub fn decode(a: &DecodeArgs, format: Format) -> Result<()> {
     let device = device::select(crate::args::device(a.device))?;
@@ -43,4 +50,102 @@ pub fn decode(a: &DecodeArgs, format: Format) -> Result<()> {
             lines.len()
         )
     })
+}
+
+/// The first `n` training batches of epoch 0, on `device`.
+fn batches<D: Data>(data: &D, n: usize, seed: u64, device: tch::Device) -> Vec<D::Batch> {
+    data.train_batches(0, seed, Shard::WHOLE).take(n).map(|b| b.map_tensors(&mut |t| t.to_device(device))).collect()
+}
+
+/// Seconds for one training step (loss, backward, the recipe's optimiser step) per batch, after
+/// two untimed warm-up steps.
+fn time_steps<B>(batches: &[B], opt: &mut Optimizer, lr: f64, loss: impl Fn(&B) -> Tensor) -> f64 {
+    let mut step = |b: &B| {
+        opt.zero_grad();
+        let l = loss(b);
+        l.backward();
+        opt.step(lr);
+        l.double_value(&[])
+    };
+    for b in batches.iter().take(2) {
+        step(b);
+    }
+    let start = Instant::now();
+    for b in batches {
+        step(b);
+    }
+    start.elapsed().as_secs_f64()
+}
+
+fn optimizer(task: &impl Task, train: &TrainConfig) -> Result<Optimizer> {
+    Ok(Optimizer::new(train.optimizer.clone(), task.var_store()).with_groups(&train.groups)?)
+}
+
+pub fn text(a: &TextArgs, format: Format) -> Result<()> {
+    let device = device::select(crate::args::device(a.device))?;
+    let table = calib_train::recipe::load(&a.recipe, &a.sets)?;
+    let n = a.batches as usize;
+    let json = match Kind::of(&table, &a.recipe)? {
+        Kind::Tree => {
+            let recipe = calib_text::recipe::TreeRecipe::from_table(table, &a.recipe)?;
+            let (task, _) = calib_text::run::tree_task(&recipe, None, device, &mut |_| {})?;
+            let lr = recipe.train.schedule.lr(0, 0);
+            let batches: Vec<TreeBatch> = batches(task.data(), n, recipe.train.seed, device);
+            let trees: i64 = batches.iter().map(|b| b.roots.size()[0]).sum();
+            let model = task.model();
+            // The same loss (summed over the labelled nodes) from either way of computing the states.
+            let loss = |b: &TreeBatch, train: bool, by_level: bool| {
+                let h = if by_level {
+                    model.forward_levels(b.nodes, &b.words, &b.levels, train)
+                } else {
+                    model.forward_nodes(b.nodes, &b.words, &b.levels, train)
+                };
+                let logits = model.classify(&h.index_select(0, &b.labelled), train);
+                logits.cross_entropy_loss::<Tensor>(&b.labels, None, Reduction::Sum, -100, 0.0)
+            };
+            // The check that batching changes nothing: both losses of the first batch, no dropout.
+            let (same_a, same_b) = tch::no_grad(|| {
+                (loss(&batches[0], false, true).double_value(&[]), loss(&batches[0], false, false).double_value(&[]))
+            });
+            let mut opt = optimizer(&task, &recipe.train)?;
+            let levels = time_steps(&batches, &mut opt, lr, |b| loss(b, true, true));
+            let nodes = time_steps(&batches, &mut opt, lr, |b| loss(b, true, false));
+            json!({
+                "model": "tree-lstm", "device": format!("{device:?}"), "batches": n, "trees": trees,
+                "batch_size": recipe.train.batch_size, "threads": tch::get_num_threads(),
+                "level_batched_trees_per_second": trees as f64 / levels,
+                "node_by_node_trees_per_second": trees as f64 / nodes,
+                "speedup": nodes / levels,
+                "first_batch_loss": {"level_batched": same_a, "node_by_node": same_b},
+            })
+        }
+        Kind::Text => {
+            let recipe = calib_text::recipe::DocRecipe::from_table(table, &a.recipe)?;
+            let (task, _) = calib_text::run::doc_task(&recipe, None, device, &mut |_| {})?;
+            let lr = recipe.train.schedule.lr(0, 0);
+            let batches: Vec<DocBatch> = batches(task.data(), n, recipe.train.seed, device);
+            let docs: i64 = batches.iter().map(|b| b.labels.size()[0]).sum();
+            let mut opt = optimizer(&task, &recipe.train)?;
+            let train = time_steps(&batches, &mut opt, lr, |b| {
+                let (logits, labels) = task.forward(b, true).expect("forward");
+                logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, -100, 0.0)
+            });
+            let start = Instant::now();
+            tch::no_grad(|| -> Result<()> {
+                for b in &batches {
+                    let _ = task.forward(b, false)?.0.sum(Dtype::Float).double_value(&[]);
+                }
+                Ok(())
+            })?;
+            let eval = start.elapsed().as_secs_f64();
+            json!({
+                "model": "gp-cnn", "device": format!("{device:?}"), "batches": n, "documents": docs,
+                "batch_size": recipe.train.batch_size, "max_len": recipe.data.max_len, "threads": tch::get_num_threads(),
+                "train_documents_per_second": docs as f64 / train,
+                "eval_documents_per_second": docs as f64 / eval,
+            })
+        }
+        _ => anyhow::bail!("{}: calib bench text takes a text or tree recipe", a.recipe.display()),
+    };
+    emit(format, &json, || json.to_string())
 }

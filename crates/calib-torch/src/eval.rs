@@ -35,8 +35,9 @@ fn grad_norm_plot(run: &Path) -> Result<Option<PathBuf>> {
             (format!("epoch {epoch} (median {:.2e})", g.median), g.log10_edges.clone(), g.counts.clone())
         })
         .collect();
-    let recipe = calib_vision::recipe::Recipe::load(&run.join("config.toml"), &[])?;
-    let title = format!("Per-sample gradient norms, {}", recipe.train.loss);
+    let config = calib_train::recipe::load(&run.join("config.toml"), &[])?;
+    let loss = config.get("train").and_then(|t| t.get("loss")).and_then(|l| l.as_str()).unwrap_or("?");
+    let title = format!("Per-sample gradient norms, {loss}");
     let path = run.join("plots/grad-norms.svg");
     std::fs::create_dir_all(run.join("plots")).with_context(|| format!("{}: cannot create plots/", run.display()))?;
     calib_report::plot::save(&path, &calib_report::plot::grad_norm_histograms(&series, &title)?)?;
@@ -49,46 +50,55 @@ pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
     let kind = Kind::of_run(run)?;
     let device = device::select(crate::args::device(a.device))?;
     let checkpoint = a.weights.file();
-    match kind {
-        Kind::Translation => {
-            anyhow::ensure!(a.ood.is_empty(), "--ood applies to image runs; {} is a translation run", run.display());
-            let pred = calib_mt::run::predict(run, &checkpoint, device)?;
-            let report = report_of(run, &pred, a.bootstrap)?;
-            Ok((report.to_json()?, report.terminal_text()))
-        }
-        Kind::Image => {
-            let ood = a
-                .ood
-                .iter()
-                .map(|o| {
-                    let (name, path) = o.split_once('=').with_context(|| format!("--ood {o}: expected NAME=PATH"))?;
-                    Ok((name.to_string(), PathBuf::from(path)))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let pred = calib_vision::run::predict(run, &checkpoint, &ood, device)?;
-            let report = report_of(run, &pred.dir, a.bootstrap)?;
-            let (mut json, mut table) = (report.to_json()?, report.terminal_text());
-            if let Some(plot) = grad_norm_plot(run)? {
-                table.push_str(&format!("\ngradient norms of the last layer: {}", plot.display()));
-            }
-            if !pred.ood.is_empty() {
-                let t = report.models.first().context("report without a model")?.temperature;
-                let mut results = serde_json::Map::new();
-                for r in calib_vision::run::ood_auroc(&pred, t)? {
-                    table.push_str(&format!(
-                        "\nOOD {}: AUROC (entropy) {:.2}% before, {:.2}% after T = {t}",
-                        r.name,
-                        100.0 * r.before.auroc_entropy,
-                        100.0 * r.after.auroc_entropy
-                    ));
-                    results.insert(r.name.clone(), json!({"before": r.before, "after": r.after, "n": r.n}));
-                }
-                json["ood"] = serde_json::Value::Object(results);
-                calib::atomic::write(&run.join("report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
-            }
-            Ok((json, table))
-        }
+    if kind != Kind::Image {
+        anyhow::ensure!(a.ood.is_empty(), "--ood applies to image runs; {} is not one", run.display());
     }
+    let pred = match kind {
+        Kind::Translation => calib_mt::run::predict(run, &checkpoint, device)?,
+        Kind::Text => calib_text::run::predict_docs(run, &checkpoint, device)?,
+        Kind::Tree => calib_text::run::predict_trees(run, &checkpoint, device)?,
+        Kind::Image => return evaluate_image(a, run, &checkpoint, device),
+    };
+    let report = report_of(run, &pred, a.bootstrap)?;
+    let (json, mut table) = (report.to_json()?, report.terminal_text());
+    if let Some(plot) = grad_norm_plot(run)? {
+        table.push_str(&format!("\ngradient norms of the last layer: {}", plot.display()));
+    }
+    Ok((json, table))
+}
+
+/// An image run's report, with the OOD sets' AUROC before and after temperature scaling.
+fn evaluate_image(a: &Args, run: &Path, checkpoint: &Path, device: tch::Device) -> Result<(serde_json::Value, String)> {
+    let ood = a
+        .ood
+        .iter()
+        .map(|o| {
+            let (name, path) = o.split_once('=').with_context(|| format!("--ood {o}: expected NAME=PATH"))?;
+            Ok((name.to_string(), PathBuf::from(path)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let pred = calib_vision::run::predict(run, checkpoint, &ood, device)?;
+    let report = report_of(run, &pred.dir, a.bootstrap)?;
+    let (mut json, mut table) = (report.to_json()?, report.terminal_text());
+    if let Some(plot) = grad_norm_plot(run)? {
+        table.push_str(&format!("\ngradient norms of the last layer: {}", plot.display()));
+    }
+    if !pred.ood.is_empty() {
+        let t = report.models.first().context("report without a model")?.temperature;
+        let mut results = serde_json::Map::new();
+        for r in calib_vision::run::ood_auroc(&pred, t)? {
+            table.push_str(&format!(
+                "\nOOD {}: AUROC (entropy) {:.2}% before, {:.2}% after T = {t}",
+                r.name,
+                100.0 * r.before.auroc_entropy,
+                100.0 * r.after.auroc_entropy
+            ));
+            results.insert(r.name.clone(), json!({"before": r.before, "after": r.after, "n": r.n}));
+        }
+        json["ood"] = serde_json::Value::Object(results);
+        calib::atomic::write(&run.join("report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    }
+    Ok((json, table))
 }
 
 pub fn run(a: &Args, format: Format) -> Result<()> {

@@ -81,6 +81,11 @@ pub fn train(r: Resolved, resume: bool, device: DeviceRequest, quiet: bool) -> R
     );
     let device = device::select(device)?;
     let mut bars = EpochBars::new(quiet);
+    let mut log = |text: String| {
+        if !quiet {
+            eprintln!("{text}");
+        }
+    };
     Ok(match r.kind {
         Kind::Image => {
             let recipe = calib_vision::recipe::Recipe::from_table(r.table, &r.path)?;
@@ -90,13 +95,20 @@ pub fn train(r: Resolved, resume: bool, device: DeviceRequest, quiet: bool) -> R
         }
         Kind::Translation => {
             let recipe = calib_mt::recipe::MtRecipe::from_table(r.table, &r.path)?;
-            let mut log = |text: String| {
-                if !quiet {
-                    eprintln!("{text}");
-                }
-            };
             let state =
                 calib_mt::run::train(&recipe, &r.out, device, Fit::new().observer(&mut bars), resume, &mut log)?;
+            (state, recipe.train)
+        }
+        Kind::Text => {
+            let recipe = calib_text::recipe::DocRecipe::from_table(r.table, &r.path)?;
+            let fit = Fit::new().observer(&mut bars);
+            let state = calib_text::run::train_docs(&recipe, &r.out, device, fit, resume, &mut log)?;
+            (state, recipe.train)
+        }
+        Kind::Tree => {
+            let recipe = calib_text::recipe::TreeRecipe::from_table(r.table, &r.path)?;
+            let fit = Fit::new().observer(&mut bars);
+            let state = calib_text::run::train_trees(&recipe, &r.out, device, fit, resume, &mut log)?;
             (state, recipe.train)
         }
     })

@@ -11,7 +11,7 @@ use crate::collective::{Collective, SingleProcess};
 use crate::error::{file, Error, Result};
 use crate::loader::with_prefetch;
 use crate::observer::{Observer, Silent};
-use crate::optim::{Optimizer, OptimizerConfig};
+use crate::optim::{Optimizer, OptimizerConfig, ParamGroup};
 use crate::precision::{self, Precision};
 use crate::probe::{grad_norms, GradNorms, RowStats, PREFETCH};
 use crate::run::{append_log, state_from, state_tensors, truncate_log, EpochLog, RunState};
@@ -46,6 +46,9 @@ pub struct TrainConfig {
     pub loss: String,
     pub reduction: Reduction,
     pub optimizer: OptimizerConfig,
+    /// Parameters with their own rate factor or weight decay (`[[train.groups]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<ParamGroup>,
     pub schedule: Schedule,
     /// Global gradient-norm clipping (the official code clips at 2).
     pub clip_grad_norm: Option<f64>,
@@ -96,6 +99,7 @@ impl TrainConfig {
             loss: loss.into(),
             reduction: Reduction::Mean,
             optimizer,
+            groups: Vec::new(),
             schedule,
             clip_grad_norm: None,
             seed: 0,
@@ -115,6 +119,9 @@ impl TrainConfig {
         }
         self.loss.parse::<LossSpec>()?;
         self.schedule.validate().map_err(Error::Config)?;
+        for g in &self.groups {
+            g.validate().map_err(Error::Config)?;
+        }
         if let Some(c) = self.clip_grad_norm {
             if !(c.is_finite() && c > 0.0) {
                 return Err(Error::Config(format!("clip_grad_norm {c} must be positive")));
@@ -276,7 +283,7 @@ fn fit<T: Task>(
     let loss = Loss::new(spec, config.reduction);
     let vs = task.var_store();
     let device = vs.device();
-    let mut opt = Optimizer::new(config.optimizer.clone(), vs);
+    let mut opt = Optimizer::new(config.optimizer.clone(), vs).with_groups(&config.groups)?;
     let (last, state_file, log_file) =
         (run.join("last.safetensors"), run.join("state.json"), run.join("metrics.jsonl"));
     let mut state = RunState::new();

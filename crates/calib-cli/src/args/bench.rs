@@ -11,6 +11,25 @@ pub enum Bench {
     /// Beam-search sentences/s of a translation run with and without the key/value cache
     /// [libtorch].
     Decode(DecodeArgs),
+    /// Training speed of a text recipe on its real data: the Tree-LSTM level-batched against a
+    /// node-by-node recursion of the same model (trees/s), or the Global Pooling CNN (documents/s)
+    /// [libtorch].
+    Text(TextArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct TextArgs {
+    /// A `task = "tree"` or `task = "text"` recipe.
+    #[arg(long)]
+    pub recipe: PathBuf,
+    /// Recipe overrides, `section.key=value` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Timed training batches (after two of warm-up).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batches: u64,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
 }
 
 #[derive(clap::Args, Debug)]

@@ -104,7 +104,7 @@ impl Command {
             | Command::AverageCheckpoints(_)
             | Command::MakeCifar10c(_)
             | Command::Quickstart(_)
-            | Command::Bench(bench::Bench::Decode(_))
+            | Command::Bench(bench::Bench::Decode(_) | bench::Bench::Text(_))
             | Command::BenchDecode(_) => true,
         }
     }

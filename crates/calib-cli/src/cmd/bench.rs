@@ -17,6 +17,7 @@ pub fn run(b: &Bench, format: Format) -> Result<()> {
     match b {
         Bench::Metrics(a) => metrics_bench(a, format),
         Bench::Decode(_) => super::torch::hand_over("bench decode"),
+        Bench::Text(_) => super::torch::hand_over("bench text"),
     }
 }
 
