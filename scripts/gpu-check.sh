@@ -7,7 +7,9 @@
 # What it checks on CUDA: libtorch_cuda.so is loaded and a device seen; a loss and its gradient; the quickstart recipe
 # trains in fp32 and bf16 autocast with the loader thread (pinned memory, non-blocking copies: metrics.jsonl's
 # data_wait_seconds says whether the GPU waited for data); a small Transformer trains on Multi30k; beam search on the
-# device decodes with and without the key/value cache (same translations) and its speed; eval streams predictions.
+# device decodes with and without the key/value cache (same translations) and its speed; eval streams predictions; the
+# text tracks train and evaluate on CUDA (the level-batched Tree-LSTM on SST, the Global Pooling CNN on a 20 Newsgroups
+# subset) and `calib bench text` gives their speed (trees/s level-batched against node by node, documents/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -17,6 +19,16 @@ case "${1:-}" in
     rm -rf gpu && mkdir -p gpu/multi30k
     cp target/release/calib target/release/calib-torch gpu/
     cp ../shared/data/multi30k/{train,val,test_2016_flickr}.{en,de}.gz gpu/multi30k/
+    mkdir -p gpu/sst gpu/20ng
+    cp ../shared/data/sst/trees/{train,dev,test}.txt gpu/sst/
+    gzip -c ../shared/data/glove/glove.6B.50d.subset.txt > gpu/glove.txt.gz
+    # 60 posts of every group from each split (the whole corpus does not fit the 64 MiB a call carries).
+    for split in 20news-bydate-train 20news-bydate-test; do
+      for g in ../shared/data/20ng/$split/*/; do
+        mkdir -p "gpu/20ng/$split/$(basename "$g")"
+        ls "$g" | sort -n | head -n 60 | while read -r f; do cp "$g/$f" "gpu/20ng/$split/$(basename "$g")/"; done
+      done
+    done
     du -sh gpu
     ;;
   run)
@@ -47,6 +59,16 @@ PY
       zcat gpu/multi30k/test_2016_flickr.en.gz > "$OUT/test.en"
       $C bench-decode --run "$OUT/mt" --src "$OUT/test.en" --limit 1000 --beam 4 --device cuda --format json
       $C bench-decode --run "$OUT/mt" --src "$OUT/test.en" --limit 200 --beam 4 --device cpu --format json
+      G='data.glove="gpu/glove.txt.gz"'
+      $C train --recipe recipes/sst/tree-lstm.toml --data gpu/sst --set "$G" --epochs 2 --out "$OUT/sst" --device cuda --quiet --format json
+      tail -n 2 "$OUT/sst/metrics.jsonl"
+      $C eval --run "$OUT/sst" --bootstrap 50 --device cuda --format json > "$OUT/sst-eval.json" && echo "sst eval ok"
+      $C bench text --recipe recipes/sst/tree-lstm.toml --set 'data.dir="gpu/sst"' --set "$G" --batches 40 --device cuda --format json
+      $C train --recipe recipes/20ng/gp-cnn.toml --data gpu/20ng --set "$G" --set data.val_size=100 --epochs 3 \
+        --out "$OUT/20ng" --device cuda --quiet --format json
+      tail -n 1 "$OUT/20ng/metrics.jsonl"
+      $C bench text --recipe recipes/20ng/gp-cnn.toml --set 'data.dir="gpu/20ng"' --set "$G" --set data.val_size=100 \
+        --batches 10 --device cuda --format json
     } 2>&1 | tee "$log"
     ;;
   *)

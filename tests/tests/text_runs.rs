@@ -159,3 +159,25 @@ fn an_empty_post_file_is_an_error_naming_it() {
     calib_e2e::one_line_error(&o, &[&empty.display().to_string(), "empty file"]);
     assert!(!out.exists());
 }
+
+/// Every loss of the core trains the Tree-LSTM at the node level (FLSD's γ chosen per node) and
+/// the Global Pooling CNN: two batches each, a finite logged loss.
+#[test]
+fn every_loss_trains_both_text_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    for loss in
+        ["ce", "focal:3", "flsd:53", "flsd-auto:0.2", "flsc:531", "ls:0.05", "brier", "mmce:2", "mmce-unweighted:2"]
+    {
+        for (name, recipe, extra) in [("sst", SST, "train.batch_size=5"), ("20ng", NG, "data.max_len=150")] {
+            let out = tmp.path().join(format!("{name}-{}", loss.replace(':', "_")));
+            let o = out.to_str().unwrap();
+            let args = ["--epochs", "1", "--set", "train.max_batches=2", "--set", extra, "--loss", loss, "--quiet"];
+            let mut all = vec!["train", "--recipe", recipe, "--out", o];
+            all.extend(args);
+            ok(&all);
+            let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+            let epoch: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+            assert!(epoch["train_loss"].as_f64().is_some_and(f64::is_finite), "{loss} on {recipe}: {epoch}");
+        }
+    }
+}

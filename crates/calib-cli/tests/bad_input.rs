@@ -143,7 +143,7 @@ fn zero_bins() {
     let plot = c.p("plot.svg");
     expect_error(
         &["metrics", "--logits", &c.p("l.npy"), "--labels", &c.p("y.npy"), "--bins", "0", "--plot", &plot],
-        &["bins", "at least 1"],
+        &["--bins", "0 is outside 1–100000"],
     );
     assert!(!Path::new(&plot).exists());
 }

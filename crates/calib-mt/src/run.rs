@@ -35,8 +35,7 @@ pub fn train(
     }
     tch::manual_seed(recipe.train.seed as i64);
     let task = TranslationTask::new(recipe.model.config(vocab.size())?, data, device);
-    calib::atomic::write(&out.join("config.toml"), calib_train::recipe::encode(recipe)?.as_bytes())?;
-    Ok(fit.resume(resume).run(&task, &recipe.train, out)?)
+    Ok(fit.resume(resume).config(calib_train::recipe::encode(recipe)?).run(&task, &recipe.train, out)?)
 }
 
 /// A trained run ready to translate: its recipe, its vocabulary (the run's own, or another

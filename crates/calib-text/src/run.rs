@@ -66,8 +66,7 @@ fn fit_task<T: Task>(
     if !resume {
         save_vocab(out, words)?;
     }
-    calib::atomic::write(&out.join("config.toml"), calib_train::recipe::encode(recipe)?.as_bytes())?;
-    Ok(fit.resume(resume).run(task, train, out)?)
+    Ok(fit.resume(resume).config(calib_train::recipe::encode(recipe)?).run(task, train, out)?)
 }
 
 /// Trains a 20 Newsgroups recipe into `out`. The data is read and the model built before the run

@@ -9,6 +9,7 @@ use calib_cli::output::{emit, Format};
 use calib_cli::report::Bars;
 use calib_report::report::{self, CalibrationReport};
 use calib_train::device;
+use calib_train::run::EpochLog;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -19,9 +20,8 @@ fn report_of(run: &Path, pred: &Path, bootstrap: usize) -> Result<CalibrationRep
 
 /// The gradient-norm histograms a run probed (`train.probe_grad_norms`), at up to four epochs
 /// from first to last, as `plots/grad-norms.svg`; None when it probed none.
-fn grad_norm_plot(run: &Path) -> Result<Option<PathBuf>> {
-    let probed: Vec<_> =
-        calib_train::run::read_log(run)?.into_iter().filter_map(|e| e.grad_norms.map(|g| (e.epoch, g))).collect();
+fn grad_norm_plot(run: &Path, log: &[EpochLog]) -> Result<Option<PathBuf>> {
+    let probed: Vec<_> = log.iter().filter_map(|e| e.grad_norms.clone().map(|g| (e.epoch, g))).collect();
     if probed.is_empty() {
         return Ok(None);
     }
@@ -44,10 +44,12 @@ fn grad_norm_plot(run: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(path))
 }
 
-/// Evaluates a run; returns the report JSON and its terminal table.
+/// Evaluates a run; returns the report JSON and its terminal table. Everything is read and
+/// checked (config, log, checkpoint) before the first file is written.
 pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
     let run = &a.weights.run;
     let kind = Kind::of_run(run)?;
+    let log = calib_train::run::read_log(run)?;
     let device = device::select(crate::args::device(a.device))?;
     let checkpoint = a.weights.file();
     if kind != Kind::Image {
@@ -57,18 +59,24 @@ pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
         Kind::Translation => calib_mt::run::predict(run, &checkpoint, device)?,
         Kind::Text => calib_text::run::predict_docs(run, &checkpoint, device)?,
         Kind::Tree => calib_text::run::predict_trees(run, &checkpoint, device)?,
-        Kind::Image => return evaluate_image(a, run, &checkpoint, device),
+        Kind::Image => return evaluate_image(a, run, &checkpoint, device, &log),
     };
     let report = report_of(run, &pred, a.bootstrap)?;
     let (json, mut table) = (report.to_json()?, report.terminal_text());
-    if let Some(plot) = grad_norm_plot(run)? {
+    if let Some(plot) = grad_norm_plot(run, &log)? {
         table.push_str(&format!("\ngradient norms of the last layer: {}", plot.display()));
     }
     Ok((json, table))
 }
 
 /// An image run's report, with the OOD sets' AUROC before and after temperature scaling.
-fn evaluate_image(a: &Args, run: &Path, checkpoint: &Path, device: tch::Device) -> Result<(serde_json::Value, String)> {
+fn evaluate_image(
+    a: &Args,
+    run: &Path,
+    checkpoint: &Path,
+    device: tch::Device,
+    log: &[EpochLog],
+) -> Result<(serde_json::Value, String)> {
     let ood = a
         .ood
         .iter()
@@ -80,7 +88,7 @@ fn evaluate_image(a: &Args, run: &Path, checkpoint: &Path, device: tch::Device) 
     let pred = calib_vision::run::predict(run, checkpoint, &ood, device)?;
     let report = report_of(run, &pred.dir, a.bootstrap)?;
     let (mut json, mut table) = (report.to_json()?, report.terminal_text());
-    if let Some(plot) = grad_norm_plot(run)? {
+    if let Some(plot) = grad_norm_plot(run, log)? {
         table.push_str(&format!("\ngradient norms of the last layer: {}", plot.display()));
     }
     if !pred.ood.is_empty() {

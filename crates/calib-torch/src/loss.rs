@@ -20,6 +20,12 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
     if labels.len() != n {
         bail!("{} has {n} rows but {} has {} labels", a.logits.display(), a.labels.display(), labels.len());
     }
+    if n == 0 || k == 0 {
+        bail!("{}: shape [{n}, {k}] holds no scores (an empty batch has no loss)", a.logits.display());
+    }
+    if labels.iter().all(|&y| Some(y) == a.ignore_index) {
+        bail!("{}: every label is the ignore index {}, so there is nothing to average", a.labels.display(), labels[0]);
+    }
     let x: Vec<f64> = values.into_real();
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         bail!("{}: row {}, column {}: value {} is not finite", a.logits.display(), i / k, i % k, x[i]);

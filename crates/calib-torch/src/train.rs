@@ -11,7 +11,7 @@ use calib_train::precision::Precision;
 use calib_train::run::RunState;
 use calib_train::trainer::{Fit, TrainConfig};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The recipe values the options override.
 trait Overrides {
@@ -71,14 +71,43 @@ pub fn resolve(a: &Args) -> Result<Resolved> {
     Ok(Resolved { table, kind, path, out })
 }
 
+/// How `calib train` starts: `--resume`, `--force`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Start {
+    pub resume: bool,
+    pub force: bool,
+}
+
+/// Refuses a fresh run into a folder that holds files but is not a run of ours (a user's
+/// `config.toml` would be overwritten, a foreign `metrics.jsonl` replaced).
+fn check_foreign(out: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(out) else { return Ok(()) };
+    let mut names: Vec<String> =
+        entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    if names.is_empty() || calib_train::run::is_run_folder(out) {
+        return Ok(());
+    }
+    names.sort();
+    let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    let more = if names.len() > 3 { format!(" and {} more", names.len() - 3) } else { String::new() };
+    anyhow::bail!(
+        "{}: not empty and not a calib run (it holds {shown}{more}); choose another --out, or pass --force to train into it",
+        out.display()
+    )
+}
+
 /// Trains a resolved recipe with its domain crate; returns the run state and the training
 /// settings.
-pub fn train(r: Resolved, resume: bool, device: DeviceRequest, quiet: bool) -> Result<(RunState, TrainConfig)> {
+pub fn train(r: Resolved, start: Start, device: DeviceRequest, quiet: bool) -> Result<(RunState, TrainConfig)> {
+    let resume = start.resume;
     anyhow::ensure!(
         resume || !r.out.join("state.json").exists(),
         "{} already holds a run; use --resume to continue it or choose another --out",
         r.out.display()
     );
+    if !resume && !start.force {
+        check_foreign(&r.out)?;
+    }
     let device = device::select(device)?;
     let mut bars = EpochBars::new(quiet);
     let mut log = |text: String| {
@@ -117,7 +146,8 @@ pub fn train(r: Resolved, resume: bool, device: DeviceRequest, quiet: bool) -> R
 pub fn run(a: &Args, format: Format) -> Result<()> {
     let resolved = resolve(a)?;
     let out = resolved.out.clone();
-    let (state, config) = train(resolved, a.resume, crate::args::device(a.device), a.quiet)?;
+    let start = Start { resume: a.resume, force: a.force };
+    let (state, config) = train(resolved, start, crate::args::device(a.device), a.quiet)?;
     let json = json!({"run": out, "epochs": state.epochs_done, "best_epoch": state.best_epoch, "best_value": state.best_value, "select_best_by": config.select_best_by});
     emit(format, &json, || {
         format!(

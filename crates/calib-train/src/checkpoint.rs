@@ -17,6 +17,7 @@ pub fn save_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
     tmp.as_file().sync_all().map_err(|e| file(path, format!("cannot sync: {e}")))?;
     tmp.persist(path).map_err(|e| file(path, format!("cannot rename into place: {}", e.error)))?;
     calib::atomic::sync_dir(dir);
+    calib::atomic::remove_stale(dir);
     Ok(())
 }
 

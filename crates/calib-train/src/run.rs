@@ -118,6 +118,14 @@ pub(crate) fn truncate_log(path: &Path, epochs: usize) -> Result<()> {
     Ok(calib::atomic::write(path, kept.as_bytes())?)
 }
 
+/// Whether `dir` is a run folder of ours: its `config.toml` is a recipe (a `task` key and a
+/// `[train]` table), as every run's is from the moment training starts.
+pub fn is_run_folder(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("config.toml")).ok().and_then(|text| text.parse::<toml::Table>().ok()).is_some_and(
+        |t| t.get("task").is_some_and(toml::Value::is_str) && t.get("train").is_some_and(toml::Value::is_table),
+    )
+}
+
 /// Reads a run's `metrics.jsonl`.
 pub fn read_log(run: &Path) -> Result<Vec<EpochLog>> {
     let path = run.join("metrics.jsonl");

@@ -179,6 +179,7 @@ pub struct Fit<'a> {
     collective: &'a dyn Collective,
     observer: Option<&'a mut dyn Observer>,
     log_every: usize,
+    config: Option<String>,
 }
 
 impl Default for Fit<'_> {
@@ -190,7 +191,16 @@ impl Default for Fit<'_> {
 impl<'a> Fit<'a> {
     /// A fresh single-process run that reports nothing, checking the loss every 100 batches.
     pub fn new() -> Self {
-        Self { resume: false, collective: &SingleProcess, observer: None, log_every: 100 }
+        Self { resume: false, collective: &SingleProcess, observer: None, log_every: 100, config: None }
+    }
+
+    /// The resolved recipe, kept as the run's `config.toml`. It is written once the run has been
+    /// validated: before the first epoch of a fresh run, after a resumed run's checkpoint has
+    /// loaded into the model. A resume that fails (another network, a damaged checkpoint) leaves
+    /// the folder as it was.
+    pub fn config(mut self, text: String) -> Self {
+        self.config = Some(text);
+        self
     }
 
     /// Continue the run from its `last.safetensors`.
@@ -219,15 +229,21 @@ impl<'a> Fit<'a> {
 
     /// Trains `task` into the run folder `run`.
     pub fn run<T: Task>(self, task: &T, config: &TrainConfig, run: &Path) -> Result<RunState> {
-        let Fit { resume, collective, observer, log_every } = self;
+        let Fit { resume, collective, observer, log_every, config: text } = self;
         let mut silent = Silent;
         let rank0 = collective.rank() == 0;
         let observer: &mut dyn Observer = match observer {
             Some(o) if rank0 => o,
             _ => &mut silent,
         };
-        fit(task, config, run, resume, collective, observer, log_every)
+        fit(task, config, run, Start { resume, config: text.as_deref() }, collective, observer, log_every)
     }
+}
+
+/// How [`fit`] starts: resumed or fresh, and the `config.toml` text to keep.
+struct Start<'a> {
+    resume: bool,
+    config: Option<&'a str>,
 }
 
 /// Everything the settings ask of the task is there before the first step.
@@ -266,7 +282,7 @@ fn fit<T: Task>(
     task: &T,
     config: &TrainConfig,
     run: &Path,
-    resume: bool,
+    start: Start<'_>,
     collective: &dyn Collective,
     observer: &mut dyn Observer,
     log_every: usize,
@@ -287,10 +303,7 @@ fn fit<T: Task>(
     let (last, state_file, log_file) =
         (run.join("last.safetensors"), run.join("state.json"), run.join("metrics.jsonl"));
     let mut state = RunState::new();
-    if resume {
-        if !last.exists() {
-            return Err(file(run, "--resume: the folder holds no checkpoint (last.safetensors)"));
-        }
+    if start.resume && last.exists() {
         let saved = checkpoint::load_tensors(&last)?;
         // The state saved inside the checkpoint, not state.json: the two files cannot be renamed
         // into place together, and the weights are what the next epoch starts from.
@@ -303,7 +316,21 @@ fn fit<T: Task>(
         }
         observer.resumed(run, state.epochs_done);
     } else if state_file.exists() {
-        return Err(file(run, "already holds a run; use --resume to continue it or choose another --out"));
+        return Err(file(
+            run,
+            if start.resume {
+                "--resume: state.json records epochs but their checkpoint last.safetensors is missing"
+            } else {
+                "already holds a run; use --resume to continue it or choose another --out"
+            },
+        ));
+    } else if rank0 && log_file.exists() {
+        // A fresh start, or a run killed before its first checkpoint: the log starts empty
+        // (whatever a killed attempt logged had no checkpoint to resume from).
+        std::fs::remove_file(&log_file).map_err(|e| file(&log_file, format!("cannot remove: {e}")))?;
+    }
+    if let (true, Some(text)) = (rank0, start.config) {
+        calib::atomic::write(&run.join("config.toml"), text.as_bytes())?;
     }
     if world > 1 {
         // Every replica starts from rank 0's weights.
@@ -710,6 +737,40 @@ mod tests {
             assert!(paths[0].join("last.safetensors").exists() && paths[0].join("metrics.jsonl").exists());
             assert_eq!(std::fs::read_dir(&paths[1]).unwrap().count(), 0, "rank 1 wrote files");
         }
+    }
+
+    /// A resume that fails (a model the checkpoint does not fit) leaves `config.toml` and the log
+    /// as they were; a folder that a run killed before its first checkpoint left behind starts
+    /// cleanly, fresh or with `resume`, and logs each epoch once.
+    #[test]
+    fn failed_resumes_change_nothing_and_unfinished_runs_restart_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |f: &str| dir.path().join(f);
+        let read = |f: &str| std::fs::read(path(f)).unwrap();
+        let lines = || String::from_utf8(read("metrics.jsonl")).unwrap().lines().count();
+        Fit::new().config("first".into()).run(&Linear::new(4), &config(1, 1, 0), dir.path()).unwrap();
+        let (conf, log) = (read("config.toml"), read("metrics.jsonl"));
+        assert_eq!(conf, b"first");
+        let other = Linear::new(4);
+        let _extra = other.vs.root().var("extra", &[1], nn::Init::Const(0.0));
+        let e = Fit::new().resume(true).config("second".into()).run(&other, &config(1, 2, 0), dir.path());
+        assert!(e.unwrap_err().to_string().contains("extra"));
+        assert_eq!((read("config.toml"), read("metrics.jsonl")), (conf, log));
+
+        // Killed inside the first checkpoint write: a config and a log line, no checkpoint.
+        std::fs::remove_file(path("last.safetensors")).unwrap();
+        std::fs::remove_file(path("state.json")).unwrap();
+        Fit::new().config("again".into()).run(&Linear::new(4), &config(1, 2, 0), dir.path()).unwrap();
+        assert_eq!((lines(), read("config.toml")), (2, b"again".to_vec()));
+        std::fs::remove_file(path("last.safetensors")).unwrap();
+        std::fs::remove_file(path("state.json")).unwrap();
+        Fit::new().resume(true).run(&Linear::new(4), &config(1, 1, 0), dir.path()).unwrap();
+        assert_eq!(lines(), 1);
+        // A state that records epochs whose checkpoint is gone is not silently restarted.
+        std::fs::remove_file(path("last.safetensors")).unwrap();
+        let e = Fit::new().resume(true).run(&Linear::new(4), &config(1, 2, 0), dir.path()).unwrap_err();
+        assert!(e.to_string().contains("last.safetensors is missing"), "{e}");
+        assert_eq!(lines(), 1);
     }
 
     /// bf16 autocast trains (the products round to bf16, so the result is close, not equal).

@@ -20,7 +20,7 @@ fn create_dir(dir: &Path) -> Result<()> {
 
 /// Trains `recipe` into `out` on `device` (resuming when `fit` says so). The data is read and
 /// the model built before the run folder is made, so a bad recipe leaves nothing behind. On
-/// resume the config is rewritten too: overrides (more epochs, …) must be what eval reads.
+/// resume the config is rewritten too (once the checkpoint has loaded): overrides (more epochs, …) must be what eval reads.
 pub fn train(recipe: &Recipe, out: &Path, device: tch::Device, fit: Fit<'_>) -> Result<RunState> {
     // Initial weights come from libtorch's generator: seed it first, so a run is reproducible.
     tch::manual_seed(recipe.train.seed as i64);
@@ -33,8 +33,7 @@ pub fn train(recipe: &Recipe, out: &Path, device: tch::Device, fit: Fit<'_>) -> 
         device,
     )?;
     create_dir(out)?;
-    calib::atomic::write(&out.join("config.toml"), calib_train::recipe::encode(recipe)?.as_bytes())?;
-    Ok(fit.run(&task, &recipe.train, out)?)
+    Ok(fit.config(calib_train::recipe::encode(recipe)?).run(&task, &recipe.train, out)?)
 }
 
 /// What [`predict`] wrote.

@@ -12,6 +12,10 @@ pub enum Error {
     NotFinite { row: usize, col: usize, value: f64 },
     #[error("row {row}, column {col}: probability {value} is outside [0, 1]")]
     NotProbability { row: usize, col: usize, value: f64 },
+    #[error(
+        "row {row}: the probabilities sum to {sum}, not 1 (give logits, or probabilities that sum to 1 within 1e-3)"
+    )]
+    RowSum { row: usize, sum: f64 },
     #[error("label {label} at index {index} is outside 0..{classes}")]
     LabelOutOfRange { index: usize, label: i64, classes: usize },
     #[error("empty input: {0}")]

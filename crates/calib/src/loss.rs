@@ -167,6 +167,9 @@ impl FromStr for LossSpec {
             }
             "mmce" | "mmce-unweighted" => {
                 let lambda = parse_f64("MMCE λ", need("MMCE λ")?)?;
+                if lambda < 0.0 {
+                    return Err(Error::Parameter(format!("MMCE λ = {lambda} must be ≥ 0")));
+                }
                 Self::Mmce { lambda, weighted: head == "mmce" }
             }
             _ => return Err(Error::UnknownName { what: "loss", name: s.into(), expected: NAMES.into() }),

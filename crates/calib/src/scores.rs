@@ -99,6 +99,10 @@ impl Real for f32 {
     }
 }
 
+/// How far a row of probabilities may sum from 1 (float32 softmax outputs of thousands of
+/// classes are within 1e-5).
+const ROW_SUM_TOLERANCE: f64 = 1e-3;
+
 /// Scores whose shape and labels are checked but whose values are not scanned yet (see
 /// [`Scores::unscanned`]).
 #[derive(Debug)]
@@ -119,6 +123,15 @@ impl<F: Real> Unscanned<F> {
                     "row {row}, column {col}: value {value} overflows the float32 computation (use f64 precision)"
                 )),
             });
+        }
+        if s.kind == ScoreKind::Probs {
+            let values = s.values.slice();
+            for row in 0..s.n {
+                let sum: f64 = (row * s.k..(row + 1) * s.k).map(|i| values.get(i)).sum();
+                if (sum - 1.0).abs() > ROW_SUM_TOLERANCE {
+                    return Err(Error::RowSum { row, sum });
+                }
+            }
         }
         s.max_abs = max_abs;
         Ok(s)

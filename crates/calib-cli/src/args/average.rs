@@ -1,5 +1,6 @@
 //! `calib average-checkpoints`.
 
+use super::values;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -7,7 +8,7 @@ pub struct Args {
     /// A run folder: average its last --last `epoch-N.safetensors`.
     #[arg(long)]
     pub run: Option<PathBuf>,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = values::count)]
     pub last: usize,
     /// Or these checkpoint files.
     #[arg(long = "input", conflicts_with = "run")]

@@ -26,7 +26,7 @@ pub struct TextArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// Timed training batches (after two of warm-up).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub batches: u64,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
@@ -34,17 +34,19 @@ pub struct TextArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct MetricsArgs {
-    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Rows (at most 10^8; rows × classes at most 10^9).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub n: u64,
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Classes (2–100000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(2..=100_000))]
     pub classes: u64,
     /// Use (or create) the logits here; labels go next to it as `<stem>.labels.npy`.
     #[arg(long)]
     pub file: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Timed runs per measurement (the best is reported).
-    #[arg(long, default_value_t = 3)]
+    /// Timed runs per measurement (the best is reported; 1–1000).
+    #[arg(long, default_value_t = 3, value_parser = super::values::beam)]
     pub repeats: usize,
 }
 

@@ -1,5 +1,6 @@
 //! `calib bleu`.
 
+use super::values;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -21,7 +22,7 @@ pub struct Args {
     /// BLEU smoothing: exp, floor, add-k, none.
     #[arg(long, default_value = "exp")]
     pub smooth: String,
-    #[arg(long)]
+    #[arg(long, value_parser = values::non_negative)]
     pub smooth_value: Option<f64>,
     /// Use effective order (for sentence-level use).
     #[arg(long)]

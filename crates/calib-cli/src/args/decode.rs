@@ -1,7 +1,7 @@
 //! `calib decode`, and the beam-search settings it shares with `study temperature` and
 //! `bench decode`.
 
-use super::{DeviceArg, RunArgs};
+use super::{values, DeviceArg, RunArgs};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -14,16 +14,16 @@ pub struct Args {
     #[command(flatten)]
     pub search: SearchArgs,
     /// Divides the logits before every softmax of the search.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = values::positive)]
     pub temperature: f64,
     /// Translations per input sentence, best first, each on its own line.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = values::beam)]
     pub nbest: usize,
     /// Add the score and the per-token log-probabilities (EOS included), tab-separated.
     #[arg(long)]
     pub scores: bool,
-    /// Sentences read before a buffer is translated and written.
-    #[arg(long, default_value_t = 1000)]
+    /// Sentences read before a buffer is translated and written (1–1000000).
+    #[arg(long, default_value_t = 1000, value_parser = values::buffer)]
     pub buffer: usize,
     /// Decode every step over the whole prefix instead of with cached keys and values.
     #[arg(long)]
@@ -38,20 +38,21 @@ pub struct Args {
 /// Beam-search settings shared by `decode` and `study temperature`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SearchArgs {
-    #[arg(long, default_value_t = 4)]
+    /// Beam width (1–1000).
+    #[arg(long, default_value_t = 4, value_parser = values::beam)]
     pub beam: usize,
-    /// Length penalty α.
-    #[arg(long, default_value_t = 0.6)]
+    /// Length penalty α (negative favours short outputs).
+    #[arg(long, default_value_t = 0.6, value_parser = values::finite, allow_negative_numbers = true)]
     pub lenpen: f64,
     /// fairseq (score / len^α) or gnmt (score / ((5 + len) / 6)^α).
     #[arg(long, default_value = "fairseq")]
     pub lenpen_form: String,
     /// Source tokens per batch.
-    #[arg(long, default_value_t = 8000)]
+    #[arg(long, default_value_t = 8000, value_parser = values::tokens)]
     pub max_tokens: usize,
     /// Longest output: max_len_a · source length + max_len_b tokens.
-    #[arg(long, default_value_t = 1.2)]
+    #[arg(long, default_value_t = 1.2, value_parser = values::non_negative)]
     pub max_len_a: f64,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = values::extra_tokens)]
     pub max_len_b: usize,
 }

@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub epoch: usize,
     /// Targets equal to this are padding and ignored.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub ignore_index: Option<i64>,
     /// Write d loss / d logits here (.npy, same shape and precision as the computation).
     #[arg(long)]

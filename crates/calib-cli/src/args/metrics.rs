@@ -1,5 +1,6 @@
 //! `calib metrics`.
 
+use super::values;
 use super::{BootstrapSettings, MetricSettings};
 use std::path::PathBuf;
 
@@ -15,7 +16,7 @@ pub struct Args {
     #[arg(long)]
     pub probs: bool,
     /// Divide logits by this temperature first.
-    #[arg(long)]
+    #[arg(long, value_parser = values::positive)]
     pub temperature: Option<f64>,
     #[command(flatten)]
     pub settings: MetricSettings,

@@ -22,6 +22,7 @@ pub mod report;
 pub mod study;
 pub mod tokenizer;
 pub mod train;
+pub mod values;
 
 use crate::input::Precision;
 use crate::output::Format;
@@ -154,8 +155,8 @@ impl RunArgs {
 /// Settings shared by every command that computes metrics.
 #[derive(clap::Args, Debug, Clone)]
 pub struct MetricSettings {
-    /// Number of bins for ECE, AdaECE, classwise-ECE and MCE.
-    #[arg(long, default_value_t = 15)]
+    /// Number of bins for ECE, AdaECE, classwise-ECE and MCE (1–100000).
+    #[arg(long, default_value_t = 15, value_parser = values::bins)]
     pub bins: usize,
     /// `corrected` (the paper's stated definitions) or `paper` (the official code, quirks included).
     #[arg(long, default_value = "corrected")]
@@ -176,11 +177,11 @@ impl MetricSettings {
 /// Bootstrap settings shared by `metrics` and `ood`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BootstrapSettings {
-    /// Percentile confidence intervals from this many resamples (0: none).
-    #[arg(long, default_value_t = 0)]
+    /// Percentile confidence intervals from this many resamples (0: none; at most 100000).
+    #[arg(long, default_value_t = 0, value_parser = values::resamples)]
     pub bootstrap: usize,
-    /// Two-sided coverage of the intervals.
-    #[arg(long, default_value_t = 0.9)]
+    /// Two-sided coverage of the intervals, in (0, 1).
+    #[arg(long, default_value_t = 0.9, value_parser = values::open_unit)]
     pub level: f64,
     /// Seed of the resampling.
     #[arg(long, default_value_t = 0)]

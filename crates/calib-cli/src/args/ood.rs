@@ -1,5 +1,6 @@
 //! `calib ood`.
 
+use super::values;
 use super::BootstrapSettings;
 use crate::input::Precision;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ pub struct Args {
     #[arg(long)]
     pub out_logits: PathBuf,
     /// Divide logits by this temperature first (e.g. the one `calib calibrate` chose).
-    #[arg(long)]
+    #[arg(long, value_parser = values::positive)]
     pub temperature: Option<f64>,
     #[arg(long, value_enum, default_value_t = Precision::F64)]
     pub precision: Precision,

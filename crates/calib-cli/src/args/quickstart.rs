@@ -1,5 +1,6 @@
 //! `calib quickstart`.
 
+use super::values;
 use super::DeviceArg;
 use std::path::PathBuf;
 
@@ -11,9 +12,9 @@ pub struct Args {
     #[arg(long, default_value = "runs/quickstart")]
     pub out: PathBuf,
     /// Fewer or more epochs than the recipe's 30.
-    #[arg(long)]
+    #[arg(long, value_parser = values::count)]
     pub epochs: Option<usize>,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = values::resamples)]
     pub bootstrap: usize,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,

@@ -1,5 +1,6 @@
 //! `calib report`.
 
+use super::values;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -11,11 +12,11 @@ pub struct Args {
     #[arg(long, default_value = "runs/report")]
     pub out: PathBuf,
     /// Bootstrap resamples for the 90 % intervals.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = values::resamples)]
     pub bootstrap: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = values::bins)]
     pub bins: usize,
 }
 

@@ -1,6 +1,7 @@
 //! `calib study`.
 
 use super::decode::SearchArgs;
+use super::values;
 use super::{DeviceArg, RunArgs};
 use std::path::PathBuf;
 
@@ -34,7 +35,7 @@ pub struct TemperatureArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     /// Confidence bins of the ECE.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = values::bins)]
     pub bins: usize,
     /// Where study.json, study.md and temperature.svg go (default RUN/study-temperature).
     #[arg(long)]

@@ -1,5 +1,6 @@
 //! `calib tokenizer`.
 
+use super::values;
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand, Debug)]
@@ -14,7 +15,7 @@ pub struct TrainArgs {
     #[arg(long = "input", required = true)]
     pub inputs: Vec<PathBuf>,
     /// Vocabulary size, special tokens included.
-    #[arg(long, default_value_t = 32000)]
+    #[arg(long, default_value_t = 32000, value_parser = values::vocab)]
     pub vocab: usize,
     /// `bpe` or `unigram`.
     #[arg(long, default_value = "bpe")]

@@ -1,5 +1,6 @@
 //! `calib train`.
 
+use super::values;
 use super::{DeviceArg, PrecisionArg};
 use std::path::PathBuf;
 
@@ -14,9 +15,9 @@ pub struct Args {
     /// Data folder the recipe's paths are relative to.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, value_parser = values::count)]
     pub epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = values::tokens)]
     pub batch_size: Option<usize>,
     /// Forward arithmetic of training: fp32, or bf16 autocast (on CUDA; also works on CPU).
     #[arg(long, value_enum)]
@@ -29,9 +30,14 @@ pub struct Args {
     /// Run folder (default runs/<recipe>-<loss>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint (a run killed before its first
+    /// checkpoint starts again from the beginning).
     #[arg(long)]
     pub resume: bool,
+    /// Train into an --out folder that holds other files than a run's (those of a run are
+    /// replaced, the others left alone); without it such a folder is refused.
+    #[arg(long)]
+    pub force: bool,
     /// No progress bars or per-epoch lines.
     #[arg(long)]
     pub quiet: bool,

@@ -25,8 +25,13 @@ pub fn run(b: &Bench, format: Format) -> Result<()> {
 /// the rows, like a trained classifier.
 fn make_file(logits: &Path, labels: &Path, n: usize, k: usize, seed: u64) -> Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let values = n.checked_mul(k).filter(|&v| v <= 1_000_000_000).ok_or_else(|| {
+        anyhow::anyhow!("--n {n} × --classes {k} is more than the 10^9 values a benchmark file may hold")
+    })?;
+    let mut x = Vec::new();
+    x.try_reserve_exact(values).map_err(|e| anyhow::anyhow!("cannot hold {values} logits in memory: {e}"))?;
+    x.resize(values, 0f32);
     let y: Vec<i64> = (0..n).map(|_| rng.random_range(0..k as i64)).collect();
-    let mut x = vec![0f32; n * k];
     for (i, row) in x.chunks_exact_mut(k).enumerate() {
         row.iter_mut().for_each(|v| *v = 4.0 * (rng.random::<f32>() - 0.5));
         if rng.random::<f32>() < 0.85 {
