@@ -15,6 +15,7 @@ pub fn save_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
     let cpu: Vec<(String, Tensor)> = named.iter().map(|(k, t)| (k.clone(), t.to_device(tch::Device::Cpu))).collect();
     Tensor::write_safetensors(&cpu, tmp.path()).map_err(|e| file(path, format!("cannot write: {e}")))?;
     tmp.as_file().sync_all().map_err(|e| file(path, format!("cannot sync: {e}")))?;
+    crate::fault::point("checkpoint");
     tmp.persist(path).map_err(|e| file(path, format!("cannot rename into place: {}", e.error)))?;
     calib::atomic::sync_dir(dir);
     calib::atomic::remove_stale(dir);

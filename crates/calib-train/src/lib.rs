@@ -13,6 +13,7 @@ pub mod classifier;
 pub mod collective;
 pub mod device;
 pub mod error;
+pub mod fault;
 pub mod loader;
 pub mod observer;
 pub mod optim;

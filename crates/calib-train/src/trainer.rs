@@ -393,6 +393,7 @@ fn fit<T: Task>(
                 seen += n;
                 step += 1;
                 observer.batch_done();
+                crate::fault::point("batch");
                 if step % log_every == 0 {
                     interval.report(observer, &loss_sum, seen, (epoch, step), &state, run)?;
                 }
@@ -529,6 +530,7 @@ fn save_epoch(
     named.extend(opt.state());
     named.extend(state_tensors(state));
     append_log(&run.join("metrics.jsonl"), log)?;
+    crate::fault::point("log");
     checkpoint::save_tensors(&run.join("last.safetensors"), &named)
 }
 
