@@ -131,18 +131,25 @@ impl TrainConfig {
     }
 }
 
-/// Copies saved tensors into the var store (every variable must be present with its shape).
+/// Copies saved tensors into the var store. Every variable must be present with its shape; all
+/// are checked, in name order (the first mismatch is the one named), before any is copied.
 pub fn load_weights(vs: &VarStore, saved: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut pairs = Vec::with_capacity(vars.len());
+    for (name, var) in vars {
+        let t = saved.get(&name).ok_or_else(|| file(path, format!("no tensor {name} (another model?)")))?;
+        if t.size() != var.size() {
+            return Err(file(path, format!("{name} has shape {:?}, the model {:?}", t.size(), var.size())));
+        }
+        pairs.push((var, t));
+    }
     tch::no_grad(|| {
-        for (name, mut var) in vs.variables() {
-            let t = saved.get(&name).ok_or_else(|| file(path, format!("no tensor {name} (another model?)")))?;
-            if t.size() != var.size() {
-                return Err(file(path, format!("{name} has shape {:?}, the model {:?}", t.size(), var.size())));
-            }
+        for (mut var, t) in pairs {
             var.copy_(t);
         }
-        Ok(())
-    })
+    });
+    Ok(())
 }
 
 /// Streams a split's logits (float32) and targets (int64) to `dir/{split}_logits.npy` and

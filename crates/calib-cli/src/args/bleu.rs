@@ -22,7 +22,7 @@ pub struct Args {
     /// BLEU smoothing: exp, floor, add-k, none.
     #[arg(long, default_value = "exp")]
     pub smooth: String,
-    #[arg(long, value_parser = values::non_negative)]
+    #[arg(long, value_parser = values::non_negative, allow_negative_numbers = true)]
     pub smooth_value: Option<f64>,
     /// Use effective order (for sentence-level use).
     #[arg(long)]

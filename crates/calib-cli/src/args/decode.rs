@@ -14,16 +14,16 @@ pub struct Args {
     #[command(flatten)]
     pub search: SearchArgs,
     /// Divides the logits before every softmax of the search.
-    #[arg(long, default_value_t = 1.0, value_parser = values::positive)]
+    #[arg(long, default_value_t = 1.0, value_parser = values::positive, allow_negative_numbers = true)]
     pub temperature: f64,
     /// Translations per input sentence, best first, each on its own line.
-    #[arg(long, default_value_t = 1, value_parser = values::beam)]
+    #[arg(long, default_value_t = 1, value_parser = values::beam, allow_negative_numbers = true)]
     pub nbest: usize,
     /// Add the score and the per-token log-probabilities (EOS included), tab-separated.
     #[arg(long)]
     pub scores: bool,
     /// Sentences read before a buffer is translated and written (1–1000000).
-    #[arg(long, default_value_t = 1000, value_parser = values::buffer)]
+    #[arg(long, default_value_t = 1000, value_parser = values::buffer, allow_negative_numbers = true)]
     pub buffer: usize,
     /// Decode every step over the whole prefix instead of with cached keys and values.
     #[arg(long)]
@@ -39,7 +39,7 @@ pub struct Args {
 #[derive(clap::Args, Debug, Clone)]
 pub struct SearchArgs {
     /// Beam width (1–1000).
-    #[arg(long, default_value_t = 4, value_parser = values::beam)]
+    #[arg(long, default_value_t = 4, value_parser = values::beam, allow_negative_numbers = true)]
     pub beam: usize,
     /// Length penalty α (negative favours short outputs).
     #[arg(long, default_value_t = 0.6, value_parser = values::finite, allow_negative_numbers = true)]
@@ -48,11 +48,11 @@ pub struct SearchArgs {
     #[arg(long, default_value = "fairseq")]
     pub lenpen_form: String,
     /// Source tokens per batch.
-    #[arg(long, default_value_t = 8000, value_parser = values::tokens)]
+    #[arg(long, default_value_t = 8000, value_parser = values::tokens, allow_negative_numbers = true)]
     pub max_tokens: usize,
     /// Longest output: max_len_a · source length + max_len_b tokens.
-    #[arg(long, default_value_t = 1.2, value_parser = values::non_negative)]
+    #[arg(long, default_value_t = 1.2, value_parser = values::non_negative, allow_negative_numbers = true)]
     pub max_len_a: f64,
-    #[arg(long, default_value_t = 10, value_parser = values::extra_tokens)]
+    #[arg(long, default_value_t = 10, value_parser = values::extra_tokens, allow_negative_numbers = true)]
     pub max_len_b: usize,
 }

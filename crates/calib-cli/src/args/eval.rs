@@ -11,7 +11,7 @@ pub struct Args {
     /// sub-folders, or a .tar.gz), resized to the training images' size; repeatable.
     #[arg(long = "ood", value_name = "NAME=PATH")]
     pub ood: Vec<String>,
-    #[arg(long, default_value_t = 1000, value_parser = values::resamples)]
+    #[arg(long, default_value_t = 1000, value_parser = values::resamples, allow_negative_numbers = true)]
     pub bootstrap: usize,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,

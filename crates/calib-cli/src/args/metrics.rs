@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long)]
     pub probs: bool,
     /// Divide logits by this temperature first.
-    #[arg(long, value_parser = values::positive)]
+    #[arg(long, value_parser = values::positive, allow_negative_numbers = true)]
     pub temperature: Option<f64>,
     #[command(flatten)]
     pub settings: MetricSettings,

@@ -156,7 +156,7 @@ impl RunArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct MetricSettings {
     /// Number of bins for ECE, AdaECE, classwise-ECE and MCE (1–100000).
-    #[arg(long, default_value_t = 15, value_parser = values::bins)]
+    #[arg(long, default_value_t = 15, value_parser = values::bins, allow_negative_numbers = true)]
     pub bins: usize,
     /// `corrected` (the paper's stated definitions) or `paper` (the official code, quirks included).
     #[arg(long, default_value = "corrected")]
@@ -178,10 +178,10 @@ impl MetricSettings {
 #[derive(clap::Args, Debug, Clone)]
 pub struct BootstrapSettings {
     /// Percentile confidence intervals from this many resamples (0: none; at most 100000).
-    #[arg(long, default_value_t = 0, value_parser = values::resamples)]
+    #[arg(long, default_value_t = 0, value_parser = values::resamples, allow_negative_numbers = true)]
     pub bootstrap: usize,
     /// Two-sided coverage of the intervals, in (0, 1).
-    #[arg(long, default_value_t = 0.9, value_parser = values::open_unit)]
+    #[arg(long, default_value_t = 0.9, value_parser = values::open_unit, allow_negative_numbers = true)]
     pub level: f64,
     /// Seed of the resampling.
     #[arg(long, default_value_t = 0)]

@@ -14,7 +14,7 @@ pub struct Args {
     #[arg(long)]
     pub out_logits: PathBuf,
     /// Divide logits by this temperature first (e.g. the one `calib calibrate` chose).
-    #[arg(long, value_parser = values::positive)]
+    #[arg(long, value_parser = values::positive, allow_negative_numbers = true)]
     pub temperature: Option<f64>,
     #[arg(long, value_enum, default_value_t = Precision::F64)]
     pub precision: Precision,

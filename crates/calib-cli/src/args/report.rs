@@ -12,11 +12,11 @@ pub struct Args {
     #[arg(long, default_value = "runs/report")]
     pub out: PathBuf,
     /// Bootstrap resamples for the 90 % intervals.
-    #[arg(long, default_value_t = 1000, value_parser = values::resamples)]
+    #[arg(long, default_value_t = 1000, value_parser = values::resamples, allow_negative_numbers = true)]
     pub bootstrap: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[arg(long, default_value_t = 15, value_parser = values::bins)]
+    #[arg(long, default_value_t = 15, value_parser = values::bins, allow_negative_numbers = true)]
     pub bins: usize,
 }
 

@@ -35,7 +35,7 @@ pub struct TemperatureArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     /// Confidence bins of the ECE.
-    #[arg(long, default_value_t = 15, value_parser = values::bins)]
+    #[arg(long, default_value_t = 15, value_parser = values::bins, allow_negative_numbers = true)]
     pub bins: usize,
     /// Where study.json, study.md and temperature.svg go (default RUN/study-temperature).
     #[arg(long)]

@@ -15,7 +15,7 @@ pub struct TrainArgs {
     #[arg(long = "input", required = true)]
     pub inputs: Vec<PathBuf>,
     /// Vocabulary size, special tokens included.
-    #[arg(long, default_value_t = 32000, value_parser = values::vocab)]
+    #[arg(long, default_value_t = 32000, value_parser = values::vocab, allow_negative_numbers = true)]
     pub vocab: usize,
     /// `bpe` or `unigram`.
     #[arg(long, default_value = "bpe")]

@@ -15,9 +15,9 @@ pub struct Args {
     /// Data folder the recipe's paths are relative to.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    #[arg(long, value_parser = values::count)]
+    #[arg(long, value_parser = values::count, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
-    #[arg(long, value_parser = values::tokens)]
+    #[arg(long, value_parser = values::tokens, allow_negative_numbers = true)]
     pub batch_size: Option<usize>,
     /// Forward arithmetic of training: fp32, or bf16 autocast (on CUDA; also works on CPU).
     #[arg(long, value_enum)]

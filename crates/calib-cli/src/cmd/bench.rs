@@ -25,9 +25,7 @@ pub fn run(b: &Bench, format: Format) -> Result<()> {
 /// the rows, like a trained classifier.
 fn make_file(logits: &Path, labels: &Path, n: usize, k: usize, seed: u64) -> Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let values = n.checked_mul(k).filter(|&v| v <= 1_000_000_000).ok_or_else(|| {
-        anyhow::anyhow!("--n {n} × --classes {k} is more than the 10^9 values a benchmark file may hold")
-    })?;
+    let values = n * k;
     let mut x = Vec::new();
     x.try_reserve_exact(values).map_err(|e| anyhow::anyhow!("cannot hold {values} logits in memory: {e}"))?;
     x.resize(values, 0f32);
@@ -65,10 +63,16 @@ fn ece_only(l: &Path, y: &Path) -> Result<f64> {
     Ok(metrics::basic(&s, &Options::default())?.ece)
 }
 
+/// Most logits a benchmark file holds (4 GB as float32).
+const MAX_VALUES: u64 = 1_000_000_000;
+
 fn metrics_bench(a: &MetricsArgs, format: Format) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let logits = a.file.clone().unwrap_or_else(|| dir.path().join("bench.npy"));
     let labels = logits.with_extension("labels.npy");
+    if a.n.saturating_mul(a.classes) > MAX_VALUES {
+        anyhow::bail!("--n {} × --classes {} is more than the 10^9 values a benchmark file may hold", a.n, a.classes);
+    }
     if !logits.exists() || !labels.exists() {
         eprintln!("writing {} ({} x {} float32) ...", logits.display(), a.n, a.classes);
         make_file(&logits, &labels, a.n as usize, a.classes as usize, a.seed)?;
