@@ -59,6 +59,10 @@ fn log(out: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A name, the kills in order (the fault, and whether that run was resumed), and whether the run
+/// is then continued with `--resume` (or the same command again).
+type Scenario = (&'static str, &'static [(&'static str, bool)], bool);
+
 #[test]
 fn killed_runs_end_as_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -69,8 +73,7 @@ fn killed_runs_end_as_an_uninterrupted_one() {
     let (want_log, want_weights) = (log(&straight), std::fs::read(straight.join("last.safetensors")).unwrap());
     assert_eq!(want_log.len(), 3);
 
-    // (name, the kills in order (fault, resumed?), then how the run is continued (resumed?)).
-    let scenarios: [(&str, &[(&str, bool)], bool); 6] = [
+    let scenarios: [Scenario; 6] = [
         ("mid-epoch, before the first checkpoint, then the same command", &[("batch:2", false)], false),
         ("mid-epoch, before the first checkpoint, then --resume", &[("batch:3", false)], true),
         ("inside the first checkpoint write", &[("checkpoint:1", false)], true),
