@@ -160,7 +160,11 @@ const CASES: &[(&str, &[&str], i32)] = &[
     ("train --recipe recipes/sst/tree-lstm.toml --out {d}/foreign", &["not a calib run", "config.toml, notes.txt"], 1),
     ("train --recipe recipes/sst/tree-lstm.toml --out {d}/run", &["already holds a run"], 1),
     ("train --resume --out {d}/nowhere", &["nowhere"], 1),
-    ("train --resume --out {d}/run --set model.memory=10 --quiet", &["last.safetensors", "b_iou has shape [1, 450], the model [1, 30]"], 1),
+    (
+        "train --resume --out {d}/run --set model.memory=10 --quiet",
+        &["last.safetensors", "b_iou has shape [1, 450], the model [1, 30]"],
+        1,
+    ),
     ("train --resume --out {d}/damaged --set model.memory=10 --quiet", &["damaged"], 1),
     // eval, decode, average, bench
     ("eval --run {d}/nowhere", &["nowhere"], 1),
