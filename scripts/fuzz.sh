@@ -4,4 +4,4 @@
 #   bash scripts/fuzz.sh [CASES]      # default 20000 per target
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PROPTEST_CASES=${1:-20000} cargo test --release -p calib-e2e --test fuzz -- --test-threads 2
+PROPTEST_CASES=${1:-20000} cargo test -p calib-e2e --test fuzz -- --test-threads 1

@@ -43,6 +43,15 @@ fn tree_lstm_learns_sst_and_reports_at_the_root() {
     assert_eq!(rows(&out.join("predictions/val_logits.npy")), 872);
     assert_eq!(rows(&out.join("predictions/test_logits.npy")), 1821);
     assert!(out.join("report.json").is_file());
+    // The last and the best weights of one run average (the optimiser state `last` also holds
+    // is left out) into a checkpoint that evaluates.
+    let avg = tmp.path().join("avg.safetensors");
+    let (last, best) = (out.join("last.safetensors"), out.join("best.safetensors"));
+    let args = ["average-checkpoints", "--input", last.to_str().unwrap(), "--input", best.to_str().unwrap()];
+    let mut all = args.to_vec();
+    all.extend(["--out", avg.to_str().unwrap()]);
+    ok(&all);
+    ok(&["eval", "--run", o, "--checkpoint", avg.to_str().unwrap(), "--bootstrap", "10"]);
 
     // A vocabulary that no longer fits the checkpoint: one line naming both, nothing written.
     std::fs::remove_dir_all(out.join("predictions")).unwrap();
