@@ -2,8 +2,8 @@
 //! mid-epoch before their first checkpoint, inside a checkpoint write, between an epoch's log line
 //! and its checkpoint, and twice in one run, then continued (`--resume`, or the same command
 //! again), end with weights and a log byte-identical to an uninterrupted run's (the log's timing
-//! fields aside) and no temporary file left behind. `scripts/kill-loop.sh` runs the longer loop
-//! of kills at random moments.
+//! fields aside) and no temporary file left behind; a folder that is not a run takes a run only
+//! with `--force`. `scripts/kill-loop.sh` runs the longer loop of kills at random moments.
 
 use calib_e2e::cmd;
 use std::os::unix::process::ExitStatusExt;
@@ -27,6 +27,10 @@ fn small_inputs(dir: &Path) -> [String; 3] {
 }
 
 fn train(out: &Path, inputs: &[String; 3], fault: Option<&str>, resume: bool) -> Output {
+    train_with(out, inputs, fault, resume, &[])
+}
+
+fn train_with(out: &Path, inputs: &[String; 3], fault: Option<&str>, resume: bool, extra: &[&str]) -> Output {
     let o = out.to_str().unwrap();
     let mut c = if resume {
         cmd(&["train", "--resume", "--out", o])
@@ -37,7 +41,7 @@ fn train(out: &Path, inputs: &[String; 3], fault: Option<&str>, resume: bool) ->
         }
         c
     };
-    c.args(["--device", "cpu", "--quiet"]).env_remove("CALIB_FAULT");
+    c.args(["--device", "cpu", "--quiet"]).args(extra).env_remove("CALIB_FAULT");
     if let Some(f) = fault {
         c.env("CALIB_FAULT", f);
     }
@@ -98,4 +102,15 @@ fn killed_runs_end_as_an_uninterrupted_one() {
             .collect();
         assert!(stale.is_empty(), "{name}: temporary files left: {stale:?}");
     }
+
+    // A folder that is not a run is refused; with --force the run goes in and the rest stays.
+    let foreign = tmp.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine\n").unwrap();
+    let o = train(&foreign, &inputs, None, false);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a calib run (it holds notes.txt)"), "{o:?}");
+    let o = train_with(&foreign, &inputs, None, false, &["--force"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(log(&foreign), want_log);
+    assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).unwrap(), "mine\n");
 }
