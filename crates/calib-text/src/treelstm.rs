@@ -134,7 +134,7 @@ impl TreeLstm {
         let n = nodes as usize;
         let (mut c, mut h): (Vec<Option<Tensor>>, Vec<Option<Tensor>>) =
             ((0..n).map(|_| None).collect(), (0..n).map(|_| None).collect());
-        let ids = |t: &Tensor| Vec::<i64>::try_from(t).expect("int64 indices");
+        let ids = |t: &Tensor| Vec::<i64>::try_from(t.to_device(tch::Device::Cpu)).expect("int64 indices");
         for (k, level) in levels.iter().enumerate() {
             let targets = ids(&level.nodes);
             if k == 0 {
