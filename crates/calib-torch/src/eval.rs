@@ -55,43 +55,22 @@ pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
     if kind != Kind::Image {
         anyhow::ensure!(a.ood.is_empty(), "--ood applies to image runs; {} is not one", run.display());
     }
-    let pred = match kind {
-        Kind::Translation => calib_mt::run::predict(run, &checkpoint, device)?,
-        Kind::Text => calib_text::run::predict_docs(run, &checkpoint, device)?,
-        Kind::Tree => calib_text::run::predict_trees(run, &checkpoint, device)?,
-        Kind::Image => return evaluate_image(a, run, &checkpoint, device, &log),
+    // An image run's predictions also name its OOD sets, scored after the report.
+    let (pred, image) = match kind {
+        Kind::Translation => (calib_mt::run::predict(run, &checkpoint, device)?, None),
+        Kind::Text => (calib_text::run::predict_docs(run, &checkpoint, device)?, None),
+        Kind::Tree => (calib_text::run::predict_trees(run, &checkpoint, device)?, None),
+        Kind::Image => {
+            let p = calib_vision::run::predict(run, &checkpoint, &ood_sets(a)?, device)?;
+            (p.dir.clone(), Some(p))
+        }
     };
     let report = report_of(run, &pred, a.bootstrap)?;
-    let (json, mut table) = (report.to_json()?, report.terminal_text());
+    let (mut json, mut table) = (report.to_json()?, report.terminal_text());
     if let Some(plot) = grad_norm_plot(run, &log)? {
         table.push_str(&format!("\ngradient norms of the last layer: {}", plot.display()));
     }
-    Ok((json, table))
-}
-
-/// An image run's report, with the OOD sets' AUROC before and after temperature scaling.
-fn evaluate_image(
-    a: &Args,
-    run: &Path,
-    checkpoint: &Path,
-    device: tch::Device,
-    log: &[EpochLog],
-) -> Result<(serde_json::Value, String)> {
-    let ood = a
-        .ood
-        .iter()
-        .map(|o| {
-            let (name, path) = o.split_once('=').with_context(|| format!("--ood {o}: expected NAME=PATH"))?;
-            Ok((name.to_string(), PathBuf::from(path)))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let pred = calib_vision::run::predict(run, checkpoint, &ood, device)?;
-    let report = report_of(run, &pred.dir, a.bootstrap)?;
-    let (mut json, mut table) = (report.to_json()?, report.terminal_text());
-    if let Some(plot) = grad_norm_plot(run, log)? {
-        table.push_str(&format!("\ngradient norms of the last layer: {}", plot.display()));
-    }
-    if !pred.ood.is_empty() {
+    if let Some(pred) = image.filter(|p| !p.ood.is_empty()) {
         let t = report.models.first().context("report without a model")?.temperature;
         let mut results = serde_json::Map::new();
         for r in calib_vision::run::ood_auroc(&pred, t)? {
@@ -107,6 +86,17 @@ fn evaluate_image(
         calib::atomic::write(&run.join("report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
     }
     Ok((json, table))
+}
+
+/// The `--ood NAME=PATH` sets.
+fn ood_sets(a: &Args) -> Result<Vec<(String, PathBuf)>> {
+    a.ood
+        .iter()
+        .map(|o| {
+            let (name, path) = o.split_once('=').with_context(|| format!("--ood {o}: expected NAME=PATH"))?;
+            Ok((name.to_string(), PathBuf::from(path)))
+        })
+        .collect()
 }
 
 pub fn run(a: &Args, format: Format) -> Result<()> {

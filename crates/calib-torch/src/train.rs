@@ -72,7 +72,7 @@ pub fn resolve(a: &Args) -> Result<Resolved> {
 }
 
 /// How `calib train` starts: `--resume`, `--force`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Start {
     pub resume: bool,
     pub force: bool,

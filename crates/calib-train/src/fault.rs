@@ -1,6 +1,6 @@
 //! Fault injection for the kill tests: with `CALIB_FAULT=<point>:<n>` in the environment, the
 //! process kills itself with SIGKILL (no destructors, no flushing: exactly `kill -9`) the n-th
-//! time it reaches `point`. Without the variable a point is one relaxed atomic load.
+//! time it reaches `point`. Without the variable a point costs one atomic load and a branch.
 //!
 //! Points: `batch` (after every training step), `checkpoint` (inside a checkpoint write: the
 //! temporary file is complete, not yet renamed into place), `log` (an epoch's log line is
