@@ -458,6 +458,9 @@ mod tests {
             encoder_layers: 1,
             decoder_layers: 2,
             dropout: 0.0,
+            attention_dropout: 0.0,
+            activation_dropout: 0.0,
+            padding: None,
             pre_norm,
             max_positions: 32,
         };

@@ -102,11 +102,14 @@ pub struct MtModel {
     pub encoder_layers: Option<usize>,
     pub decoder_layers: Option<usize>,
     pub dropout: Option<f64>,
+    pub attention_dropout: Option<f64>,
+    pub activation_dropout: Option<f64>,
     pub pre_norm: Option<bool>,
     pub max_positions: Option<i64>,
 }
 
 impl MtModel {
+    /// The model of the preset with the recipe's overrides for `vocab` entries (no padding row).
     pub fn config(&self, vocab: usize) -> Result<Config> {
         let mut c = Config::preset(&self.preset, vocab as i64).map_err(Error::Config)?;
         c.d_model = self.d_model.unwrap_or(c.d_model);
@@ -115,6 +118,8 @@ impl MtModel {
         c.encoder_layers = self.encoder_layers.unwrap_or(c.encoder_layers);
         c.decoder_layers = self.decoder_layers.unwrap_or(c.decoder_layers);
         c.dropout = self.dropout.unwrap_or(c.dropout);
+        c.attention_dropout = self.attention_dropout.unwrap_or(c.attention_dropout);
+        c.activation_dropout = self.activation_dropout.unwrap_or(c.activation_dropout);
         c.pre_norm = self.pre_norm.unwrap_or(c.pre_norm);
         c.max_positions = self.max_positions.unwrap_or(c.max_positions);
         if c.heads <= 0 || c.d_model % c.heads != 0 {
@@ -124,6 +129,11 @@ impl MtModel {
             )));
         }
         Ok(c)
+    }
+
+    /// The model for `vocab`, its padding token's row zeroed and without lookup gradient.
+    pub fn for_vocab(&self, vocab: &Vocab) -> Result<Config> {
+        Ok(Config { padding: Some(vocab.pad as i64), ..self.config(vocab.size())? })
     }
 }
 

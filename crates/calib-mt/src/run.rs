@@ -34,7 +34,7 @@ pub fn train(
         crate::tokenize::save(vocab.tokenizer(), &out.join("tokenizer.json"))?;
     }
     tch::manual_seed(recipe.train.seed as i64);
-    let task = TranslationTask::new(recipe.model.config(vocab.size())?, data, device);
+    let task = TranslationTask::new(recipe.model.for_vocab(&vocab)?, data, device);
     Ok(fit.resume(resume).config(calib_train::recipe::encode(recipe)?).run(&task, &recipe.train, out)?)
 }
 
@@ -90,7 +90,7 @@ pub fn load(
             vocab.size()
         )));
     }
-    let config = recipe.model.config(vocab.size())?;
+    let config = recipe.model.for_vocab(&vocab)?;
     let splits = splits(&recipe, &vocab)?;
     let data = TranslationData::new(Parallel::default(), splits, recipe.train.batch_size, Specials::from(&vocab))?;
     let task = TranslationTask::new(config, data, device);

@@ -3,7 +3,17 @@
 //! fairseq's default) or pre-norm layers. Presets: `base` (6+6 layers, d 512, ffn 2048, 8 heads,
 //! dropout 0.1) and `small` (3+3, d 256, ffn 1024, 4 heads) for CPU runs. Attention runs
 //! through libtorch's fused `scaled_dot_product_attention`.
+//!
+//! It starts and drops out as fairseq's `transformer` does (`fairseq/modules/multihead_attention.py`,
+//! `transformer_layer.py`, `models/transformer`): the query, key and value projections
+//! Xavier-uniform with gain 1/√2 (their biases PyTorch's default), the attention output projection
+//! Xavier-uniform with a zero bias, the feed-forward layers PyTorch's `nn.Linear` default, the
+//! embedding N(0, d^−½) with the padding row zeroed (and kept out of the lookup's gradient), layer
+//! norms 1 and 0. Dropout `dropout` falls on the embeddings and on every sub-layer's output;
+//! `attention_dropout` on the attention weights and `activation_dropout` after the feed-forward
+//! ReLU are separate, 0 in fairseq's Transformer presets and in ours.
 
+use calib_train::init::{self, Bias, Weight};
 use tch::nn;
 use tch::{Kind, Tensor};
 
@@ -41,7 +51,18 @@ pub struct Config {
     pub ffn: i64,
     pub encoder_layers: usize,
     pub decoder_layers: usize,
+    /// Dropout on the embeddings and on each sub-layer's output before its residual sum.
     pub dropout: f64,
+    /// Dropout on the attention weights (fairseq's `--attention-dropout`).
+    #[serde(default)]
+    pub attention_dropout: f64,
+    /// Dropout after the feed-forward ReLU (fairseq's `--activation-dropout`).
+    #[serde(default)]
+    pub activation_dropout: f64,
+    /// The padding token's id: its embedding row starts at zero and the lookup gives it no
+    /// gradient (fairseq's `padding_idx`).
+    #[serde(default)]
+    pub padding: Option<i64>,
     /// Layer norm before each sub-layer (and a final one) instead of after the residual.
     pub pre_norm: bool,
     pub max_positions: i64,
@@ -57,6 +78,9 @@ impl Config {
             encoder_layers: 6,
             decoder_layers: 6,
             dropout: 0.1,
+            attention_dropout: 0.0,
+            activation_dropout: 0.0,
+            padding: None,
             pre_norm: false,
             max_positions: 1024,
         }
@@ -71,8 +95,21 @@ impl Config {
             encoder_layers: 3,
             decoder_layers: 3,
             dropout: 0.1,
+            attention_dropout: 0.0,
+            activation_dropout: 0.0,
+            padding: None,
             pre_norm: false,
             max_positions: 1024,
+        }
+    }
+
+    /// The dropout rates of a forward pass: the configured ones in training, none otherwise.
+    fn drops(&self, train: bool) -> Drops {
+        match train {
+            true => {
+                Drops { residual: self.dropout, attention: self.attention_dropout, activation: self.activation_dropout }
+            }
+            false => Drops { residual: 0.0, attention: 0.0, activation: 0.0 },
         }
     }
 
@@ -85,7 +122,16 @@ impl Config {
     }
 }
 
-/// Multi-head attention with the four projections of `nn.MultiheadAttention` (with biases).
+/// The three dropout rates of one forward pass.
+#[derive(Debug, Clone, Copy)]
+struct Drops {
+    residual: f64,
+    attention: f64,
+    activation: f64,
+}
+
+/// Multi-head attention with the four projections of `nn.MultiheadAttention` (with biases),
+/// initialised as fairseq's `MultiheadAttention.reset_parameters`.
 #[derive(Debug)]
 struct Attention {
     q: nn::Linear,
@@ -97,8 +143,9 @@ struct Attention {
 
 impl Attention {
     fn new(p: nn::Path, d: i64, heads: i64) -> Self {
-        let lin = |n: &str| nn::linear(&p / n, d, d, Default::default());
-        Self { q: lin("q"), k: lin("k"), v: lin("v"), out: lin("out"), heads }
+        let qkv = |n: &str| init::linear(&p / n, d, d, Weight::Xavier { gain: 0.5f64.sqrt() }, Bias::Torch);
+        let out = init::linear(&p / "out", d, d, Weight::Xavier { gain: 1.0 }, Bias::Zero);
+        Self { q: qkv("q"), k: qkv("k"), v: qkv("v"), out, heads }
     }
 
     /// `x [B, T, d]` projected by `lin` and split into heads: `[B, H, T, d/H]`.
@@ -174,10 +221,7 @@ struct FeedForward {
 
 impl FeedForward {
     fn new(p: nn::Path, d: i64, ffn: i64) -> Self {
-        Self {
-            a: nn::linear(&p / "a", d, ffn, Default::default()),
-            b: nn::linear(&p / "b", ffn, d, Default::default()),
-        }
+        Self { a: init::torch_linear(&p / "a", d, ffn), b: init::torch_linear(&p / "b", ffn, d) }
     }
     fn forward(&self, x: &Tensor, drop: f64) -> Tensor {
         x.apply(&self.a).relu().dropout(drop, drop > 0.0).apply(&self.b)
@@ -245,7 +289,7 @@ fn sinusoids(n: i64, d: i64) -> Tensor {
 impl Transformer {
     pub fn new(p: &nn::Path, config: Config) -> Self {
         let d = config.d_model;
-        let embed = p.var("embed", &[config.vocab, d], nn::Init::Randn { mean: 0.0, stdev: (d as f64).powf(-0.5) });
+        let embed = init::embedding(p, "embed", (config.vocab, d), config.padding);
         let encoder = (0..config.encoder_layers)
             .map(|l| {
                 let q = p / "encoder" / l;
@@ -284,11 +328,17 @@ impl Transformer {
         }
     }
 
+    /// Token ids embedded and scaled by √d; the padding row gets no gradient.
+    fn lookup(&self, tokens: &Tensor) -> Tensor {
+        Tensor::embedding(&self.embed, tokens, self.config.padding.unwrap_or(-1), false, false)
+            * (self.config.d_model as f64).sqrt()
+    }
+
     /// Token ids `[B, T]` (checked by the caller) embedded, scaled and positioned.
     fn embedding(&self, tokens: &Tensor, train: bool) -> Result<Tensor, Error> {
         let t = tokens.size()[1];
         self.check_length(t)?;
-        let x = Tensor::embedding(&self.embed, tokens, -1, false, false) * (self.config.d_model as f64).sqrt();
+        let x = self.lookup(tokens);
         Ok((x + self.positions.narrow(0, 0, t).unsqueeze(0)).dropout(self.config.dropout, train))
     }
 
@@ -305,11 +355,11 @@ impl Transformer {
     pub fn encode(&self, src: &Tensor, pad: &Tensor, train: bool) -> Result<Tensor, Error> {
         check(src, "the source", Some(Kind::Int64), &[-1, -1])?;
         check(pad, "the padding mask", Some(Kind::Bool), &src.size())?;
-        let (pre, drop) = (self.config.pre_norm, if train { self.config.dropout } else { 0.0 });
+        let (pre, d) = (self.config.pre_norm, self.config.drops(train));
         let mut x = self.embedding(src, train)?;
         for l in &self.encoder {
-            x = residual(&x, &l.ln1, pre, drop, |h| l.attn.forward(h, h, Some(pad), false, drop));
-            x = residual(&x, &l.ln2, pre, drop, |h| l.ffn.forward(h, drop));
+            x = residual(&x, &l.ln1, pre, d.residual, |h| l.attn.forward(h, h, Some(pad), false, d.attention));
+            x = residual(&x, &l.ln2, pre, d.residual, |h| l.ffn.forward(h, d.activation));
         }
         Ok(match &self.final_norms {
             Some((enc, _)) => x.apply(enc),
@@ -323,12 +373,12 @@ impl Transformer {
     pub fn decode(&self, tgt: &Tensor, memory: &Tensor, pad: &Tensor, train: bool) -> Result<Tensor, Error> {
         self.check_memory(memory, pad)?;
         check(tgt, "the target prefix", Some(Kind::Int64), &[memory.size()[0], -1])?;
-        let (pre, drop) = (self.config.pre_norm, if train { self.config.dropout } else { 0.0 });
+        let (pre, d) = (self.config.pre_norm, self.config.drops(train));
         let mut x = self.embedding(tgt, train)?;
         for l in &self.decoder {
-            x = residual(&x, &l.ln1, pre, drop, |h| l.self_attn.forward(h, h, None, true, drop));
-            x = residual(&x, &l.ln2, pre, drop, |h| l.cross.forward(h, memory, Some(pad), false, drop));
-            x = residual(&x, &l.ln3, pre, drop, |h| l.ffn.forward(h, drop));
+            x = residual(&x, &l.ln1, pre, d.residual, |h| l.self_attn.forward(h, h, None, true, d.attention));
+            x = residual(&x, &l.ln2, pre, d.residual, |h| l.cross.forward(h, memory, Some(pad), false, d.attention));
+            x = residual(&x, &l.ln3, pre, d.residual, |h| l.ffn.forward(h, d.activation));
         }
         if let Some((_, dec)) = &self.final_norms {
             x = x.apply(dec);
@@ -363,9 +413,7 @@ impl Transformer {
         let (pre, n) = (self.config.pre_norm, cache.rows);
         let pos = cache.length;
         self.check_length(pos + 1)?;
-        let emb = Tensor::embedding(&self.embed, &tokens.view([n, 1]), -1, false, false)
-            * (self.config.d_model as f64).sqrt();
-        let mut x = emb + self.positions.narrow(0, pos, 1).unsqueeze(0);
+        let mut x = self.lookup(&tokens.view([n, 1])) + self.positions.narrow(0, pos, 1).unsqueeze(0);
         for (l, c) in self.decoder.iter().zip(cache.layers.iter_mut()) {
             x = residual(&x, &l.ln1, pre, 0.0, |h| {
                 let (k, v) = (l.self_attn.heads(&l.self_attn.k, h), l.self_attn.heads(&l.self_attn.v, h));
@@ -466,6 +514,9 @@ mod tests {
             encoder_layers: 2,
             decoder_layers: 2,
             dropout: 0.0,
+            attention_dropout: 0.0,
+            activation_dropout: 0.0,
+            padding: None,
             pre_norm,
             max_positions: 64,
         };
@@ -600,6 +651,82 @@ mod tests {
         let eval = t.encode(&src, &pad, false).unwrap();
         assert!(close(&eval, &t.encode(&src, &pad, false).unwrap()));
         assert!(!close(&eval, &t.encode(&src, &pad, true).unwrap()));
+    }
+
+    /// Each rate where fairseq puts it: with the other two at zero, training differs from
+    /// evaluation for each of them alone, and not at all when all three are zero.
+    #[test]
+    fn each_dropout_rate_acts_alone() {
+        let (_vs, t) = tiny_with(false);
+        let src = Tensor::from_slice(&[5i64, 6, 7, 8]).view([1, 4]);
+        let pad = src.eq(0);
+        let eval = t.encode(&src, &pad, false).unwrap();
+        let base = Config { dropout: 0.0, attention_dropout: 0.0, activation_dropout: 0.0, ..t.config.clone() };
+        let t = Transformer { config: base.clone(), ..t };
+        assert!(close(&eval, &t.encode(&src, &pad, true).unwrap()), "no dropout: training = evaluation");
+        let mut t = t;
+        for (i, rates) in [[0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 0.5]].into_iter().enumerate() {
+            t.config =
+                Config { dropout: rates[0], attention_dropout: rates[1], activation_dropout: rates[2], ..base.clone() };
+            assert!(!close(&eval, &t.encode(&src, &pad, true).unwrap()), "rate {i} changed nothing");
+            assert!(close(&eval, &t.encode(&src, &pad, false).unwrap()), "rate {i} acts in evaluation");
+        }
+    }
+
+    /// fairseq's initialisation, layer type by layer type, on the base model: q/k/v
+    /// Xavier-uniform with gain 1/√2, the output projection Xavier-uniform with bias 0, the
+    /// feed-forward layers PyTorch's U(±1/√fan_in), layer norms 1 and 0, the embedding N(0, d^−½)
+    /// with its padding row zero and without gradient from the lookup.
+    #[test]
+    fn starts_as_fairseq_does() {
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let t = Transformer::new(&vs.root(), Config { padding: Some(1), ..Config::base(4000) });
+        let d = 512f64;
+        let sqrt3 = 3f64.sqrt();
+        let vars = vs.variables();
+        let pooled = |suffixes: &[&str], std: f64, bound: Option<f64>| {
+            let (mut sq, mut n, mut max) = (0.0, 0i64, 0f64);
+            for (name, v) in &vars {
+                if suffixes.iter().any(|s| name.ends_with(s)) {
+                    let v = v.to_kind(Kind::Double);
+                    sq += v.square().sum(Kind::Double).double_value(&[]);
+                    n += v.numel() as i64;
+                    max = max.max(v.abs().max().double_value(&[]));
+                }
+            }
+            assert!(n > 0, "{suffixes:?}: no such parameter");
+            let s = (sq / n as f64).sqrt();
+            assert!((s / std - 1.0).abs() < 0.01, "{suffixes:?}: std {s} vs {std}");
+            if let Some(b) = bound {
+                assert!(max <= b * (1.0 + 1e-6) && max > 0.99 * b, "{suffixes:?}: max {max} vs {b}");
+            }
+        };
+        let qkv = 0.5f64.sqrt() * (6.0 / (2.0 * d)).sqrt();
+        pooled(&["q.weight", "k.weight", "v.weight"], qkv / sqrt3, Some(qkv));
+        let out = (6.0 / (2.0 * d)).sqrt();
+        pooled(&["out.weight"], out / sqrt3, Some(out));
+        pooled(&["ffn.a.weight", "ffn.a.bias"], 1.0 / (3.0 * d).sqrt(), Some(1.0 / d.sqrt()));
+        pooled(&["ffn.b.weight"], 1.0 / (3.0 * 2048.0f64).sqrt(), Some(1.0 / 2048f64.sqrt()));
+        for (name, v) in &vars {
+            let (lo, hi) = (v.min().double_value(&[]), v.max().double_value(&[]));
+            if name.ends_with("out.bias") || (name.contains("ln") && name.ends_with("bias")) {
+                assert!(lo == 0.0 && hi == 0.0, "{name}: [{lo}, {hi}]");
+            }
+            if name.contains("ln") && name.ends_with("weight") {
+                assert!(lo == 1.0 && hi == 1.0, "{name}: [{lo}, {hi}]");
+            }
+        }
+        assert_eq!(t.embed.get(1).abs().max().double_value(&[]), 0.0);
+        let rows = Tensor::cat(&[t.embed.narrow(0, 0, 1), t.embed.narrow(0, 2, 3998)], 0);
+        let s = rows.to_kind(Kind::Double).std(true).double_value(&[]);
+        assert!((s * d.sqrt() - 1.0).abs() < 0.01, "embedding std {s}");
+        // The lookup gives the padding row no gradient (the encoder never reaches the tied output).
+        let src = Tensor::from_slice(&[5i64, 6, 1, 1]).view([1, 4]);
+        t.encode(&src, &src.eq(-1), true).unwrap().sum(Kind::Float).backward();
+        let g = t.embed.grad();
+        assert_eq!(g.get(1).abs().max().double_value(&[]), 0.0);
+        assert!(g.get(5).abs().max().double_value(&[]) > 0.0);
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //! max pooling over time → dense 128 + ReLU → dropout → the classes. Valid convolutions and
 //! pools, as Keras' defaults; Glorot-uniform kernels and zero biases, Keras' initialisers.
 
-use crate::init::{self, Bias};
 use calib_train::classifier::Classifier;
+use calib_train::init::{self, Bias, Weight};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
+
+/// Keras' default kernel initialiser.
+const GLOROT: Weight = Weight::Xavier { gain: 1.0 };
 
 /// The network's sizes.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,20 +60,15 @@ impl GlobalPoolingCnn {
         let convs = (0..3)
             .map(|i| {
                 let inputs = if i == 0 { config.dim } else { config.filters };
-                let bound = init::xavier_bound(inputs * config.kernel, config.filters * config.kernel);
-                let conv = nn::ConvConfig {
-                    ws_init: nn::Init::Uniform { lo: -bound, up: bound },
-                    bs_init: nn::Init::Const(0.0),
-                    ..Default::default()
-                };
-                nn::conv1d(p / format!("conv{}", i + 1), inputs, config.filters, config.kernel, conv)
+                let shape = (inputs, config.filters, config.kernel);
+                init::conv1d(p / format!("conv{}", i + 1), shape, GLOROT, Bias::Zero)
             })
             .collect();
         Self {
             embedding,
             convs,
-            hidden: init::linear(p / "hidden", config.filters, config.hidden, Some(Bias::Zero)),
-            out: init::linear(p / "out", config.hidden, config.classes, Some(Bias::Zero)),
+            hidden: init::linear(p / "hidden", config.filters, config.hidden, GLOROT, Bias::Zero),
+            out: init::linear(p / "out", config.hidden, config.classes, GLOROT, Bias::Zero),
             pool: config.pool,
             dropout: config.dropout,
         }

@@ -16,8 +16,6 @@ mod text;
 #[cfg(feature = "model")]
 pub mod gpcnn;
 #[cfg(feature = "model")]
-mod init;
-#[cfg(feature = "model")]
 pub mod recipe;
 #[cfg(feature = "model")]
 pub mod run;

@@ -15,10 +15,13 @@
 //! [`TreeLstm::forward_nodes`] is the node-by-node recursion of the same model, for the
 //! benchmark and as the check that batching changes nothing.
 
-use crate::init::{self, Bias};
 use crate::sst::Level;
+use calib_train::init::{self, Bias, Weight};
 use tch::nn;
 use tch::{Kind, Tensor};
+
+/// The reference code's rule for every matrix.
+const XAVIER: Weight = Weight::Xavier { gain: 1.0 };
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TreeLstmConfig {
@@ -65,11 +68,11 @@ impl TreeLstm {
         let (d, m) = (config.dim, config.memory);
         Self {
             embedding: init::pretrained(p, "embedding", embedding, true),
-            w_iou: init::linear(p / "w_iou", d, 3 * m, None),
-            u_iou: init::linear(p / "u_iou", 2 * m, 3 * m, None),
+            w_iou: init::linear(p / "w_iou", d, 3 * m, XAVIER, Bias::None),
+            u_iou: init::linear(p / "u_iou", 2 * m, 3 * m, XAVIER, Bias::None),
             b_iou: p.var("b_iou", &[1, 3 * m], nn::Init::Const(0.0)),
-            u_f: init::linear(p / "u_f", 2 * m, 2 * m, Some(Bias::Torch)),
-            out: init::linear(p / "out", m, config.classes, Some(Bias::Torch)),
+            u_f: init::linear(p / "u_f", 2 * m, 2 * m, XAVIER, Bias::Torch),
+            out: init::linear(p / "out", m, config.classes, XAVIER, Bias::Torch),
             memory: m,
             dropout: config.dropout,
         }

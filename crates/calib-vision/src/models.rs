@@ -5,10 +5,18 @@
 //! `resnet110-official` is what the paper's code calls ResNet-110 (bottleneck blocks
 //! [3, 4, 26, 3] on the ImageNet-style 64…512 widths, 45.9 M parameters). Parameter counts are
 //! tested against the PyTorch definitions.
+//!
+//! Every network starts as the official code's does ([`calib_train::init`]): PyTorch's default
+//! rules for every layer of the ResNets and the DenseNet (convolutions and linear layers
+//! U(±1/√fan_in), batch norms 1 and 0), and the official Wide-ResNet's hand rule for its
+//! convolutions (N(0, 2/fan_out)), its linear layer keeping PyTorch's default. He et al.'s
+//! ResNet-110 and the small network, which the official code does not have, take PyTorch's
+//! defaults too.
 
 pub use calib_train::classifier::Classifier;
+use calib_train::init::{self, Bias, Weight};
 use std::str::FromStr;
-use tch::nn::{self, ConvConfig, ModuleT};
+use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,12 +75,13 @@ pub fn build(arch: Arch, p: &nn::Path, classes: i64) -> Box<dyn Classifier> {
     }
 }
 
-fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64) -> nn::Conv2D {
-    nn::conv2d(p, i, o, k, ConvConfig { stride, padding: k / 2, bias: false, ..Default::default() })
+/// A `k`×`k` convolution without bias, padded to keep the size at stride 1.
+fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, weight: Weight) -> nn::Conv2D {
+    init::conv2d(p, (i, o, k), (stride, k / 2), weight, Bias::None)
 }
 
 fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, c, Default::default())
+    init::batch_norm2d(p, c)
 }
 
 /// conv → batch norm.
@@ -83,8 +92,8 @@ struct ConvBn {
 }
 
 impl ConvBn {
-    fn new(p: &nn::Path, i: i64, o: i64, k: i64, stride: i64) -> Self {
-        Self { conv: conv(p / "conv", i, o, k, stride), bn: bn(p / "bn", o) }
+    fn new(p: &nn::Path, i: i64, o: i64, k: i64, stride: i64, weight: Weight) -> Self {
+        Self { conv: conv(p / "conv", i, o, k, stride, weight), bn: bn(p / "bn", o) }
     }
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         x.apply(&self.conv).apply_t(&self.bn, train)
@@ -106,22 +115,25 @@ struct Residual {
 }
 
 impl Residual {
-    fn new(p: &nn::Path, block: Block, i: i64, planes: i64, stride: i64) -> (Self, i64) {
+    fn new(p: &nn::Path, block: Block, i: i64, planes: i64, stride: i64, w: Weight) -> (Self, i64) {
         let (layers, out) = match block {
             Block::Basic => (
-                vec![ConvBn::new(&(p / "a"), i, planes, 3, stride), ConvBn::new(&(p / "b"), planes, planes, 3, 1)],
+                vec![
+                    ConvBn::new(&(p / "a"), i, planes, 3, stride, w),
+                    ConvBn::new(&(p / "b"), planes, planes, 3, 1, w),
+                ],
                 planes,
             ),
             Block::Bottleneck => (
                 vec![
-                    ConvBn::new(&(p / "a"), i, planes, 1, 1),
-                    ConvBn::new(&(p / "b"), planes, planes, 3, stride),
-                    ConvBn::new(&(p / "c"), planes, 4 * planes, 1, 1),
+                    ConvBn::new(&(p / "a"), i, planes, 1, 1, w),
+                    ConvBn::new(&(p / "b"), planes, planes, 3, stride, w),
+                    ConvBn::new(&(p / "c"), planes, 4 * planes, 1, 1, w),
                 ],
                 4 * planes,
             ),
         };
-        let shortcut = (stride != 1 || i != out).then(|| ConvBn::new(&(p / "shortcut"), i, out, 1, stride));
+        let shortcut = (stride != 1 || i != out).then(|| ConvBn::new(&(p / "shortcut"), i, out, 1, stride, w));
         (Self { layers, shortcut }, out)
     }
 }
@@ -154,31 +166,40 @@ struct ResNet {
 
 impl ResNet {
     fn new(p: &nn::Path, block: Block, counts: &[usize], classes: i64) -> Self {
-        Self::build(p, block, 64, &[64, 128, 256, 512], counts, classes)
+        Self::build(p, block, (64, &[64, 128, 256, 512]), counts, classes, Weight::Torch)
     }
 
     /// Wide ResNet for CIFAR as in the paper's code: depth 6n+2, widths 16k/32k/64k on a 16-channel
-    /// stem, post-activation basic blocks with projection shortcuts.
+    /// stem, post-activation basic blocks with projection shortcuts, convolutions drawn from
+    /// N(0, 2/fan_out) as its hand initialisation does.
     fn wide(p: &nn::Path, depth: usize, k: i64, classes: i64) -> Self {
         let n = (depth - 2) / 6;
-        Self::build(p, Block::Basic, 16, &[16 * k, 32 * k, 64 * k], &[n, n, n], classes)
+        let widths = [16 * k, 32 * k, 64 * k];
+        Self::build(p, Block::Basic, (16, &widths), &[n, n, n], classes, Weight::KaimingNormalFanOut)
     }
 
     /// A 3×3 stem of `stem` channels, then stages of `counts` blocks of the given widths, the
-    /// first block of every stage after the first with stride 2.
-    fn build(p: &nn::Path, block: Block, stem: i64, widths: &[i64], counts: &[usize], classes: i64) -> Self {
-        let stem_layer = ConvBn::new(&(p / "stem"), 3, stem, 3, 1);
+    /// first block of every stage after the first with stride 2; convolutions drawn by `w`.
+    fn build(
+        p: &nn::Path,
+        block: Block,
+        (stem, widths): (i64, &[i64]),
+        counts: &[usize],
+        classes: i64,
+        w: Weight,
+    ) -> Self {
+        let stem_layer = ConvBn::new(&(p / "stem"), 3, stem, 3, 1, w);
         let mut blocks = Vec::new();
         let mut i = stem;
         for (s, (&n, &planes)) in counts.iter().zip(widths).enumerate() {
             for b in 0..n {
                 let stride = if b == 0 && s > 0 { 2 } else { 1 };
-                let (r, out) = Residual::new(&(p / format!("layer{}", s + 1) / b), block, i, planes, stride);
+                let (r, out) = Residual::new(&(p / format!("layer{}", s + 1) / b), block, i, planes, stride, w);
                 blocks.push(r);
                 i = out;
             }
         }
-        Self { stem: stem_layer, blocks, fc: nn::linear(p / "fc", i, classes, Default::default()) }
+        Self { stem: stem_layer, blocks, fc: init::torch_linear(p / "fc", i, classes) }
     }
 }
 
@@ -207,7 +228,7 @@ struct CifarResNet {
 
 impl CifarResNet {
     fn new(p: &nn::Path, n: usize, classes: i64) -> Self {
-        let stem = ConvBn::new(&(p / "stem"), 3, 16, 3, 1);
+        let stem = ConvBn::new(&(p / "stem"), 3, 16, 3, 1, Weight::Torch);
         let mut blocks = Vec::new();
         let mut i = 16;
         for (s, planes) in [16, 32, 64].into_iter().enumerate() {
@@ -215,14 +236,14 @@ impl CifarResNet {
                 let stride = if b == 0 && s > 0 { 2 } else { 1 };
                 let q = p / format!("layer{}", s + 1) / b;
                 blocks.push((
-                    ConvBn::new(&(&q / "a"), i, planes, 3, stride),
-                    ConvBn::new(&(&q / "b"), planes, planes, 3, 1),
+                    ConvBn::new(&(&q / "a"), i, planes, 3, stride, Weight::Torch),
+                    ConvBn::new(&(&q / "b"), planes, planes, 3, 1, Weight::Torch),
                     stride == 2,
                 ));
                 i = planes;
             }
         }
-        Self { stem, blocks, fc: nn::linear(p / "fc", 64, classes, Default::default()) }
+        Self { stem, blocks, fc: init::torch_linear(p / "fc", 64, classes) }
     }
 }
 
@@ -267,7 +288,7 @@ struct DenseNet {
 impl DenseNet {
     fn new(p: &nn::Path, counts: &[usize], g: i64, classes: i64) -> Self {
         let mut c = 2 * g;
-        let stem = conv(p / "stem", 3, c, 3, 1);
+        let stem = conv(p / "stem", 3, c, 3, 1, Weight::Torch);
         let mut stages = Vec::new();
         for (s, &n) in counts.iter().enumerate() {
             let q = p / format!("dense{}", s + 1);
@@ -276,22 +297,22 @@ impl DenseNet {
                 let r = &q / l;
                 layers.push((
                     bn(&r / "bn1", c),
-                    conv(&r / "conv1", c, 4 * g, 1, 1),
+                    conv(&r / "conv1", c, 4 * g, 1, 1, Weight::Torch),
                     bn(&r / "bn2", 4 * g),
-                    conv(&r / "conv2", 4 * g, g, 3, 1),
+                    conv(&r / "conv2", 4 * g, g, 3, 1, Weight::Torch),
                 ));
                 c += g;
             }
             let trans = (s + 1 < counts.len()).then(|| {
                 let out = c / 2;
                 let t = p / format!("trans{}", s + 1);
-                let pair = (bn(&t / "bn", c), conv(&t / "conv", c, out, 1, 1));
+                let pair = (bn(&t / "bn", c), conv(&t / "conv", c, out, 1, 1, Weight::Torch));
                 c = out;
                 pair
             });
             stages.push((layers, trans));
         }
-        Self { stem, stages, bn: bn(p / "bn", c), fc: nn::linear(p / "fc", c, classes, Default::default()) }
+        Self { stem, stages, bn: bn(p / "bn", c), fc: init::torch_linear(p / "fc", c, classes) }
     }
 }
 
@@ -326,11 +347,11 @@ struct SmallCnn {
 impl SmallCnn {
     fn new(p: &nn::Path, classes: i64) -> Self {
         let convs = vec![
-            ConvBn::new(&(p / "c1"), 3, 32, 3, 1),
-            ConvBn::new(&(p / "c2"), 32, 64, 3, 2),
-            ConvBn::new(&(p / "c3"), 64, 128, 3, 2),
+            ConvBn::new(&(p / "c1"), 3, 32, 3, 1, Weight::Torch),
+            ConvBn::new(&(p / "c2"), 32, 64, 3, 2, Weight::Torch),
+            ConvBn::new(&(p / "c3"), 64, 128, 3, 2, Weight::Torch),
         ];
-        Self { convs, fc: nn::linear(p / "fc", 128, classes, Default::default()) }
+        Self { convs, fc: init::torch_linear(p / "fc", 128, classes) }
     }
 }
 
@@ -385,6 +406,55 @@ mod tests {
             let _m = build(arch, &vs.root(), 10);
             assert_eq!(vs.trainable_variables().iter().map(|t| t.numel() as i64).sum::<i64>(), c10, "{arch:?}");
         }
+    }
+
+    /// Every layer's initial weights against the official code's rule: each 4-d kernel and the
+    /// classifier divided by the standard deviation its rule gives (PyTorch: U(±1/√fan_in), std
+    /// 1/√(3·fan_in); the Wide-ResNet's kernels: N(0, 2/fan_out)) pool to a unit standard deviation,
+    /// uniform ones never pass their bound, and batch norms start at exactly 1 and 0.
+    #[test]
+    fn networks_start_as_the_official_code_does() {
+        for (arch, kernels_normal) in
+            [(Arch::ResNet50, false), (Arch::Wrn26x10, true), (Arch::DenseNet121, false), (Arch::ResNet110, false)]
+        {
+            tch::manual_seed(0);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let _m = build(arch, &vs.root(), 10);
+            let (mut squares, mut count, mut bn) = (0.0, 0i64, 0);
+            for (name, t) in vs.variables() {
+                let shape = t.size();
+                let t = t.to_kind(Kind::Double);
+                let max = t.abs().max().double_value(&[]);
+                if name.contains("bn") && shape.len() == 1 {
+                    // Scale and running variance 1, shift and running mean 0.
+                    let expected = if name.ends_with("weight") || name.ends_with("running_var") { 1.0 } else { 0.0 };
+                    let (lo, hi) = (t.min().double_value(&[]), t.max().double_value(&[]));
+                    assert!(lo == expected && hi == expected, "{arch:?} {name}: [{lo}, {hi}]");
+                    bn += 1;
+                    continue;
+                }
+                let (fan_in, fan_out) = init::fans(&shape);
+                let normal = kernels_normal && shape.len() == 4;
+                // The only bias is the classifier's, drawn with its weight's fan-in.
+                let fan = if name.ends_with("bias") { fc_fan_in(&vs) } else { fan_in };
+                let bound = 1.0 / (fan as f64).sqrt();
+                let std = if normal { (2.0 / fan_out as f64).sqrt() } else { bound / 3f64.sqrt() };
+                if !normal {
+                    // The bound itself is rounded to float32 when drawn.
+                    assert!(max <= bound * (1.0 + 1e-6), "{arch:?} {name}: |w| {max} beyond {bound}");
+                }
+                squares += (&t / std).square().sum(Kind::Double).double_value(&[]);
+                count += t.numel() as i64;
+            }
+            let pooled = (squares / count as f64).sqrt();
+            assert!((pooled - 1.0).abs() < 0.01, "{arch:?}: pooled std ratio {pooled}");
+            assert!(bn > 2, "{arch:?}: no batch norm seen");
+        }
+    }
+
+    /// The classifier's fan-in (the bias of the only linear layer shares it).
+    fn fc_fan_in(vs: &nn::VarStore) -> i64 {
+        vs.variables().iter().find(|(n, _)| n.ends_with("fc.weight")).map(|(_, t)| t.size()[1]).expect("fc")
     }
 
     #[test]
