@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent set-up of the Python environment for benches/compare_metrics.py:
-# a venv at .deps/bench-venv (git-ignored) with numpy, torch 2.11.0 (CPU use only) and torchmetrics.
+# Idempotent set-up of the Python environment for the peer scripts in benches/ (compare_metrics.py,
+# compare_mt_train.py): a venv at .deps/bench-venv (git-ignored) with numpy, torch 2.11.0 (CPU use
+# only), torchmetrics and Hugging Face tokenizers (to read our tokenizer.json).
 #
 #   bash benches/setup-python.sh            # once; re-running is a quick no-op
 #   .deps/bench-venv/bin/python benches/compare_metrics.py --calib target/release/calib
@@ -46,11 +47,12 @@ TORCH_CUDA_LIBS=(
   "nvidia-nvshmem-cu13==3.4.5"
 )
 NUMPY="numpy==2.4.6"
+TOKENIZERS="tokenizers==0.23.3"
 TORCHMETRICS="torchmetrics==1.9.0"
 TORCHMETRICS_DEPS=("lightning-utilities==0.15.3" "packaging==26.4")
 
 STAMP="$VENV/.installed-$(cat "$0" | sha256sum | cut -c1-16)"
-CHECK='import numpy, torch, torchmetrics; torch.randn(3).softmax(0); print("bench-venv: numpy", numpy.__version__, "torch", torch.__version__, "torchmetrics", torchmetrics.__version__)'
+CHECK='import numpy, tokenizers, torch, torchmetrics; torch.randn(3).softmax(0); print("bench-venv: numpy", numpy.__version__, "torch", torch.__version__, "torchmetrics", torchmetrics.__version__, "tokenizers", tokenizers.__version__)'
 
 if [ -f "$STAMP" ] && "$VENV/bin/python" -c "$CHECK" 2>/dev/null; then
   exit 0
@@ -75,6 +77,7 @@ echo "setup-python: (a pip 'dependency conflicts' error naming triton and cuda-b
 echo "setup-python: installing torchmetrics (--no-deps, so torch's dependencies are not re-resolved)" >&2
 "${PIP[@]}" --no-deps "$TORCHMETRICS"
 "${PIP[@]}" "${TORCHMETRICS_DEPS[@]}"
+"${PIP[@]}" "$TOKENIZERS"
 
 "$VENV/bin/python" -c "$CHECK"
 rm -f "$VENV"/.installed-*

@@ -8,15 +8,36 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Schedule {
-    /// `base × factor^k`, k = number of milestones ≤ epoch. The paper's CIFAR setting is
-    /// base 0.1, milestones [150, 250], factor 0.1.
-    Steps { base: f64, milestones: Vec<usize>, factor: f64 },
+    /// `base × factor^k`, k = number of milestones ≤ epoch (0-based), or ≤ epoch + 1 with
+    /// `timing = "official"`. The paper's CIFAR setting is base 0.1, milestones [150, 250],
+    /// factor 0.1.
+    Steps {
+        base: f64,
+        milestones: Vec<usize>,
+        factor: f64,
+        #[serde(default)]
+        timing: Timing,
+    },
     /// PyTorch's `OneCycleLR` (cosine annealing, two phases): from peak/div_factor up to `peak`
     /// over the first `pct_start` of `total_steps`, then down to peak/(div_factor·final_div_factor).
     OneCycle { peak: f64, total_steps: usize, pct_start: f64, div_factor: f64, final_div_factor: f64 },
     /// fairseq's `inverse_sqrt`: linear warm-up to `peak` over `warmup` steps, then
     /// peak·sqrt(warmup / step).
     InverseSqrt { peak: f64, warmup: usize },
+}
+
+/// When a step schedule's milestones take effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Timing {
+    /// A milestone m lowers the rate from 0-based epoch m on (`MultiStepLR` stepped after each
+    /// epoch, as PyTorch documents it).
+    #[default]
+    Standard,
+    /// One epoch earlier, as the paper's official loop has it: it calls `scheduler.step()` at the
+    /// start of every epoch, before any optimiser step, so epoch e already runs at epoch e + 1's
+    /// rate and milestones [150, 250] drop the rate at 0-based epochs 149 and 249.
+    Official,
 }
 
 fn annealing_cos(start: f64, end: f64, pct: f64) -> f64 {
@@ -27,8 +48,12 @@ impl Schedule {
     /// The rate for optimiser step `step` (0-based, counted over the whole run) in `epoch`.
     pub fn lr(&self, epoch: usize, step: usize) -> f64 {
         match self {
-            Self::Steps { base, milestones, factor } => {
-                base * factor.powi(milestones.iter().filter(|&&m| m <= epoch).count() as i32)
+            Self::Steps { base, milestones, factor, timing } => {
+                let e = match timing {
+                    Timing::Standard => epoch,
+                    Timing::Official => epoch + 1,
+                };
+                base * factor.powi(milestones.iter().filter(|&&m| m <= e).count() as i32)
             }
             Self::OneCycle { peak, total_steps, pct_start, div_factor, final_div_factor } => {
                 let initial = peak / div_factor;
@@ -57,7 +82,7 @@ impl Schedule {
     /// Checks the parameters (positive rates, increasing milestones, …).
     pub fn validate(&self) -> Result<(), String> {
         match self {
-            Self::Steps { base, milestones, factor } => {
+            Self::Steps { base, milestones, factor, .. } => {
                 if !(*base > 0.0 && *factor > 0.0) {
                     return Err(format!("steps schedule: base {base} and factor {factor} must be positive"));
                 }
@@ -91,11 +116,28 @@ mod tests {
 
     #[test]
     fn paper_steps() {
-        let s = Schedule::Steps { base: 0.1, milestones: vec![150, 250], factor: 0.1 };
+        let s = Schedule::Steps { base: 0.1, milestones: vec![150, 250], factor: 0.1, timing: Timing::Standard };
         let close = |a: f64, b: f64| (a - b).abs() < 1e-15;
         assert!(close(s.lr(0, 0), 0.1) && close(s.lr(149, 0), 0.1));
         assert!(close(s.lr(150, 0), 0.01) && close(s.lr(249, 0), 0.01));
         assert!(close(s.lr(250, 0), 0.001) && close(s.lr(349, 0), 0.001));
+    }
+
+    /// The official loop's rates, printed by PyTorch 2.11 for
+    /// `MultiStepLR(SGD(lr=0.1), [150, 250], 0.1)` stepped before each epoch:
+    /// 0-based epochs 0…148 at 0.1, 149…248 at 0.01, 249… at 0.001.
+    #[test]
+    fn official_timing_drops_one_epoch_early() {
+        let s = Schedule::Steps { base: 0.1, milestones: vec![150, 250], factor: 0.1, timing: Timing::Official };
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-15;
+        assert!(close(s.lr(0, 0), 0.1) && close(s.lr(148, 0), 0.1));
+        assert!(close(s.lr(149, 0), 0.01) && close(s.lr(248, 0), 0.01));
+        assert!(close(s.lr(249, 0), 0.001) && close(s.lr(349, 0), 0.001));
+        let parsed: Schedule = serde_json::from_str(
+            r#"{"kind":"steps","base":0.1,"milestones":[150,250],"factor":0.1,"timing":"official"}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed, s);
     }
 
     #[test]
@@ -130,7 +172,8 @@ mod tests {
 
     #[test]
     fn validation() {
-        assert!(Schedule::Steps { base: 0.1, milestones: vec![250, 150], factor: 0.1 }.validate().is_err());
+        let timing = Timing::Standard;
+        assert!(Schedule::Steps { base: 0.1, milestones: vec![250, 150], factor: 0.1, timing }.validate().is_err());
         assert!(Schedule::InverseSqrt { peak: 0.0, warmup: 10 }.validate().is_err());
         let toml_like: Schedule =
             serde_json::from_str(r#"{"kind":"steps","base":0.1,"milestones":[150,250],"factor":0.1}"#).unwrap();

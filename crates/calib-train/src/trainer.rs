@@ -304,6 +304,8 @@ fn fit<T: Task>(
     }
     let spec: LossSpec = config.loss.parse()?;
     let loss = Loss::new(spec, config.reduction);
+    // `official` resolved for this loss: what accumulation, logging and the ranks' sum divide by.
+    let mean = config.reduction.resolve(&loss.spec) == Reduction::Mean;
     let vs = task.var_store();
     let device = vs.device();
     let mut opt = Optimizer::new(config.optimizer.clone(), vs).with_groups(&config.groups)?;
@@ -378,20 +380,20 @@ fn fit<T: Task>(
                 // The loss in float32 whatever the forward ran in (as autocast does for softmax).
                 let logits = if config.precision == Precision::Fp32 { logits } else { logits.to_kind(Kind::Float) };
                 let value = loss.forward(&logits, &targets, epoch);
-                if config.accumulate > 1 && config.reduction == Reduction::Mean {
+                if config.accumulate > 1 && mean {
                     (&value / config.accumulate as f64).backward();
                 } else {
                     value.backward();
                 }
                 pending = (step + 1) % config.accumulate != 0;
                 if !pending {
-                    update(&mut opt, config, lr, collective)?;
+                    update(&mut opt, config, (lr, mean), collective)?;
                     state.global_step += 1;
                 }
                 let n = targets.size()[0] as usize;
                 tch::no_grad(|| {
                     let v = value.detach().to_kind(Kind::Double);
-                    let v = if config.reduction == Reduction::Mean { v * n as f64 } else { v };
+                    let v = if mean { v * n as f64 } else { v };
                     loss_sum += &v;
                     nll_sum -=
                         logits.log_softmax(1, Kind::Double).gather(1, &targets.unsqueeze(1), false).sum(Kind::Double);
@@ -407,7 +409,7 @@ fn fit<T: Task>(
             }
             if pending {
                 // The epoch's last group was short: apply what it gathered.
-                update(&mut opt, config, lr, collective)?;
+                update(&mut opt, config, (lr, mean), collective)?;
                 state.global_step += 1;
             }
             if seen > interval.rows {
@@ -541,15 +543,20 @@ fn save_epoch(
     checkpoint::save_tensors(&run.join("last.safetensors"), &named)
 }
 
-/// Reduces the gathered gradients over the ranks (summed for `sum` reduction, averaged for
-/// `mean`, so both equal one process's gradient of the whole batch), clips them when asked, and
-/// applies them.
-fn update(opt: &mut Optimizer, config: &TrainConfig, lr: f64, collective: &dyn Collective) -> Result<()> {
+/// Reduces the gathered gradients over the ranks (summed, or averaged when the loss is `mean`
+/// reduced, so both equal one process's gradient of the whole batch), clips them when asked, and
+/// applies them at rate `lr`.
+fn update(
+    opt: &mut Optimizer,
+    config: &TrainConfig,
+    (lr, mean): (f64, bool),
+    collective: &dyn Collective,
+) -> Result<()> {
     let world = collective.world_size();
     if world > 1 {
         let mut grads = opt.grads();
         collective.all_reduce_sum(&mut grads)?;
-        if config.reduction == Reduction::Mean {
+        if mean {
             tch::no_grad(|| {
                 for g in &mut grads {
                     let _ = g.g_div_scalar_(world as f64);
@@ -680,8 +687,13 @@ mod tests {
 
     fn config(accumulate: usize, epochs: usize, keep_epochs: usize) -> TrainConfig {
         let sgd = OptimizerConfig::Sgd { momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false };
-        let mut c =
-            TrainConfig::new(epochs, 1, "ce", sgd, Schedule::Steps { base: 0.5, milestones: vec![], factor: 1.0 });
+        let mut c = TrainConfig::new(
+            epochs,
+            1,
+            "ce",
+            sgd,
+            Schedule::Steps { base: 0.5, milestones: vec![], factor: 1.0, timing: Default::default() },
+        );
         c.accumulate = accumulate;
         c.keep_epochs = keep_epochs;
         c

@@ -4,10 +4,15 @@
 //! `flsd:53`, `flsd:532`, `flsd:0.2=5,0.5=3,1=2`, `flsd-auto:0.2,0.25`, `flsc:531`, `flsc:532`,
 //! `flsc:0=5,100=3,250=1`, `ls:0.05`, `brier`, `mmce:2`, `mmce-unweighted:2`.
 //!
-//! Reductions: the official image code **sums** per-sample losses over the batch (and multiplies
-//! the MMCE objective by the batch size), which at batch 128 and lr 0.1 is what its learning rates
-//! were tuned for, so the image recipes use `sum`. `mean` makes the step size independent of
-//! the batch size and is what token-level translation training (variable batch sizes) uses.
+//! Reductions: `sum` adds the per-sample losses over the batch (MMCE: the batch size times its
+//! objective), `mean` divides that by the batch size. The official image code reduces each loss
+//! its own way, and `official` follows it loss by loss: it **sums** cross-entropy, focal, FLSD
+//! and FLSc (`reduction='sum'`), multiplies the MMCE objective (mean CE + λ·MMCE) by the batch
+//! size, and **averages** the Brier score (`BrierScore` divides by the batch size), so at batch
+//! 128 a Brier step is 128× smaller than a summed one. The paper's image recipes use `official`;
+//! label smoothing, which the official image script lacks, is summed like cross-entropy. `mean`
+//! makes the step size independent of the batch size and is what token-level translation
+//! training (variable batch sizes) uses.
 
 use crate::error::{Error, Result};
 use crate::gamma::{Policy, Schedule};
@@ -57,6 +62,19 @@ pub enum Reduction {
     #[default]
     Sum,
     Mean,
+    /// The official training code's reduction for each loss: mean for Brier, sum otherwise.
+    Official,
+}
+
+impl Reduction {
+    /// `sum` or `mean`: what this reduction is for `spec` (`official` resolved loss by loss).
+    pub fn resolve(self, spec: &LossSpec) -> Self {
+        match (self, spec) {
+            (Self::Official, LossSpec::Brier) => Self::Mean,
+            (Self::Official, _) => Self::Sum,
+            (r, _) => r,
+        }
+    }
 }
 
 impl FromStr for Reduction {
@@ -65,7 +83,8 @@ impl FromStr for Reduction {
         match s {
             "sum" => Ok(Self::Sum),
             "mean" => Ok(Self::Mean),
-            _ => Err(Error::UnknownName { what: "reduction", name: s.into(), expected: "sum, mean".into() }),
+            "official" => Ok(Self::Official),
+            _ => Err(Error::UnknownName { what: "reduction", name: s.into(), expected: "sum, mean, official".into() }),
         }
     }
 }
@@ -238,10 +257,10 @@ impl Loss {
             None => (logits.shallow_clone(), targets.shallow_clone()),
         };
         let n = targets.size()[0];
-        let reduce = |per_sample: Tensor| match self.reduction {
-            Reduction::Sum => per_sample.sum(per_sample.kind()),
-            Reduction::Mean if n > 0 => per_sample.mean(per_sample.kind()),
-            Reduction::Mean => per_sample.sum(per_sample.kind()),
+        let mean = self.reduction.resolve(&self.spec) == Reduction::Mean;
+        let reduce = |per_sample: Tensor| match mean && n > 0 {
+            true => per_sample.mean(per_sample.kind()),
+            false => per_sample.sum(per_sample.kind()),
         };
         match &self.spec {
             LossSpec::CrossEntropy => reduce(-true_class_log_prob(&logits, &targets)),
@@ -256,10 +275,10 @@ impl Loss {
                 let term =
                     if *weighted { mmce_weighted(&logits, &targets) } else { mmce_unweighted(&logits, &targets) };
                 let objective = ce + term * *lambda;
-                match self.reduction {
+                match mean {
                     // The official training loop's objective: n·(mean CE + λ·MMCE).
-                    Reduction::Sum => objective * n as f64,
-                    Reduction::Mean => objective,
+                    false => objective * n as f64,
+                    true => objective,
                 }
             }
         }
@@ -363,6 +382,26 @@ mod tests {
 
     /// fairseq's form puts 1 − ε on the true class and ε/(K − 1) on each other class; PyTorch's
     /// puts α/K on every class, the true one included. Checked against −Σ s_k log p_k written out.
+    /// `official` is the official training loop's reduction loss by loss: Brier averaged, the
+    /// focal family summed, MMCE the batch size times its objective.
+    #[test]
+    fn official_reduction_follows_the_official_code() {
+        let logits = Tensor::from_slice(&[2.0f64, 0.5, -1.0, 0.3, 1.2, -0.4, 0.1, 0.1, 0.9]).view([3, 3]);
+        let targets = Tensor::from_slice(&[0i64, 2, 1]);
+        let value = |name: &str, r: Reduction| {
+            Loss::new(name.parse().unwrap(), r).forward(&logits, &targets, 0).double_value(&[])
+        };
+        for name in ["ce", "focal:3", "flsd:53", "flsc:531", "ls:0.05", "mmce:2"] {
+            assert_eq!(value(name, Reduction::Official), value(name, Reduction::Sum), "{name}");
+        }
+        let brier = value("brier", Reduction::Official);
+        assert_eq!(brier, value("brier", Reduction::Mean));
+        assert!((brier * 3.0 - value("brier", Reduction::Sum)).abs() < 1e-12);
+        assert_eq!("official".parse::<Reduction>().unwrap(), Reduction::Official);
+        assert_eq!(Reduction::Official.resolve(&LossSpec::Brier), Reduction::Mean);
+        assert_eq!(Reduction::Mean.resolve(&LossSpec::CrossEntropy), Reduction::Mean);
+    }
+
     #[test]
     fn label_smoothing_forms() {
         let logits = Tensor::from_slice(&[2.0f64, 0.5, -1.0, 0.0, 0.3, 1.2, -0.4, 2.2]).view([2, 4]);
