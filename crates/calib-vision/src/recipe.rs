@@ -202,3 +202,45 @@ impl Recipe {
         Ok(Splits { train: all.select(&train_rows), val: all.select(&val_rows), test, ood: Vec::new() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The official code holds out `indices[:5000]` of `np.random.seed(1); np.random.shuffle(
+    /// list(range(50000)))` over torchvision's CIFAR-10, whose order is the binary batches'
+    /// records in file order (`data_batch_1` … `data_batch_5`). Read from those files, our split
+    /// picks exactly those records: here 100 records in five batches, each record's first byte its
+    /// index, and the 10 held out equal numpy's `sorted(idx[:10])` for `shuffle(list(range(100)))`
+    /// under seed 1 (printed by numpy 2.4).
+    #[test]
+    fn binary_batches_give_the_official_validation_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut names = Vec::new();
+        for f in 0..5u8 {
+            let mut bytes = Vec::new();
+            for r in 0..20u8 {
+                let index = f * 20 + r;
+                let mut record = vec![0u8; 3073];
+                record[0] = index % 10;
+                record[1] = index;
+                bytes.extend(record);
+            }
+            let name = format!("data_batch_{}.bin", f + 1);
+            std::fs::write(dir.path().join(&name), bytes).unwrap();
+            names.push(name);
+        }
+        let overrides = [
+            format!("data.dir={:?}", dir.path().display().to_string()),
+            format!("data.train={:?}", names.join(",")),
+            "data.test=\"data_batch_5.bin\"".to_string(),
+            "data.val_size=10".to_string(),
+            "data.cache=false".to_string(),
+        ];
+        let recipe = Recipe::load(Path::new("../../recipes/cifar10/resnet50.toml"), &overrides).unwrap();
+        let splits = recipe.splits().unwrap();
+        let held_out: Vec<u8> = (0..splits.val.len()).map(|i| splits.val.image(i)[0]).collect();
+        assert_eq!(held_out, [17, 33, 36, 65, 69, 80, 81, 82, 84, 93]);
+        assert_eq!(splits.train.len(), 90);
+    }
+}
