@@ -1,5 +1,5 @@
-//! `calib report`: the calibration report of [`calib_report::report`], with progress bars on
-//! stderr. Used by `calib report`, `calib eval` and `calib quickstart`.
+//! `calib report`: the calibration report of [`calib_report::report`], or with run folders the
+//! paper's tables and figures of [`calib_report::paper`], with progress bars on stderr. Used by `calib report`, `calib eval` and `calib quickstart`.
 
 use crate::args::report::Args;
 use crate::output::{emit, Format};
@@ -50,6 +50,10 @@ impl Progress for Bars {
 }
 
 pub fn run(a: &Args, format: Format) -> Result<()> {
+    if !a.runs.is_empty() {
+        let r = calib_report::paper::build(&a.paper_options(), &Bars::default())?;
+        return emit(format, &serde_json::to_value(&r)?, || r.terminal_text(&a.out));
+    }
     let r = report::build(&a.options(), &Bars::default())?;
     emit(format, &r.to_json()?, || r.terminal_text())
 }

@@ -1,5 +1,6 @@
-//! SVG plots: reliability diagrams (paper Fig. A.1 style) and the γ-rule curves g(p, γ)
-//! (paper Fig. 3a).
+//! SVG plots: reliability diagrams (paper Fig. A.1 style), the γ-rule curves g(p, γ) (paper
+//! Fig. 3a), ECE bars with bootstrap intervals (Fig. 4), training curves (Figs. 1–2), gradient-norm
+//! histograms (Fig. 3 b–d) and BLEU/ECE against T (Fig. K.1).
 
 use crate::Error;
 use calib::Bin;
@@ -216,9 +217,144 @@ pub fn grad_norm_histograms(series: &[(String, Vec<f64>, Vec<u64>)], title: &str
     Ok(svg)
 }
 
+/// One loss's bars in [`ci_bars`]: (value, lower, upper) before and after temperature scaling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CiBar {
+    pub label: String,
+    pub before: (f64, f64, f64),
+    pub after: (f64, f64, f64),
+}
+
+/// The paper's Figure 4 (and G.1–G.4): per loss, a bar before and a bar after temperature
+/// scaling with their 90 % bootstrap intervals as whiskers; values are fractions, drawn in %.
+pub fn ci_bars(bars: &[CiBar], title: &str, y_desc: &str) -> Result<String, Error> {
+    let mut svg = String::new();
+    {
+        let err = draw_err(title);
+        let root = SVGBackend::with_string(&mut svg, (120 + 90 * bars.len().max(1) as u32, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let top = bars.iter().map(|b| b.before.2.max(b.after.2)).fold(0.0f64, f64::max).max(1e-4) * 130.0;
+        let n = bars.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(52)
+            .build_cartesian_2d(0f64..n, 0f64..top)
+            .map_err(&err)?;
+        chart.configure_mesh().disable_x_mesh().x_labels(0).y_desc(y_desc).draw().map_err(&err)?;
+        // Each loss's name under its pair of bars, placed in pixels below the axis.
+        let font = ("sans-serif", 13).into_font().color(&BLACK);
+        for (i, b) in bars.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+            let w = 7 * b.label.chars().count() as i32 / 2;
+            root.draw(&Text::new(b.label.clone(), (x - w, y + 8), font.clone())).map_err(&err)?;
+        }
+        for (k, (name, color)) in
+            [("before T", RGBColor(200, 80, 60)), ("after T", RGBColor(60, 110, 200))].iter().enumerate()
+        {
+            let style = color.filled();
+            let rects = bars.iter().enumerate().map(|(i, b)| {
+                let (v, _, _) = if k == 0 { b.before } else { b.after };
+                let x0 = i as f64 + 0.12 + 0.38 * k as f64;
+                Rectangle::new([(x0, 0.0), (x0 + 0.36, 100.0 * v)], style)
+            });
+            chart
+                .draw_series(rects)
+                .map_err(&err)?
+                .label(*name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], style));
+            let whiskers = bars.iter().enumerate().map(|(i, b)| {
+                let (_, lo, hi) = if k == 0 { b.before } else { b.after };
+                let x = i as f64 + 0.30 + 0.38 * k as f64;
+                PathElement::new([(x, 100.0 * lo), (x, 100.0 * hi)], BLACK.stroke_width(2))
+            });
+            chart.draw_series(whiskers).map_err(&err)?;
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight, title)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
+/// Lines of `(x, y)` points, one per labelled series (the paper's training-dynamics Figures 1–2).
+pub fn curves(series: &[(String, Vec<(f64, f64)>)], title: &str, x_desc: &str, y_desc: &str) -> Result<String, Error> {
+    let mut svg = String::new();
+    {
+        let err = draw_err(title);
+        let root = SVGBackend::with_string(&mut svg, (640, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let pts = series.iter().flat_map(|(_, p)| p.iter().copied());
+        let (x0, x1, y0, y1) = pts
+            .fold((f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY), |(a, b, c, d), (x, y)| {
+                (a.min(x), b.max(x), c.min(y), d.max(y))
+            });
+        let (x0, x1) = if x1 > x0 { (x0, x1) } else { (x0 - 1.0, x0 + 1.0) };
+        let pad = ((y1 - y0) * 0.08).max(1e-6);
+        let (y0, y1) = if y1 >= y0 { (y0 - pad, y1 + pad) } else { (0.0, 1.0) };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(52)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(&err)?;
+        chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw().map_err(&err)?;
+        for (i, (label, points)) in series.iter().enumerate() {
+            labelled_line(&mut chart, points.clone(), Palette99::pick(i).to_rgba(), label.clone(), title)?;
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight, title)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
+
 /// Writes an SVG atomically.
 pub fn save(path: &Path, svg: &str) -> Result<(), Error> {
     Ok(calib::atomic::write(path, svg.as_bytes())?)
+}
+
+/// The system's fonts, loaded once, with `sans-serif` mapped to a face that exists (DejaVu Sans
+/// where installed; fontdb's default, Arial, rarely is on Linux).
+fn fonts() -> std::sync::Arc<resvg::usvg::fontdb::Database> {
+    static FONTS: std::sync::OnceLock<std::sync::Arc<resvg::usvg::fontdb::Database>> = std::sync::OnceLock::new();
+    FONTS
+        .get_or_init(|| {
+            let mut db = resvg::usvg::fontdb::Database::new();
+            db.load_system_fonts();
+            let families: Vec<String> =
+                db.faces().flat_map(|f| f.families.iter().map(|(name, _)| name.clone())).collect();
+            let sans = ["DejaVu Sans", "Liberation Sans", "Noto Sans"]
+                .iter()
+                .map(|s| s.to_string())
+                .find(|s| families.contains(s))
+                .or_else(|| families.first().cloned());
+            if let Some(family) = sans {
+                db.set_sans_serif_family(family);
+            }
+            std::sync::Arc::new(db)
+        })
+        .clone()
+}
+
+/// An SVG of this module rasterised to PNG at `scale` (2 gives print resolution). Without any
+/// system font the text is left out; the marks are drawn either way.
+pub fn to_png(svg: &str, scale: f32) -> Result<Vec<u8>, Error> {
+    let err = |message: String| Error::Draw { what: "PNG".into(), message };
+    let options = resvg::usvg::Options { fontdb: fonts(), ..Default::default() };
+    let tree = resvg::usvg::Tree::from_str(svg, &options).map_err(|e| err(e.to_string()))?;
+    let size = tree.size();
+    let (w, h) = ((size.width() * scale).ceil() as u32, (size.height() * scale).ceil() as u32);
+    let mut pixmap =
+        resvg::tiny_skia::Pixmap::new(w.max(1), h.max(1)).ok_or_else(|| err(format!("cannot allocate {w}×{h}")))?;
+    resvg::render(&tree, resvg::tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
+    pixmap.encode_png().map_err(|e| err(e.to_string()))
+}
+
+/// Writes `path` (an `.svg`) and the same figure as PNG beside it, both atomically.
+pub fn save_with_png(path: &Path, svg: &str) -> Result<(), Error> {
+    save(path, svg)?;
+    Ok(calib::atomic::write(&path.with_extension("png"), &to_png(svg, 2.0)?)?)
 }
 
 #[cfg(test)]
@@ -253,6 +389,38 @@ mod tests {
         let svg = reliability_diagram(&bins, "test", "ECE 20.00 %").unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("ECE 20.00 %"));
         assert!(svg.contains("accuracy") && svg.contains("confidence"));
+    }
+
+    #[test]
+    fn ci_bars_draw_two_bars_and_two_whiskers_per_loss() {
+        let bars = vec![
+            CiBar { label: "CE".into(), before: (0.04, 0.03, 0.05), after: (0.01, 0.008, 0.012) },
+            CiBar { label: "FLSD-53".into(), before: (0.015, 0.01, 0.02), after: (0.012, 0.01, 0.014) },
+        ];
+        let svg = ci_bars(&bars, "ECE", "ECE (%)").unwrap();
+        assert!(svg.contains("CE") && svg.contains("FLSD-53") && svg.contains("after T"));
+        // Per colour: one bar per loss and the legend's swatch.
+        assert_eq!(svg.matches("fill=\"#C8503C\"").count(), 3, "{svg}");
+        assert_eq!(svg.matches("fill=\"#3C6EC8\"").count(), 3, "{svg}");
+    }
+
+    #[test]
+    fn curves_label_every_series() {
+        let s =
+            vec![("CE".to_string(), vec![(1.0, 0.5), (2.0, 0.4)]), ("FL-3".to_string(), vec![(1.0, 0.6), (2.0, 0.3)])];
+        let svg = curves(&s, "NLL", "epoch", "NLL").unwrap();
+        assert!(svg.contains("CE") && svg.contains("FL-3") && svg.contains("epoch"));
+    }
+
+    /// A PNG of the figure's size at the scale asked, with the bars' colour in it.
+    #[test]
+    fn figures_rasterise_to_png() {
+        let bars = vec![CiBar { label: "CE".into(), before: (0.04, 0.03, 0.05), after: (0.01, 0.008, 0.012) }];
+        let png = to_png(&ci_bars(&bars, "ECE", "ECE (%)").unwrap(), 1.0).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        // IHDR: width and height, big-endian, at bytes 16..24.
+        let dim = |o: usize| u32::from_be_bytes(png[o..o + 4].try_into().unwrap());
+        assert_eq!((dim(16), dim(20)), (210, 440));
     }
 
     #[test]

@@ -203,7 +203,9 @@ pub fn load(scores: &Path, labels: &Path) -> Result<Scores<f64>, ReportError> {
     })
 }
 
-fn evaluate_model(dir: &Path, o: &Options, progress: &dyn Progress) -> Result<ModelReport, ReportError> {
+/// One model folder's report: T from the validation split's ECE grid, test metrics before and
+/// after it, and their bootstrap intervals (`o.inputs` and `o.out` are not read).
+pub fn evaluate_model(dir: &Path, o: &Options, progress: &dyn Progress) -> Result<ModelReport, ReportError> {
     // A run's predictions live in runs/<name>/predictions: name the model after the run.
     let named = if dir.file_name().is_some_and(|f| f == "predictions") { dir.parent().unwrap_or(dir) } else { dir };
     let name = named.file_name().map_or("model".into(), |f| f.to_string_lossy().into_owned());

@@ -67,6 +67,8 @@ pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
     };
     let report = report_of(run, &pred, a.bootstrap)?;
     let (mut json, mut table) = (report.to_json()?, report.terminal_text());
+    // Which weights were evaluated: the paper's tables name it (the official scripts evaluate the last epoch).
+    json["checkpoint"] = json!(a.weights.checkpoint);
     if let Some(plot) = grad_norm_plot(run, &log)? {
         table.push_str(&format!("\ngradient norms of the last layer: {}", plot.display()));
     }
@@ -83,8 +85,8 @@ pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
             results.insert(r.name.clone(), json!({"before": r.before, "after": r.after, "n": r.n}));
         }
         json["ood"] = serde_json::Value::Object(results);
-        calib::atomic::write(&run.join("report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
     }
+    calib::atomic::write(&run.join("report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
     Ok((json, table))
 }
 

@@ -14,7 +14,6 @@ pub mod bootstrap;
 pub mod error;
 mod fastmath;
 pub mod gamma;
-#[cfg(feature = "tch")]
 pub mod loss;
 pub mod metrics;
 pub mod npy;

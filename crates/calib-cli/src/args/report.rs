@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
+    /// Run folders (or folders of them) to turn into the paper's tables and figures: one table per
+    /// metric, a row per dataset / network, a column per loss. Without them, the calibration
+    /// report of --predictions.
+    pub runs: Vec<PathBuf>,
     /// A model folder with val/test logits and labels, or a folder of such folders (repeatable).
     #[arg(long = "predictions", default_value = "data/predictions")]
     pub data: Vec<PathBuf>,
@@ -21,6 +25,13 @@ pub struct Args {
 }
 
 impl Args {
+    /// The paper report's options (when run folders are given).
+    pub fn paper_options(&self) -> calib_report::paper::Options {
+        calib_report::paper::Options::new(self.runs.clone(), &self.out)
+            .with_bootstrap(self.bootstrap)
+            .with_seed(self.seed)
+    }
+
     /// The report library's options.
     pub fn options(&self) -> calib_report::report::Options {
         calib_report::report::Options::new(self.data.clone(), &self.out)

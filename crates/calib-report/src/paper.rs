@@ -1,0 +1,640 @@
+//! The paper's tables and figures from run folders (`calib report --runs runs/…`).
+//!
+//! Every run folder that holds `config.toml` and `predictions/{val,test}_{logits,labels}.npy`
+//! (what `calib train` and `calib eval` leave) is one cell: its dataset and network name the
+//! table row, its loss the column, labelled as the paper labels them (CE, Brier, MMCE, LS-0.05,
+//! FL-1/2/3, FLSc-531, FLSD-53, …; see [`calib::loss::LossSpec::label`]). For each cell the
+//! temperature is chosen on the validation split by the paper's ECE grid and the test metrics are
+//! computed before and after it, with 90 % bootstrap intervals. The tables (Markdown and LaTeX):
+//!
+//! | file | paper | what |
+//! | --- | --- | --- |
+//! | `table1-ece` | Table 1 | ECE % before scaling, after it, T in brackets |
+//! | `table2-error` | Table 2 | test error % |
+//! | `tableF1-adaece`, `tableF2-classwise-ece` | F.1, F.2 | AdaECE, classwise-ECE before and after |
+//! | `tableF7-topk` | F.7 | top-1 and top-5 error |
+//! | `tableF8-nll` | F.8/F.9 | test NLL before and after |
+//! | `tableF10-mce` | F.10/F.11 | MCE before and after |
+//! | `tableH1-s99` | H.1 | share of test samples with confidence ≥ 0.99 and their accuracy |
+//! | `tableJ1-checkpoints` | J.1 | the epochs best by validation ECE, NLL and error, and which checkpoint was evaluated |
+//! | `table3-ood` | Table 3 | OOD AUROC (entropy) before and after T, per OOD set |
+//!
+//! The focal variants of F.3–F.6 are columns of the same tables (FL-1/2/3, FLSc-531, FLSD-53).
+//! Figures (SVG and PNG): ECE before and after T with 90 % intervals per table row (Figure 4, G.1–G.4),
+//! training dynamics from `metrics.jsonl` per row (Figures 1–2: NLL, ECE and the entropy of right
+//! and wrong samples on the probed split, the last layer's weight norm), and g(p, γ) (Figure 3a).
+//! Translation runs appear as rows of the same tables with token-level metrics.
+
+use crate::plot;
+use crate::report::{self, ModelReport, Progress, ReportError};
+use crate::table::{fixed, percent, render, Style};
+use calib::loss::LossSpec;
+use calib::ood;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The paper's column order; losses it does not name follow, sorted.
+pub const LOSS_ORDER: [&str; 9] = ["CE", "Brier", "MMCE", "LS-0.05", "FL-1", "FL-2", "FL-3", "FLSc-531", "FLSD-53"];
+
+/// What to read and where the tables and figures go. Build with [`Options::new`] (1,000
+/// resamples, seed 0, 15 bins).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Options {
+    /// Run folders, or folders holding run folders (searched three levels deep).
+    pub runs: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub report: report::Options,
+}
+
+impl Options {
+    pub fn new(runs: Vec<PathBuf>, out: impl Into<PathBuf>) -> Self {
+        let out = out.into();
+        Self { report: report::Options::new(Vec::new(), &out), runs, out }
+    }
+
+    pub fn with_bootstrap(mut self, resamples: usize) -> Self {
+        self.report = self.report.with_bootstrap(resamples);
+        self
+    }
+
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.report = self.report.with_seed(seed);
+        self
+    }
+}
+
+/// Why the paper's tables could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PaperError {
+    #[error("{}: no run folder with config.toml and predictions/ (run `calib eval --run` first)", path.display())]
+    NoRuns { path: PathBuf },
+    #[error("{}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+    #[error("{}: line {line}: {message}", path.display())]
+    Log { path: PathBuf, line: usize, message: String },
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Core(#[from] calib::Error),
+    #[error(transparent)]
+    Plot(#[from] crate::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// One run's line of `metrics.jsonl`, the fields the figures and Table J.1 read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpochPoint {
+    pub epoch: usize,
+    /// The probed split: `test` when the run probed it (`train.probe_test`), else `val`.
+    pub nll: Option<f64>,
+    pub ece: Option<f64>,
+    pub error: Option<f64>,
+    pub entropy_correct: Option<f64>,
+    pub entropy_wrong: Option<f64>,
+    pub weight_norm: Option<f64>,
+    /// Validation values, for choosing checkpoints (J.1).
+    pub val_nll: Option<f64>,
+    pub val_ece: Option<f64>,
+    pub val_error: Option<f64>,
+}
+
+/// One OOD set's AUROC (entropy as the score) before and after T.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OodCell {
+    pub name: String,
+    pub before: f64,
+    pub after: f64,
+}
+
+/// One run: where it sits in the tables and what it measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunCell {
+    pub dir: PathBuf,
+    pub dataset: String,
+    pub network: String,
+    /// The paper's label of the loss.
+    pub loss: String,
+    /// The checkpoint `calib eval` evaluated (`last`, `best`, …), from `report.json`.
+    pub checkpoint: String,
+    pub model: ModelReport,
+    pub ood: Vec<OodCell>,
+    pub epochs: Vec<EpochPoint>,
+}
+
+impl RunCell {
+    /// The table row this run belongs to.
+    pub fn row(&self) -> String {
+        format!("{} / {}", self.dataset, self.network)
+    }
+
+    /// The epoch whose validation value of `pick` is lowest (first on ties).
+    pub fn best_epoch(&self, pick: impl Fn(&EpochPoint) -> Option<f64>) -> Option<(usize, f64)> {
+        self.epochs.iter().filter_map(|e| pick(e).map(|v| (e.epoch, v))).fold(None, |best, (e, v)| match best {
+            Some((_, b)) if b <= v => best,
+            _ => Some((e, v)),
+        })
+    }
+}
+
+/// A table in both renderings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table {
+    /// File stem, e.g. `table1-ece`.
+    pub id: String,
+    pub title: String,
+    pub markdown: String,
+    pub latex: String,
+}
+
+/// Every run, its tables, and the files written.
+#[derive(Debug, Clone, Serialize)]
+pub struct PaperReport {
+    pub runs: Vec<RunCell>,
+    pub tables: Vec<Table>,
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Run folders under `path`: itself, or folders up to three levels below it.
+pub fn run_dirs(path: &Path) -> Vec<PathBuf> {
+    let is_run = |p: &Path| {
+        p.join("config.toml").is_file() && report::FILES.iter().all(|f| p.join("predictions").join(f).is_file())
+    };
+    fn walk(p: &Path, depth: usize, is_run: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
+        if is_run(p) {
+            out.push(p.to_path_buf());
+            return;
+        }
+        if depth == 0 {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(p) else { return };
+        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|d| d.is_dir()).collect();
+        dirs.sort();
+        for d in dirs {
+            walk(&d, depth - 1, is_run, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(path, 3, &is_run, &mut out);
+    out
+}
+
+/// Dataset, network and loss label of a run's `config.toml`.
+pub fn identify(dir: &Path) -> Result<(String, String, String), PaperError> {
+    let path = dir.join("config.toml");
+    let bad = |message: String| PaperError::Config { path: path.clone(), message };
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+    let get = |section: &str, key: &str| table.get(section).and_then(|s| s.get(key)).and_then(|v| v.as_str());
+    let task = table.get("task").and_then(|t| t.as_str()).ok_or_else(|| bad("no `task`".into()))?;
+    let folder = || {
+        get("data", "dir")
+            .and_then(|d| Path::new(d).file_name().map(|f| f.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| task.to_string())
+    };
+    let (dataset, network) = match task {
+        "image" => (
+            get("data", "dataset").ok_or_else(|| bad("no data.dataset".into()))?.to_string(),
+            get("model", "arch").ok_or_else(|| bad("no model.arch".into()))?.to_string(),
+        ),
+        "tree" => ("sst".to_string(), "tree-lstm".to_string()),
+        "text" => ("20ng".to_string(), "gp-cnn".to_string()),
+        "translation" => (folder(), format!("transformer-{}", get("model", "preset").unwrap_or("custom"))),
+        other => return Err(bad(format!("unknown task '{other}'"))),
+    };
+    let loss = get("train", "loss").ok_or_else(|| bad("no train.loss".into()))?;
+    let label = loss.parse::<LossSpec>().map_err(|e| bad(format!("train.loss: {e}")))?.label();
+    Ok((dataset, network, label))
+}
+
+fn number(v: &serde_json::Value, path: &[&str]) -> Option<f64> {
+    path.iter().try_fold(v, |v, k| v.get(k)).and_then(|v| v.as_f64())
+}
+
+/// The points of `metrics.jsonl` (missing file: none).
+pub fn read_epochs(dir: &Path) -> Result<Vec<EpochPoint>, PaperError> {
+    let path = dir.join("metrics.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| PaperError::Log {
+            path: path.clone(),
+            line: i + 1,
+            message: e.to_string(),
+        })?;
+        let epoch = v.get("epoch").and_then(|e| e.as_u64()).ok_or_else(|| PaperError::Log {
+            path: path.clone(),
+            line: i + 1,
+            message: "no epoch".into(),
+        })? as usize;
+        let split = if v.get("test").is_some_and(|t| t.is_object()) { "test" } else { "val" };
+        out.push(EpochPoint {
+            epoch,
+            nll: number(&v, &[split, "nll"]),
+            ece: number(&v, &[split, "ece"]),
+            error: number(&v, &[split, "error"]),
+            entropy_correct: number(&v, &[split, "entropy_correct"]),
+            entropy_wrong: number(&v, &[split, "entropy_wrong"]),
+            weight_norm: number(&v, &["last_layer_weight_norm"]),
+            val_nll: number(&v, &["val", "nll"]),
+            val_ece: number(&v, &["val", "ece"]),
+            val_error: number(&v, &["val", "error"]),
+        });
+    }
+    Ok(out)
+}
+
+/// OOD AUROC of every `predictions/ood-NAME_logits.npy` of a run, before and after `t`.
+fn ood_cells(pred: &Path, t: f64) -> Result<Vec<OodCell>, PaperError> {
+    let mut names: Vec<String> = std::fs::read_dir(pred)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let f = e.file_name().to_string_lossy().into_owned();
+                    f.strip_prefix("ood-").and_then(|r| r.strip_suffix("_logits.npy")).map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inside = report::load(&pred.join("test_logits.npy"), &pred.join("test_labels.npy"))?;
+    let mut out = Vec::new();
+    for name in names {
+        let outside =
+            report::load(&pred.join(format!("ood-{name}_logits.npy")), &pred.join(format!("ood-{name}_labels.npy")))?;
+        let before = ood::ood_auroc(&inside, &outside, None)?.auroc_entropy;
+        let after = ood::ood_auroc(&inside, &outside, Some(t))?.auroc_entropy;
+        out.push(OodCell { name, before, after });
+    }
+    Ok(out)
+}
+
+/// Reads every run of `opts.runs`, writes the tables and figures into `opts.out`, and returns
+/// them.
+pub fn build(opts: &Options, progress: &dyn Progress) -> Result<PaperReport, PaperError> {
+    let mut dirs = Vec::new();
+    for p in &opts.runs {
+        let found = run_dirs(p);
+        if found.is_empty() {
+            return Err(PaperError::NoRuns { path: p.clone() });
+        }
+        dirs.extend(found);
+    }
+    let mut runs = Vec::new();
+    for dir in dirs {
+        let (dataset, network, loss) = identify(&dir)?;
+        let pred = dir.join("predictions");
+        let model = report::evaluate_model(&pred, &opts.report, progress)?;
+        let checkpoint = std::fs::read_to_string(dir.join("report.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("checkpoint").and_then(|c| c.as_str()).map(str::to_string))
+            .unwrap_or_else(|| "unrecorded".into());
+        let ood = ood_cells(&pred, model.temperature)?;
+        let epochs = read_epochs(&dir)?;
+        runs.push(RunCell { dir, dataset, network, loss, checkpoint, model, ood, epochs });
+    }
+    let tables = tables(&runs);
+    let mut report = PaperReport { runs, tables, files: Vec::new() };
+    report.files = write(&report, &opts.out)?;
+    Ok(report)
+}
+
+/// The losses present, in the paper's order.
+fn columns(runs: &[RunCell]) -> Vec<String> {
+    let mut cols: Vec<String> =
+        LOSS_ORDER.iter().filter(|l| runs.iter().any(|r| r.loss == **l)).map(|l| l.to_string()).collect();
+    let mut extra: Vec<String> =
+        runs.iter().map(|r| r.loss.clone()).filter(|l| !LOSS_ORDER.contains(&l.as_str())).collect();
+    extra.sort();
+    extra.dedup();
+    cols.extend(extra);
+    cols
+}
+
+/// Table rows (dataset / network) in first-seen order, each with its runs by loss.
+fn rows(runs: &[RunCell]) -> Vec<(String, BTreeMap<String, &RunCell>)> {
+    let mut out: Vec<(String, BTreeMap<String, &RunCell>)> = Vec::new();
+    for r in runs {
+        let row = r.row();
+        match out.iter_mut().find(|(name, _)| *name == row) {
+            Some((_, cells)) => {
+                cells.insert(r.loss.clone(), r);
+            }
+            None => out.push((row, BTreeMap::from([(r.loss.clone(), r)]))),
+        }
+    }
+    out
+}
+
+/// A dataset × network by loss table of `cell(run)`.
+fn grid(id: &str, title: &str, runs: &[RunCell], cell: impl Fn(&RunCell) -> String) -> Table {
+    let cols = columns(runs);
+    let header: Vec<&str> = std::iter::once("dataset / network").chain(cols.iter().map(String::as_str)).collect();
+    let body: Vec<Vec<String>> = rows(runs)
+        .into_iter()
+        .map(|(row, cells)| {
+            std::iter::once(row).chain(cols.iter().map(|c| cells.get(c).map_or("—".into(), |r| cell(r)))).collect()
+        })
+        .collect();
+    Table {
+        id: id.into(),
+        title: title.into(),
+        markdown: render(&header, &body, Style::Markdown),
+        latex: latex(title, &header, &body),
+    }
+}
+
+/// A LaTeX `tabular` (booktabs) with the title as caption.
+fn latex(title: &str, header: &[&str], body: &[Vec<String>]) -> String {
+    let esc = |s: &str| s.replace('%', "\\%").replace('_', "\\_").replace('&', "\\&").replace('—', "--");
+    let mut s = format!(
+        "\\begin{{table}}[t]\n\\centering\n\\caption{{{}}}\n\\begin{{tabular}}{{l{}}}\n\\toprule\n",
+        esc(title),
+        "c".repeat(header.len() - 1)
+    );
+    s += &header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" & ");
+    s += " \\\\\n\\midrule\n";
+    for row in body {
+        s += &row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" & ");
+        s += " \\\\\n";
+    }
+    s + "\\bottomrule\n\\end{tabular}\n\\end{table}\n"
+}
+
+fn before_after(before: f64, after: f64) -> String {
+    format!("{} / {}", percent(Some(before)), percent(Some(after)))
+}
+
+/// Every table of the module's list that the runs give.
+pub fn tables(runs: &[RunCell]) -> Vec<Table> {
+    let mut out = vec![
+        grid("table1-ece", "Table 1: test ECE (%) before temperature scaling, after it (T)", runs, |r| {
+            format!(
+                "{} ({} ({:.1}))",
+                percent(Some(r.model.before.ece)),
+                percent(Some(r.model.after.ece)),
+                r.model.temperature
+            )
+        }),
+        grid("table2-error", "Table 2: test error (%)", runs, |r| percent(Some(r.model.before.error))),
+        grid("tableF1-adaece", "Table F.1: test AdaECE (%) before / after T", runs, |r| {
+            before_after(r.model.before.adaece, r.model.after.adaece)
+        }),
+        grid("tableF2-classwise-ece", "Table F.2: test classwise-ECE (%) before / after T", runs, |r| {
+            before_after(r.model.before.classwise_ece, r.model.after.classwise_ece)
+        }),
+        grid("tableF7-topk", "Table F.7: top-1 / top-5 test error (%)", runs, |r| {
+            before_after(r.model.before.error, r.model.before.top5_error)
+        }),
+        grid("tableF8-nll", "Tables F.8–F.9: test NLL before / after T", runs, |r| {
+            format!("{} / {}", fixed(r.model.before.nll, 3), fixed(r.model.after.nll, 3))
+        }),
+        grid("tableF10-mce", "Tables F.10–F.11: test MCE (%) before / after T", runs, |r| {
+            before_after(r.model.before.mce, r.model.after.mce)
+        }),
+        grid("tableH1-s99", "Table H.1: test samples with confidence ≥ 0.99 (%) and their accuracy (%)", runs, |r| {
+            format!("{} ({})", percent(Some(r.model.before.s99_fraction)), percent(r.model.before.s99_accuracy))
+        }),
+        grid(
+            "tableJ1-checkpoints",
+            "Table J.1: epochs best by validation ECE / NLL / error, and the checkpoint evaluated",
+            runs,
+            |r| {
+                let e = |p: Option<(usize, f64)>| p.map_or("—".into(), |(e, _)| e.to_string());
+                format!(
+                    "{} / {} / {} (eval: {})",
+                    e(r.best_epoch(|p| p.val_ece)),
+                    e(r.best_epoch(|p| p.val_nll)),
+                    e(r.best_epoch(|p| p.val_error)),
+                    r.checkpoint
+                )
+            },
+        ),
+    ];
+    let ood_names: Vec<String> = {
+        let mut n: Vec<String> = runs.iter().flat_map(|r| r.ood.iter().map(|o| o.name.clone())).collect();
+        n.sort();
+        n.dedup();
+        n
+    };
+    for name in ood_names {
+        let with: Vec<RunCell> = runs.iter().filter(|r| r.ood.iter().any(|o| o.name == name)).cloned().collect();
+        out.push(grid(
+            &format!("table3-ood-{name}"),
+            &format!("Table 3: OOD AUROC (%) against {name}, entropy as the score, before / after T"),
+            &with,
+            |r| {
+                let o = r.ood.iter().find(|o| o.name == name).expect("filtered");
+                before_after(o.before, o.after)
+            },
+        ));
+    }
+    out
+}
+
+/// Writes the tables (`.md`, `.tex`), `tables.md` with all of them, `paper.json` and the figures.
+fn write(report: &PaperReport, out: &Path) -> Result<Vec<PathBuf>, PaperError> {
+    let figures = out.join("figures");
+    std::fs::create_dir_all(&figures).map_err(|source| ReportError::CreateFolder { path: figures.clone(), source })?;
+    let mut files = Vec::new();
+    let mut all = String::from("# The paper's tables from our runs\n\n");
+    for t in &report.tables {
+        for (ext, text) in [("md", format!("## {}\n\n{}\n", t.title, t.markdown)), ("tex", t.latex.clone())] {
+            let f = out.join(format!("{}.{ext}", t.id));
+            calib::atomic::write(&f, text.as_bytes())?;
+            files.push(f);
+        }
+        all += &format!("## {}\n\n{}\n\n", t.title, t.markdown);
+    }
+    all += &runs_list(&report.runs);
+    let f = out.join("tables.md");
+    calib::atomic::write(&f, all.as_bytes())?;
+    files.push(f);
+    let f = out.join("paper.json");
+    calib::atomic::write(&f, serde_json::to_string_pretty(report)?.as_bytes())?;
+    files.push(f);
+    files.extend(write_figures(&report.runs, &figures)?);
+    Ok(files)
+}
+
+/// Which folder each cell came from.
+fn runs_list(runs: &[RunCell]) -> String {
+    let mut s = String::from("## Runs\n\n");
+    for r in runs {
+        s += &format!("- {} {}: `{}` (checkpoint {})\n", r.row(), r.loss, r.dir.display(), r.checkpoint);
+    }
+    s
+}
+
+fn slug(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+/// Which value of an epoch a training-dynamics panel draws.
+type Pick = fn(&EpochPoint) -> Option<f64>;
+
+/// Figure 4 per row, training dynamics per row, and g(p, γ).
+fn write_figures(runs: &[RunCell], dir: &Path) -> Result<Vec<PathBuf>, PaperError> {
+    let mut files = Vec::new();
+    let mut save = |name: String, svg: String| -> Result<(), PaperError> {
+        let f = dir.join(name);
+        plot::save_with_png(&f, &svg)?;
+        files.push(f.with_extension("png"));
+        files.push(f);
+        Ok(())
+    };
+    save("figure3a-g.svg".into(), plot::gamma_curves(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0])?)?;
+    let cols = columns(runs);
+    for (row, cells) in rows(runs) {
+        let ordered: Vec<&RunCell> = cols.iter().filter_map(|c| cells.get(c).copied()).collect();
+        let bars: Vec<plot::CiBar> = ordered
+            .iter()
+            .map(|r| plot::CiBar {
+                label: r.loss.clone(),
+                before: (r.model.before.ece, r.model.ci_before.ece.lower, r.model.ci_before.ece.upper),
+                after: (r.model.after.ece, r.model.ci_after.ece.lower, r.model.ci_after.ece.upper),
+            })
+            .collect();
+        save(format!("figure4-ece-{}.svg", slug(&row)), plot::ci_bars(&bars, &format!("Test ECE, {row}"), "ECE (%)")?)?;
+        let panels: [(&str, Pick); 5] = [
+            ("NLL", |p| p.nll),
+            ("ECE (%)", |p| p.ece.map(|v| 100.0 * v)),
+            ("entropy of correct samples", |p| p.entropy_correct),
+            ("entropy of wrong samples", |p| p.entropy_wrong),
+            ("last-layer weight norm", |p| p.weight_norm),
+        ];
+        for (i, (name, pick)) in panels.iter().enumerate() {
+            let series: Vec<(String, Vec<(f64, f64)>)> = ordered
+                .iter()
+                .map(|r| {
+                    (r.loss.clone(), r.epochs.iter().filter_map(|p| pick(p).map(|v| (p.epoch as f64, v))).collect())
+                })
+                .filter(|(_, pts): &(String, Vec<(f64, f64)>)| !pts.is_empty())
+                .collect();
+            if !series.is_empty() {
+                let split = if ordered.iter().any(|r| r.epochs.iter().any(|p| p.nll != p.val_nll)) {
+                    "test"
+                } else {
+                    "validation"
+                };
+                let title = format!("{row}: {split} {name} by epoch");
+                save(format!("figure1-{}-{}.svg", i + 1, slug(&row)), plot::curves(&series, &title, "epoch", name)?)?;
+            }
+        }
+    }
+    Ok(files)
+}
+
+impl PaperReport {
+    /// What the terminal shows: Table 1 and where everything went.
+    pub fn terminal_text(&self, out: &Path) -> String {
+        let first = self.tables.first().map_or(String::new(), |t| format!("{}\n{}\n", t.title, t.markdown));
+        format!("{first}wrote {} tables and figures to {}", self.tables.len(), out.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calib::npy;
+
+    /// A run folder of `loss` whose logits put `margin` on the true class of 60 samples (every
+    /// fifth one wrong), with a two-epoch log.
+    fn write_run(dir: &Path, dataset: &str, loss: &str, margin: f32, ood: bool) {
+        let pred = dir.join("predictions");
+        std::fs::create_dir_all(&pred).unwrap();
+        std::fs::write(
+            dir.join("config.toml"),
+            format!("task = \"image\"\n[data]\ndataset = \"{dataset}\"\n[model]\narch = \"resnet50\"\n[train]\nloss = \"{loss}\"\n"),
+        )
+        .unwrap();
+        let (n, k) = (60usize, 4usize);
+        let (mut logits, mut labels) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let y = i % k;
+            let top = if i % 5 == 0 { (y + 1) % k } else { y };
+            for c in 0..k {
+                logits.push(if c == top { margin } else { 0.1 * (i % 3) as f32 });
+            }
+            labels.push(y as i64);
+        }
+        let mut splits = vec!["val", "test"];
+        if ood {
+            splits.push("ood-svhn");
+        }
+        for split in splits {
+            npy::write(&pred.join(format!("{split}_logits.npy")), &[n, k], &logits).unwrap();
+            npy::write(&pred.join(format!("{split}_labels.npy")), &[n], &labels).unwrap();
+        }
+        let log = "{\"epoch\":1,\"val\":{\"nll\":0.9,\"ece\":0.05,\"error\":0.3,\"entropy_correct\":0.5,\"entropy_wrong\":0.9},\"test\":null,\"last_layer_weight_norm\":2.0}\n\
+                   {\"epoch\":2,\"val\":{\"nll\":0.8,\"ece\":0.07,\"error\":0.2,\"entropy_correct\":0.4,\"entropy_wrong\":0.8},\"test\":null,\"last_layer_weight_norm\":2.5}\n";
+        std::fs::write(dir.join("metrics.jsonl"), log).unwrap();
+        std::fs::write(dir.join("report.json"), "{\"checkpoint\":\"last\"}").unwrap();
+    }
+
+    #[test]
+    fn runs_become_the_papers_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join("runs");
+        write_run(&runs.join("c10/ce"), "cifar10", "ce", 4.0, true);
+        write_run(&runs.join("c10/flsd"), "cifar10", "flsd:53", 1.5, true);
+        write_run(&runs.join("c100/brier"), "cifar100", "brier", 2.0, false);
+        let out = dir.path().join("out");
+        let r = build(&Options::new(vec![runs], &out).with_bootstrap(20), &()).unwrap();
+        assert_eq!(r.runs.len(), 3);
+        let t1 = &r.tables[0];
+        // Columns in the paper's order, one row per dataset / network, a dash where no run is.
+        let header = t1.markdown.lines().next().unwrap();
+        assert!(header.starts_with("| dataset / network") && header.contains("Brier"), "{header}");
+        assert!(header.find("CE").unwrap() < header.find("Brier").unwrap());
+        assert!(header.find("Brier").unwrap() < header.find("FLSD-53").unwrap());
+        let c100 = t1.markdown.lines().find(|l| l.contains("cifar100 / resnet50")).unwrap();
+        assert_eq!(c100.matches('—').count(), 2, "{c100}");
+        // The CE cell holds its own ECE, after-T ECE and T.
+        let ce = r.runs.iter().find(|c| c.loss == "CE").unwrap();
+        let cell = format!(
+            "{} ({} ({:.1}))",
+            percent(Some(ce.model.before.ece)),
+            percent(Some(ce.model.after.ece)),
+            ce.model.temperature
+        );
+        assert!(t1.markdown.contains(&format!("| {cell} |")), "{cell} not in\n{}", t1.markdown);
+        assert!(t1.latex.contains("\\toprule") && t1.latex.contains("FLSD-53") && t1.latex.contains("\\%"));
+        // J.1 picks epoch 1 by ECE, 2 by NLL and error; the OOD table has the two CIFAR-10 runs only.
+        let j1 = r.tables.iter().find(|t| t.id == "tableJ1-checkpoints").unwrap();
+        assert!(j1.markdown.contains("1 / 2 / 2 (eval: last)"), "{}", j1.markdown);
+        let ood = r.tables.iter().find(|t| t.id == "table3-ood-svhn").unwrap();
+        assert!(ood.markdown.contains("cifar10 / resnet50") && !ood.markdown.contains("cifar100"));
+        for f in [
+            "table1-ece.md",
+            "table1-ece.tex",
+            "tables.md",
+            "paper.json",
+            "figures/figure3a-g.svg",
+            "figures/figure3a-g.png",
+        ] {
+            assert!(out.join(f).is_file(), "{f}");
+        }
+        assert!(out.join("figures/figure4-ece-cifar10---resnet50.svg").is_file());
+        assert!(out.join("figures/figure1-1-cifar10---resnet50.svg").is_file());
+    }
+
+    #[test]
+    fn errors_name_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = build(&Options::new(vec![dir.path().to_path_buf()], dir.path().join("out")), &()).unwrap_err();
+        assert!(e.to_string().contains("no run folder"), "{e}");
+        write_run(&dir.path().join("r"), "cifar10", "nonsense:1", 2.0, false);
+        let e = build(&Options::new(vec![dir.path().to_path_buf()], dir.path().join("out")), &()).unwrap_err();
+        assert!(e.to_string().contains("config.toml") && e.to_string().contains("train.loss"), "{e}");
+    }
+}
