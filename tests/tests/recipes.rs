@@ -43,6 +43,14 @@ fn every_recipe_is_valid() {
             assert_eq!(train["schedule"]["milestones"].as_array().unwrap().len(), 2);
             assert_eq!(v["data"]["val_size"].as_integer(), Some(5000));
         }
+        if dir.ends_with("cifar10") || dir.ends_with("cifar100") || dir.ends_with("tinyimagenet") {
+            // The official loop's reduction per loss and its learning-rate timing; its ResNet-110.
+            assert_eq!(train["reduction"].as_str(), Some("official"), "{}", f.display());
+            assert_eq!(train["schedule"]["timing"].as_str(), Some("official"), "{}", f.display());
+            if f.file_stem().is_some_and(|s| s == "resnet110") {
+                assert_eq!(v["model"]["arch"].as_str(), Some("resnet110-official"), "{}", f.display());
+            }
+        }
         if dir.ends_with("wmt14-en-de") {
             // SPEC.md: Transformer base, Adam (0.9, 0.98, 1e-9), inverse-sqrt with 4,000 warm-up steps, LS 0.1.
             assert_eq!(v["model"]["preset"].as_str(), Some("base"));
