@@ -17,12 +17,15 @@
 //! | `tableF10-mce` | F.10/F.11 | MCE before and after |
 //! | `tableH1-s99` | H.1 | share of test samples with confidence ≥ 0.99 and their accuracy |
 //! | `tableJ1-checkpoints` | J.1 | the epochs best by validation ECE, NLL and error, and which checkpoint was evaluated |
-//! | `table3-ood` | Table 3 | OOD AUROC (entropy) before and after T, per OOD set |
+//! | `table3-ood-NAME` | Table 3 | OOD AUROC (entropy) before and after T, per OOD set |
+//! | `tableK1-translation` | K.1 | test BLEU and validation token ECE at T = 1 and at the chosen T (runs with a temperature study) |
 //!
 //! The focal variants of F.3–F.6 are columns of the same tables (FL-1/2/3, FLSc-531, FLSD-53).
 //! Figures (SVG and PNG): ECE before and after T with 90 % intervals per table row (Figure 4, G.1–G.4),
 //! training dynamics from `metrics.jsonl` per row (Figures 1–2: NLL, ECE and the entropy of right
-//! and wrong samples on the probed split, the last layer's weight norm), and g(p, γ) (Figure 3a).
+//! and wrong samples on the probed split, the last layer's weight norm), g(p, γ) (Figure 3a), the
+//! last probed gradient-norm histograms (Figure 3 b–d), OOD ROC curves, and BLEU and ECE against T
+//! per studied translation run (Figure K.1).
 //! Translation runs appear as rows of the same tables with token-level metrics.
 
 use crate::plot;
@@ -100,6 +103,8 @@ pub struct EpochPoint {
     pub val_nll: Option<f64>,
     pub val_ece: Option<f64>,
     pub val_error: Option<f64>,
+    /// The last layer's per-sample gradient-norm histogram (log10 bin edges, counts), when probed.
+    pub grad_norms: Option<(Vec<f64>, Vec<u64>)>,
 }
 
 /// One OOD set's AUROC (entropy as the score) before and after T.
@@ -108,6 +113,17 @@ pub struct OodCell {
     pub name: String,
     pub before: f64,
     pub after: f64,
+    /// The ROC curve before T (false-positive rate, true-positive rate), at most 201 points.
+    pub roc: Vec<(f64, f64)>,
+}
+
+/// A translation run's temperature study (`calib study temperature`, `study-temperature/study.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Study {
+    /// (T, test BLEU, validation token ECE) per temperature.
+    pub points: Vec<(f64, f64, f64)>,
+    /// The T of lowest validation ECE.
+    pub chosen: f64,
 }
 
 /// One run: where it sits in the tables and what it measured.
@@ -123,6 +139,7 @@ pub struct RunCell {
     pub model: ModelReport,
     pub ood: Vec<OodCell>,
     pub epochs: Vec<EpochPoint>,
+    pub study: Option<Study>,
 }
 
 impl RunCell {
@@ -216,6 +233,47 @@ fn number(v: &serde_json::Value, path: &[&str]) -> Option<f64> {
     path.iter().try_fold(v, |v, k| v.get(k)).and_then(|v| v.as_f64())
 }
 
+/// The histogram of a log line's `grad_norms` probe, when it has one.
+fn grad_norms(v: &serde_json::Value) -> Option<(Vec<f64>, Vec<u64>)> {
+    let g = v.get("grad_norms")?;
+    let edges = g.get("log10_edges")?.as_array()?.iter().map(|e| e.as_f64()).collect::<Option<Vec<f64>>>()?;
+    let counts = g.get("counts")?.as_array()?.iter().map(|c| c.as_u64()).collect::<Option<Vec<u64>>>()?;
+    (edges.len() == counts.len() + 1).then_some((edges, counts))
+}
+
+/// A translation run's temperature study, when `calib study temperature` has written one.
+pub fn read_study(dir: &Path) -> Result<Option<Study>, PaperError> {
+    let path = dir.join("study-temperature/study.json");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let v: serde_json::Value = serde_json::from_str(&text)?;
+    let bad = || PaperError::Config { path: path.clone(), message: "no points with t, bleu and val_ece".into() };
+    let points = v
+        .get("points")
+        .and_then(|p| p.as_array())
+        .ok_or_else(bad)?
+        .iter()
+        .map(|p| Some((number(p, &["t"])?, number(p, &["bleu"])?, number(p, &["val_ece"])?)))
+        .collect::<Option<Vec<_>>>()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(bad)?;
+    let chosen = number(&v, &["chosen_by_val_ece", "t"]).ok_or_else(bad)?;
+    Ok(Some(Study { points, chosen }))
+}
+
+/// At most `n + 1` points of a curve, evenly spaced along it, the last one kept.
+fn thin(curve: Vec<(f64, f64)>, n: usize) -> Vec<(f64, f64)> {
+    if curve.len() <= n + 1 {
+        return curve;
+    }
+    let step = curve.len().div_ceil(n);
+    let last = *curve.last().expect("not empty");
+    let mut out: Vec<(f64, f64)> = curve.into_iter().step_by(step).collect();
+    if out.last() != Some(&last) {
+        out.push(last);
+    }
+    out
+}
+
 /// The points of `metrics.jsonl` (missing file: none).
 pub fn read_epochs(dir: &Path) -> Result<Vec<EpochPoint>, PaperError> {
     let path = dir.join("metrics.jsonl");
@@ -244,6 +302,7 @@ pub fn read_epochs(dir: &Path) -> Result<Vec<EpochPoint>, PaperError> {
             val_nll: number(&v, &["val", "nll"]),
             val_ece: number(&v, &["val", "ece"]),
             val_error: number(&v, &["val", "error"]),
+            grad_norms: grad_norms(&v),
         });
     }
     Ok(out)
@@ -272,7 +331,10 @@ fn ood_cells(pred: &Path, t: f64) -> Result<Vec<OodCell>, PaperError> {
             report::load(&pred.join(format!("ood-{name}_logits.npy")), &pred.join(format!("ood-{name}_labels.npy")))?;
         let before = ood::ood_auroc(&inside, &outside, None)?.auroc_entropy;
         let after = ood::ood_auroc(&inside, &outside, Some(t))?.auroc_entropy;
-        out.push(OodCell { name, before, after });
+        // OOD is the positive class, entropy the score, as in the AUROC.
+        let (a, b) = (ood::softmax_scores(&outside, None)?, ood::softmax_scores(&inside, None)?);
+        let roc = thin(ood::roc_curve(&a.entropy, &b.entropy)?, 200);
+        out.push(OodCell { name, before, after, roc });
     }
     Ok(out)
 }
@@ -300,7 +362,8 @@ pub fn build(opts: &Options, progress: &dyn Progress) -> Result<PaperReport, Pap
             .unwrap_or_else(|| "unrecorded".into());
         let ood = ood_cells(&pred, model.temperature)?;
         let epochs = read_epochs(&dir)?;
-        runs.push(RunCell { dir, dataset, network, loss, checkpoint, model, ood, epochs });
+        let study = read_study(&dir)?;
+        runs.push(RunCell { dir, dataset, network, loss, checkpoint, model, ood, epochs, study });
     }
     let tables = tables(&runs);
     let mut report = PaperReport { runs, tables, files: Vec::new() };
@@ -426,6 +489,29 @@ pub fn tables(runs: &[RunCell]) -> Vec<Table> {
         n.dedup();
         n
     };
+    let studied: Vec<RunCell> = runs.iter().filter(|r| r.study.is_some()).cloned().collect();
+    if !studied.is_empty() {
+        out.push(grid(
+            "tableK1-translation",
+            "Table K.1: test BLEU and validation token ECE (%) at T = 1 and at the T of lowest validation ECE (T)",
+            &studied,
+            |r| {
+                let s = r.study.as_ref().expect("filtered");
+                let at = |t: f64| {
+                    s.points.iter().min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs())).expect("points")
+                };
+                let (one, best) = (at(1.0), at(s.chosen));
+                format!(
+                    "BLEU {:.2} → {:.2}, ECE {} → {} ({})",
+                    one.1,
+                    best.1,
+                    percent(Some(one.2)),
+                    percent(Some(best.2)),
+                    s.chosen
+                )
+            },
+        ));
+    }
     for name in ood_names {
         let with: Vec<RunCell> = runs.iter().filter(|r| r.ood.iter().any(|o| o.name == name)).cloned().collect();
         out.push(grid(
@@ -512,6 +598,40 @@ fn write_figures(runs: &[RunCell], dir: &Path) -> Result<Vec<PathBuf>, PaperErro
             ("entropy of wrong samples", |p| p.entropy_wrong),
             ("last-layer weight norm", |p| p.weight_norm),
         ];
+        let probed: Vec<(String, Vec<f64>, Vec<u64>)> = ordered
+            .iter()
+            .filter_map(|r| {
+                let last = r.epochs.iter().rev().find_map(|p| p.grad_norms.clone().map(|g| (p.epoch, g)))?;
+                Some((format!("{} (epoch {})", r.loss, last.0), last.1 .0, last.1 .1))
+            })
+            .collect();
+        if !probed.is_empty() {
+            let title = format!("{row}: per-sample gradient norms, last probed epoch");
+            save(format!("figure3-grad-norms-{}.svg", slug(&row)), plot::grad_norm_histograms(&probed, &title)?)?;
+        }
+        let mut ood_sets: Vec<&str> = ordered.iter().flat_map(|r| r.ood.iter().map(|o| o.name.as_str())).collect();
+        ood_sets.sort();
+        ood_sets.dedup();
+        for set in ood_sets {
+            let series: Vec<(String, Vec<(f64, f64)>)> = ordered
+                .iter()
+                .filter_map(|r| r.ood.iter().find(|o| o.name == set).map(|o| (r.loss.clone(), o.roc.clone())))
+                .collect();
+            let title = format!("{row}: ROC against {set} (entropy, before T)");
+            let svg = plot::curves(&series, &title, "false-positive rate", "true-positive rate")?;
+            save(format!("figure-roc-{}-{}.svg", slug(set), slug(&row)), svg)?;
+        }
+        for r in ordered.iter().filter(|r| r.study.is_some()) {
+            let s = r.study.as_ref().expect("filtered");
+            let (t, bleu, ece): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+                s.points.iter().map(|p| p.0).collect(),
+                s.points.iter().map(|p| p.1).collect(),
+                s.points.iter().map(|p| p.2).collect(),
+            );
+            let title = format!("{row}, {}: BLEU and ECE against T", r.loss);
+            let svg = plot::bleu_ece_vs_temperature(&t, &bleu, &ece, s.chosen, &title)?;
+            save(format!("figureK1-{}-{}.svg", slug(&row), slug(&r.loss)), svg)?;
+        }
         for (i, (name, pick)) in panels.iter().enumerate() {
             let series: Vec<(String, Vec<(f64, f64)>)> = ordered
                 .iter()
@@ -576,7 +696,7 @@ mod tests {
             npy::write(&pred.join(format!("{split}_labels.npy")), &[n], &labels).unwrap();
         }
         let log = "{\"epoch\":1,\"val\":{\"nll\":0.9,\"ece\":0.05,\"error\":0.3,\"entropy_correct\":0.5,\"entropy_wrong\":0.9},\"test\":null,\"last_layer_weight_norm\":2.0}\n\
-                   {\"epoch\":2,\"val\":{\"nll\":0.8,\"ece\":0.07,\"error\":0.2,\"entropy_correct\":0.4,\"entropy_wrong\":0.8},\"test\":null,\"last_layer_weight_norm\":2.5}\n";
+                   {\"epoch\":2,\"val\":{\"nll\":0.8,\"ece\":0.07,\"error\":0.2,\"entropy_correct\":0.4,\"entropy_wrong\":0.8},\"test\":null,\"last_layer_weight_norm\":2.5,\"grad_norms\":{\"log10_edges\":[-2.0,-1.0,0.0],\"counts\":[3,5]}}\n";
         std::fs::write(dir.join("metrics.jsonl"), log).unwrap();
         std::fs::write(dir.join("report.json"), "{\"checkpoint\":\"last\"}").unwrap();
     }
@@ -588,6 +708,10 @@ mod tests {
         write_run(&runs.join("c10/ce"), "cifar10", "ce", 4.0, true);
         write_run(&runs.join("c10/flsd"), "cifar10", "flsd:53", 1.5, true);
         write_run(&runs.join("c100/brier"), "cifar100", "brier", 2.0, false);
+        let study = runs.join("c100/brier/study-temperature");
+        std::fs::create_dir_all(&study).unwrap();
+        let points = r#"{"points":[{"t":0.8,"bleu":20.0,"val_ece":0.05},{"t":1.0,"bleu":21.5,"val_ece":0.03},{"t":1.2,"bleu":21.0,"val_ece":0.02}],"chosen_by_val_ece":{"t":1.2}}"#;
+        std::fs::write(study.join("study.json"), points).unwrap();
         let out = dir.path().join("out");
         let r = build(&Options::new(vec![runs], &out).with_bootstrap(20), &()).unwrap();
         assert_eq!(r.runs.len(), 3);
@@ -626,6 +750,17 @@ mod tests {
         }
         assert!(out.join("figures/figure4-ece-cifar10---resnet50.svg").is_file());
         assert!(out.join("figures/figure1-1-cifar10---resnet50.svg").is_file());
+        assert!(out.join("figures/figure3-grad-norms-cifar10---resnet50.png").is_file());
+        assert!(out.join("figures/figure-roc-svhn-cifar10---resnet50.svg").is_file());
+        assert!(out.join("figures/figureK1-cifar100---resnet50-brier.svg").is_file());
+        // K.1 reads the study: BLEU and ECE at T = 1 and at the chosen T.
+        let k1 = r.tables.iter().find(|t| t.id == "tableK1-translation").unwrap();
+        assert!(k1.markdown.contains("BLEU 21.50 → 21.00, ECE 3.00 → 2.00 (1.2)"), "{}", k1.markdown);
+        // The ROC curve runs from (0, 0) to (1, 1) and its area is the AUROC.
+        let o = &r.runs.iter().find(|c| c.loss == "CE").unwrap().ood[0];
+        assert_eq!((o.roc[0], *o.roc.last().unwrap()), ((0.0, 0.0), (1.0, 1.0)));
+        let area: f64 = o.roc.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum();
+        assert!((area - o.before).abs() < 1e-9, "{area} vs {}", o.before);
     }
 
     #[test]

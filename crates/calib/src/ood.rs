@@ -58,6 +58,34 @@ pub fn auroc(positive: &[f64], negative: &[f64]) -> Result<f64> {
     Ok((rank_sum - np * (np + 1.0) / 2.0) / (np * nn))
 }
 
+/// The ROC curve of `positive` scores against `negative` ones, as sklearn's `roc_curve` draws
+/// it: (false-positive rate, true-positive rate) from (0, 0) to (1, 1), one point per distinct
+/// threshold taken from the highest score down (tied scores move both rates at once), so the
+/// trapezoidal area under it is [`auroc`].
+pub fn roc_curve(positive: &[f64], negative: &[f64]) -> Result<Vec<(f64, f64)>> {
+    auroc(positive, negative)?;
+    let mut all: Vec<(f64, bool)> =
+        positive.iter().map(|&v| (v, true)).chain(negative.iter().map(|&v| (v, false))).collect();
+    all.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (np, nn) = (positive.len() as f64, negative.len() as f64);
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut curve = vec![(0.0, 0.0)];
+    let mut i = 0;
+    while i < all.len() {
+        let v = all[i].0;
+        while i < all.len() && all[i].0 == v {
+            if all[i].1 {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            i += 1;
+        }
+        curve.push((fp as f64 / nn, tp as f64 / np));
+    }
+    Ok(curve)
+}
+
 /// AUROC of both detectors for one in-distribution and one OOD set.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct OodAuroc {
@@ -97,5 +125,16 @@ mod tests {
         assert_eq!(auroc(&[0.9, 0.5], &[0.5, 0.1]).unwrap(), 0.875);
         assert!(auroc(&[f64::NAN], &[0.1]).is_err());
         assert!(auroc(&[], &[0.1]).is_err());
+    }
+
+    /// The worked example above as a curve: thresholds 0.9, 0.5 (one positive and one negative
+    /// tied), 0.1; its trapezoidal area is the AUROC.
+    #[test]
+    fn roc_curve_by_hand() {
+        let c = roc_curve(&[0.9, 0.5], &[0.5, 0.1]).unwrap();
+        assert_eq!(c, [(0.0, 0.0), (0.0, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+        let area: f64 = c.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum();
+        assert_eq!(area, auroc(&[0.9, 0.5], &[0.5, 0.1]).unwrap());
+        assert!(roc_curve(&[f64::NAN], &[0.1]).is_err());
     }
 }
