@@ -2,7 +2,7 @@
 //! resample `b` draws its indices from its own ChaCha stream (seed, stream b).
 
 use crate::error::{Error, Result};
-use crate::metrics::{self, Options};
+use crate::metrics::{self, Options, Resampled, Samples};
 use crate::ood::{self, SoftmaxScores};
 use crate::scores::{Real, Scores};
 use rand::{Rng, SeedableRng};
@@ -87,6 +87,10 @@ fn draw(r: &mut ChaCha8Rng, n: usize) -> Vec<usize> {
     (0..n).map(|_| r.random_range(0..n)).collect()
 }
 
+/// Entries of the per-(sample, class) table above which resamples are evaluated in full (about
+/// 200 MB: 10⁴ CIFAR-100 samples take 10⁶).
+const SAMPLES_LIMIT: usize = 20_000_000;
+
 /// Linear-interpolated percentile (numpy's default) of sorted values, `q` in [0, 1]; NaN for
 /// no values.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -121,15 +125,34 @@ pub fn metrics_with_progress<F: Real>(
 ) -> Result<MetricIntervals> {
     settings.validate()?;
     let full = metrics::evaluate(scores, opts)?;
-    let reports = (0..settings.resamples as u64)
-        .into_par_iter()
-        .map(|b| {
-            let r = metrics::evaluate(&scores.select(&draw(&mut rng(settings.seed, b), scores.n())), opts);
-            tick();
-            r
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let ci = |est: f64, f: fn(&metrics::Report) -> f64| interval(est, reports.iter().map(f).collect(), settings.level);
+    let draws = |b: u64| draw(&mut rng(settings.seed, b), scores.n());
+    // Per-sample values once, then sums per resample; a full evaluation per resample only when
+    // the per-(sample, class) table would not fit (vocabulary-wide token predictions).
+    let reports: Vec<Resampled> = match Samples::new(scores, opts, SAMPLES_LIMIT)? {
+        Some(samples) => (0..settings.resamples as u64)
+            .into_par_iter()
+            .map(|b| {
+                let r = samples.resample(&draws(b));
+                tick();
+                r
+            })
+            .collect(),
+        None => (0..settings.resamples as u64)
+            .into_par_iter()
+            .map(|b| {
+                let r = metrics::evaluate(&scores.select(&draws(b)), opts).map(|r| Resampled {
+                    ece: r.ece,
+                    adaece: r.adaece,
+                    classwise_ece: r.classwise_ece,
+                    nll: r.nll,
+                    error: r.error,
+                });
+                tick();
+                r
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let ci = |est: f64, f: fn(&Resampled) -> f64| interval(est, reports.iter().map(f).collect(), settings.level);
     Ok(MetricIntervals {
         level: settings.level,
         resamples: settings.resamples,
@@ -184,6 +207,31 @@ mod tests {
             labels.push(y as i64);
         }
         Scores::new(v, k, &labels, ScoreKind::Logits).unwrap()
+    }
+
+    /// A resample from the per-sample table gives what a full evaluation of the selected rows
+    /// gives, in both modes, with and without a temperature, including a resample that misses
+    /// the highest label (Paper mode's classwise then covers fewer classes).
+    #[test]
+    fn per_sample_resamples_equal_full_evaluations() {
+        let s = scores();
+        for mode in [metrics::Mode::Corrected, metrics::Mode::Paper] {
+            for t in [None, Some(1.7)] {
+                let opts = Options::new(15, mode).with_temperature_opt(t);
+                let samples = Samples::new(&s, &opts, usize::MAX).unwrap().unwrap();
+                let no_top: Vec<usize> = (0..s.n()).filter(|i| s.labels()[*i] != 4).collect();
+                for idx in [draw(&mut rng(3, 0), s.n()), draw(&mut rng(3, 1), s.n()), no_top] {
+                    let (fast, full) = (samples.resample(&idx), metrics::evaluate(&s.select(&idx), &opts).unwrap());
+                    let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+                    assert!(close(fast.ece, full.ece), "{mode:?} {t:?}: ece {} vs {}", fast.ece, full.ece);
+                    assert!(close(fast.adaece, full.adaece), "{mode:?} {t:?}: adaece");
+                    assert!(close(fast.classwise_ece, full.classwise_ece), "{mode:?} {t:?}: classwise");
+                    assert!(close(fast.nll.unwrap(), full.nll.unwrap()) && fast.error == full.error, "{mode:?} {t:?}");
+                }
+            }
+        }
+        // Past the table's limit there is no table: the bootstrap then evaluates each resample in full.
+        assert!(Samples::new(&s, &Options::default(), 10).unwrap().is_none());
     }
 
     #[test]

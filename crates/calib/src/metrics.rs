@@ -296,6 +296,131 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
     })
 }
 
+/// What a bootstrap resample needs of every sample, computed once (softmax under the
+/// temperature, bins), so a resample costs sums over its drawn rows instead of a new softmax of
+/// the whole matrix. The classwise bins cost one entry per (sample, class).
+pub(crate) struct Samples<F> {
+    conf: Vec<F>,
+    correct: Vec<bool>,
+    ece_bin: Vec<u16>,
+    nll: Option<Vec<f64>>,
+    /// Per sample and class (row-major): the class probability's bin and the probability.
+    class_bin: Vec<u16>,
+    class_p: Vec<f64>,
+    labels: Vec<usize>,
+    k: usize,
+    m: usize,
+    mode: Mode,
+}
+
+/// "No bin": a value of 0 (or outside [0, 1]) is in no `(lo, hi]` bin.
+const NO_BIN: u16 = u16::MAX;
+
+/// The five metrics the bootstrap intervals cover.
+pub(crate) struct Resampled {
+    pub ece: f64,
+    pub adaece: f64,
+    pub classwise_ece: f64,
+    pub nll: Option<f64>,
+    pub error: f64,
+}
+
+impl<F: Real> Samples<F> {
+    /// Per-sample values of `scores` under `opts` (checked), or None when the classwise entries
+    /// would exceed `limit` (the caller then evaluates each resample in full).
+    pub fn new(scores: &Scores<F>, opts: &Options, limit: usize) -> Result<Option<Self>> {
+        opts.validate()?;
+        scores.check_temperature(opts.temperature)?;
+        let (n, k, m) = (scores.n(), scores.k(), opts.bins);
+        if n.saturating_mul(k) > limit || m >= NO_BIN as usize {
+            return Ok(None);
+        }
+        let binning = Binning::<F>::new(m);
+        let t = temperature_of::<F>(scores.kind(), opts.temperature);
+        let logits = scores.kind() == ScoreKind::Logits;
+        let bin = |c: F| binning.bin_of(c).map_or(NO_BIN, |b| b as u16);
+        let rows: Vec<(F, bool, u16, f64, Vec<u16>, Vec<f64>)> = (0..n)
+            .into_par_iter()
+            .map_init(
+                || Row::new(k),
+                |row, i| {
+                    let y = scores.labels()[i];
+                    let st = row.compute(scores.row(i), scores.kind(), t);
+                    let nll = if logits { row.nll(&st, y).f64() } else { 0.0 };
+                    let bins = row.p.iter().map(|&p| bin(p)).collect();
+                    let ps = row.p.iter().map(|p| p.f64()).collect();
+                    (st.conf, st.pred == y, bin(st.conf), nll, bins, ps)
+                },
+            )
+            .collect();
+        let mut out = Samples {
+            conf: Vec::with_capacity(n),
+            correct: Vec::with_capacity(n),
+            ece_bin: Vec::with_capacity(n),
+            nll: logits.then(|| Vec::with_capacity(n)),
+            class_bin: Vec::with_capacity(n * k),
+            class_p: Vec::with_capacity(n * k),
+            labels: scores.labels().to_vec(),
+            k,
+            m,
+            mode: opts.mode,
+        };
+        for (c, hit, b, nll, bins, ps) in rows {
+            out.conf.push(c);
+            out.correct.push(hit);
+            out.ece_bin.push(b);
+            if let Some(v) = out.nll.as_mut() {
+                v.push(nll);
+            }
+            out.class_bin.extend(bins);
+            out.class_p.extend(ps);
+        }
+        Ok(Some(out))
+    }
+
+    /// The metrics of the resample that takes rows `idx` (with repeats), equal to
+    /// [`evaluate`] of `scores.select(idx)` up to the order of floating-point sums.
+    pub fn resample(&self, idx: &[usize]) -> Resampled {
+        let (n, k, m) = (idx.len(), self.k, self.m);
+        let mut ece = BinSums::new(m);
+        let (mut wrong, mut nll) = (0usize, 0.0);
+        let classes = match self.mode {
+            Mode::Paper => idx.iter().map(|&i| self.labels[i]).max().map_or(0, |l| l + 1),
+            Mode::Corrected => k,
+        };
+        let mut classwise = vec![BinSums::new(m); classes];
+        for &i in idx {
+            let (c, hit) = (self.conf[i], self.correct[i]);
+            wrong += usize::from(!hit);
+            if self.ece_bin[i] != NO_BIN {
+                ece.add(self.ece_bin[i] as usize, c.f64(), hit);
+            }
+            if let Some(v) = &self.nll {
+                nll += v[i];
+            }
+            let y = self.labels[i];
+            for (cls, sums) in classwise.iter_mut().enumerate() {
+                let b = self.class_bin[i * k + cls];
+                if b != NO_BIN {
+                    sums.add(b as usize, self.class_p[i * k + cls], y == cls);
+                }
+            }
+        }
+        let picked = SampleConf {
+            conf: idx.iter().map(|&i| self.conf[i]).collect(),
+            correct: idx.iter().map(|&i| self.correct[i]).collect(),
+        };
+        let per_class: Vec<f64> = classwise.iter().map(|s| s.ece(n)).collect();
+        Resampled {
+            ece: ece.ece(n),
+            adaece: adaptive(&picked, m, self.mode).value,
+            classwise_ece: per_class.iter().sum::<f64>() / per_class.len().max(1) as f64,
+            nll: self.nll.as_ref().map(|_| nll / n as f64),
+            error: wrong as f64 / n as f64,
+        }
+    }
+}
+
 /// The few metrics a temperature search or a quick check needs, from one light parallel pass.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Basic {
