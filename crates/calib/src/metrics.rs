@@ -313,6 +313,16 @@ pub(crate) struct Samples<F> {
     mode: Mode,
 }
 
+/// One sample's entries of [`Samples`] while they are computed in parallel.
+struct SampleRow<F> {
+    conf: F,
+    hit: bool,
+    bin: u16,
+    nll: f64,
+    bins: Vec<u16>,
+    ps: Vec<f64>,
+}
+
 /// "No bin": a value of 0 (or outside [0, 1]) is in no `(lo, hi]` bin.
 const NO_BIN: u16 = u16::MAX;
 
@@ -339,7 +349,7 @@ impl<F: Real> Samples<F> {
         let t = temperature_of::<F>(scores.kind(), opts.temperature);
         let logits = scores.kind() == ScoreKind::Logits;
         let bin = |c: F| binning.bin_of(c).map_or(NO_BIN, |b| b as u16);
-        let rows: Vec<(F, bool, u16, f64, Vec<u16>, Vec<f64>)> = (0..n)
+        let rows: Vec<SampleRow<F>> = (0..n)
             .into_par_iter()
             .map_init(
                 || Row::new(k),
@@ -349,7 +359,7 @@ impl<F: Real> Samples<F> {
                     let nll = if logits { row.nll(&st, y).f64() } else { 0.0 };
                     let bins = row.p.iter().map(|&p| bin(p)).collect();
                     let ps = row.p.iter().map(|p| p.f64()).collect();
-                    (st.conf, st.pred == y, bin(st.conf), nll, bins, ps)
+                    SampleRow { conf: st.conf, hit: st.pred == y, bin: bin(st.conf), nll, bins, ps }
                 },
             )
             .collect();
@@ -365,10 +375,10 @@ impl<F: Real> Samples<F> {
             m,
             mode: opts.mode,
         };
-        for (c, hit, b, nll, bins, ps) in rows {
-            out.conf.push(c);
+        for SampleRow { conf, hit, bin, nll, bins, ps } in rows {
+            out.conf.push(conf);
             out.correct.push(hit);
-            out.ece_bin.push(b);
+            out.ece_bin.push(bin);
             if let Some(v) = out.nll.as_mut() {
                 v.push(nll);
             }
