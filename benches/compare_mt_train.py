@@ -16,7 +16,9 @@ every reference token including end-of-sentence, padding left out. The script ru
     .deps/bench-venv/bin/python benches/compare_mt_train.py --calib target/release/calib \
         --recipe recipes/multi30k/transformer-small.toml --epochs 4 --seed 1 --out runs/mt-peer-s1
 
---threads sets the intra-op threads of each side (both default to 2). --init xavier-all starts the peer as
+--threads sets the intra-op threads of each side (both default to 2). `--plot OUT.svg --from A/comparison.jsonl
+B/comparison.jsonl …` draws the validation NLL and token error of both sides of every given comparison (one per seed)
+against the epoch, and trains nothing. --init xavier-all starts the peer as
 `torch.nn.Transformer` does instead (Xavier-uniform on every matrix), the rule the issue's first peer used.
 """
 
@@ -245,18 +247,66 @@ def run_ours(args, recipe_path, out):
     return ours
 
 
+def plot(out, files):
+    """Two panels (validation NLL, token error %) of ours (solid) and the peer (dashed), one colour per file."""
+    runs = []
+    for f in files:
+        rows = [json.loads(line) for line in Path(f).read_text().splitlines() if line.strip()]
+        if not rows or any("ours" not in r for r in rows):
+            fail(f"{f}: no comparison rows with both sides")
+        runs.append((Path(f).parent.name, rows))
+    colours = ["#c8503c", "#3c6ec8", "#3c9a5a", "#8a4fb0"]
+    width, height, pad = 440, 320, 50
+    panels = [("validation token NLL", lambda d: d["val_nll"]), ("validation token error (%)", lambda d: 100 * d["val_error"])]
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" height="{height + 30}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{2 * width}" height="{height + 30}" fill="white"/>']
+    for p, (name, get) in enumerate(panels):
+        x0 = p * width
+        values = [get(r[side]) for _, rows in runs for r in rows for side in ("ours", "peer")]
+        epochs = [r["epoch"] for _, rows in runs for r in rows]
+        lo, hi = min(values), max(values)
+        lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)
+        e0, e1 = min(epochs), max(max(epochs), min(epochs) + 1)
+        sx = lambda e: x0 + pad + (e - e0) / (e1 - e0) * (width - 2 * pad)  # noqa: E731
+        sy = lambda v: pad / 2 + (hi - v) / (hi - lo) * (height - pad)  # noqa: E731
+        svg.append(f'<text x="{x0 + width / 2}" y="16" text-anchor="middle" font-size="14">{name}</text>')
+        svg.append(f'<line x1="{sx(e0)}" y1="{sy(lo)}" x2="{sx(e1)}" y2="{sy(lo)}" stroke="black"/>')
+        svg.append(f'<line x1="{sx(e0)}" y1="{sy(lo)}" x2="{sx(e0)}" y2="{sy(hi)}" stroke="black"/>')
+        for e in range(e0, e1 + 1):
+            svg.append(f'<text x="{sx(e)}" y="{sy(lo) + 16}" text-anchor="middle">{e}</text>')
+        for k in range(5):
+            v = lo + k * (hi - lo) / 4
+            svg.append(f'<text x="{sx(e0) - 6}" y="{sy(v) + 4}" text-anchor="end">{v:.2f}</text>')
+        svg.append(f'<text x="{x0 + width / 2}" y="{height + 22}" text-anchor="middle">epoch</text>')
+        for c, (label, rows) in enumerate(runs):
+            for side, dash in (("ours", ""), ("peer", ' stroke-dasharray="6 4"')):
+                pts = " ".join(f"{sx(r['epoch']):.1f},{sy(get(r[side])):.1f}" for r in rows)
+                svg.append(f'<polyline points="{pts}" fill="none" stroke="{colours[c % 4]}" stroke-width="2"{dash}/>')
+            if p == 0:
+                y = 40 + 16 * c
+                svg.append(f'<text x="{x0 + width - pad}" y="{y}" text-anchor="end" fill="{colours[c % 4]}">{label}: ours solid, peer dashed</text>')
+    svg.append("</svg>")
+    Path(out).write_text("\n".join(svg) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calib", default="target/release/calib")
     ap.add_argument("--recipe", default="recipes/multi30k/transformer-small.toml")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--out", required=True, help="folder for both runs and the comparison")
+    ap.add_argument("--out", help="folder for both runs and the comparison")
+    ap.add_argument("--plot", help="draw the curves of --from comparisons into this SVG and train nothing")
+    ap.add_argument("--from", dest="sources", nargs="+", default=[], help="comparison.jsonl files for --plot")
     ap.add_argument("--ours", help="a finished run of ours to compare with instead of training one")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init", choices=["fairseq", "xavier-all"], default="fairseq")
     ap.add_argument("--limit", type=int, help="only the first this many training pairs (a smoke run), on both sides")
     args = ap.parse_args()
+    if args.plot:
+        return plot(args.plot, args.sources)
+    if not args.out:
+        fail("--out is required to train")
 
     recipe_path = Path(args.recipe)
     recipe = tomllib.loads(recipe_path.read_text())
