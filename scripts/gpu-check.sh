@@ -3,6 +3,10 @@
 #
 #   bash scripts/gpu-check.sh prepare   # here: release binaries and the Multi30k files into gpu/ (git-ignored)
 #   bash scripts/gpu-check.sh run       # on the device (carry gpu/): writes $OUT/gpu-check.log and JSON results
+#   bash scripts/gpu-check.sh prepare-paper   # here: binaries and CIFAR-10 into gpu-paper/ (a second call: 55 MB)
+#   bash scripts/gpu-check.sh run-paper       # on the device (carry gpu-paper/): CIFAR-10 ResNet-50, CE against
+#                                             # FLSD-53 with the paper's recipe shortened to EPOCHS (default 12,
+#                                             # milestones scaled), evaluated at the last epoch, and `calib report`
 #
 # What it checks on CUDA: libtorch_cuda.so is loaded and a device seen; a loss and its gradient; the quickstart recipe
 # trains in fp32 and bf16 autocast with the loader thread (pinned memory, non-blocking copies: metrics.jsonl's
@@ -71,8 +75,38 @@ PY
         --batches 10 --device cuda --format json
     } 2>&1 | tee "$log"
     ;;
+  prepare-paper)
+    grep -qx 'gpu-paper/' .git/info/exclude 2>/dev/null || echo 'gpu-paper/' >> .git/info/exclude
+    cargo build --release -p calib-cli && cargo build --release -p calib-torch
+    rm -rf gpu-paper && mkdir -p gpu-paper
+    cp target/release/calib target/release/calib-torch gpu-paper/
+    cp ../shared/data/cifar10/train.tar.gz gpu-paper/
+    tar -czf gpu-paper/test.tar.gz -C ../shared/data/cifar10 test
+    du -sh gpu-paper
+    ;;
+  run-paper)
+    OUT=${OUT:-gpu-paper/out}
+    EPOCHS=${EPOCHS:-12}
+    mkdir -p "$OUT"
+    TL=$(python3 -c "import torch,os;print(os.path.dirname(torch.__file__))")/lib
+    export LD_LIBRARY_PATH=$TL
+    # The paper's milestones 150 and 250 of 350 epochs, scaled to EPOCHS (official timing: one epoch early).
+    m1=$(( EPOCHS * 150 / 350 )) m2=$(( EPOCHS * 250 / 350 ))
+    {
+      nvidia-smi --query-gpu=name,memory.total --format=csv || true
+      date -u
+      for loss in ce flsd:53; do
+        gpu-paper/calib-torch train --recipe recipes/cifar10/resnet50.toml --data gpu-paper --loss "$loss" \
+          --set 'data.train="train.tar.gz"' --set 'data.test="test.tar.gz"' --epochs "$EPOCHS" \
+          --set "train.schedule.milestones=[$m1,$m2]" --out "$OUT/resnet50/${loss//:/-}" --device cuda --quiet --format json
+        gpu-paper/calib-torch eval --run "$OUT/resnet50/${loss//:/-}" --checkpoint last --device cuda --format json \
+          > "$OUT/${loss//:/-}-eval.json" && echo "$loss eval ok"
+      done
+      gpu-paper/calib report "$OUT/resnet50" --out "$OUT/report" --format json > "$OUT/report.json" && cat "$OUT/report/table1-ece.md"
+    } 2>&1 | tee "$OUT/gpu-paper.log"
+    ;;
   *)
-    echo "usage: bash scripts/gpu-check.sh prepare|run" >&2
+    echo "usage: bash scripts/gpu-check.sh prepare|run|prepare-paper|run-paper" >&2
     exit 2
     ;;
 esac
