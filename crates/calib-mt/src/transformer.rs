@@ -722,11 +722,13 @@ mod tests {
         let s = rows.to_kind(Kind::Double).std(true).double_value(&[]);
         assert!((s * d.sqrt() - 1.0).abs() < 0.01, "embedding std {s}");
         // The lookup gives the padding row no gradient (the encoder never reaches the tied output).
+        // One feature of the output, not the sum of all: a layer-normed row sums to its bias, whatever the input.
         let src = Tensor::from_slice(&[5i64, 6, 1, 1]).view([1, 4]);
-        t.encode(&src, &src.eq(-1), true).unwrap().sum(Kind::Float).backward();
+        t.encode(&src, &src.eq(-1), false).unwrap().narrow(2, 0, 1).sum(Kind::Float).backward();
         let g = t.embed.grad();
         assert_eq!(g.get(1).abs().max().double_value(&[]), 0.0);
-        assert!(g.get(5).abs().max().double_value(&[]) > 0.0);
+        let g5 = g.get(5).abs().max().double_value(&[]);
+        assert!(g5 > 1e-3, "gradient of a used row: {g5}");
     }
 
     #[test]
