@@ -325,15 +325,18 @@ fn ood_cells(pred: &Path, t: f64) -> Result<Vec<OodCell>, PaperError> {
         return Ok(Vec::new());
     }
     let inside = report::load(&pred.join("test_logits.npy"), &pred.join("test_labels.npy"))?;
+    // The test set's scores before and after T once, for every OOD set.
+    let (in_before, in_after) = (ood::softmax_scores(&inside, None)?, ood::softmax_scores(&inside, Some(t))?);
     let mut out = Vec::new();
     for name in names {
         let outside =
             report::load(&pred.join(format!("ood-{name}_logits.npy")), &pred.join(format!("ood-{name}_labels.npy")))?;
-        let before = ood::ood_auroc(&inside, &outside, None)?.auroc_entropy;
-        let after = ood::ood_auroc(&inside, &outside, Some(t))?.auroc_entropy;
+        ood::check_classes(&inside, &outside)?;
+        let out_before = ood::softmax_scores(&outside, None)?;
+        let before = ood::from_scores(&in_before, &out_before)?.auroc_entropy;
+        let after = ood::from_scores(&in_after, &ood::softmax_scores(&outside, Some(t))?)?.auroc_entropy;
         // OOD is the positive class, entropy the score, as in the AUROC.
-        let (a, b) = (ood::softmax_scores(&outside, None)?, ood::softmax_scores(&inside, None)?);
-        let roc = thin(ood::roc_curve(&a.entropy, &b.entropy)?, 200);
+        let roc = thin(ood::roc_curve(&out_before.entropy, &in_before.entropy)?, 200);
         out.push(OodCell { name, before, after, roc });
     }
     Ok(out)

@@ -85,6 +85,16 @@ pub fn torch_linear(p: Path, inputs: i64, outputs: i64) -> nn::Linear {
     linear(p, inputs, outputs, Weight::Torch, Bias::Torch)
 }
 
+/// A convolution's initialisers for a weight of `shape`, stride 1 and no padding.
+fn conv_config(shape: &[i64], weight: Weight, bias: Bias) -> nn::ConvConfig {
+    nn::ConvConfig {
+        bias: bias != Bias::None,
+        ws_init: weight_init(weight, shape),
+        bs_init: bias_init(bias, fans(shape).0).unwrap_or(Init::Const(0.0)),
+        ..Default::default()
+    }
+}
+
 /// A 2-d convolution `inputs → outputs` with a square `kernel`, `stride` and `padding`.
 pub fn conv2d(
     p: Path,
@@ -93,28 +103,13 @@ pub fn conv2d(
     weight: Weight,
     bias: Bias,
 ) -> nn::Conv2D {
-    let shape = [outputs, inputs, kernel, kernel];
-    let config = nn::ConvConfig {
-        stride,
-        padding,
-        bias: bias != Bias::None,
-        ws_init: weight_init(weight, &shape),
-        bs_init: bias_init(bias, fans(&shape).0).unwrap_or(Init::Const(0.0)),
-        ..Default::default()
-    };
-    nn::conv2d(p, inputs, outputs, kernel, config)
+    let config = conv_config(&[outputs, inputs, kernel, kernel], weight, bias);
+    nn::conv2d(p, inputs, outputs, kernel, nn::ConvConfig { stride, padding, ..config })
 }
 
 /// A 1-d convolution `inputs → outputs` of width `kernel`, stride 1, no padding.
 pub fn conv1d(p: Path, (inputs, outputs, kernel): (i64, i64, i64), weight: Weight, bias: Bias) -> nn::Conv1D {
-    let shape = [outputs, inputs, kernel];
-    let config = nn::ConvConfig {
-        bias: bias != Bias::None,
-        ws_init: weight_init(weight, &shape),
-        bs_init: bias_init(bias, fans(&shape).0).unwrap_or(Init::Const(0.0)),
-        ..Default::default()
-    };
-    nn::conv1d(p, inputs, outputs, kernel, config)
+    nn::conv1d(p, inputs, outputs, kernel, conv_config(&[outputs, inputs, kernel], weight, bias))
 }
 
 /// PyTorch's `nn.BatchNorm2d(channels)`: scale 1, shift 0, running mean 0 and variance 1.

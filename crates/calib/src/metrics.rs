@@ -313,16 +313,6 @@ pub(crate) struct Samples<F> {
     mode: Mode,
 }
 
-/// One sample's entries of [`Samples`] while they are computed in parallel.
-struct SampleRow<F> {
-    conf: F,
-    hit: bool,
-    bin: u16,
-    nll: f64,
-    bins: Vec<u16>,
-    ps: Vec<f64>,
-}
-
 /// "No bin": a value of 0 (or outside [0, 1]) is in no `(lo, hi]` bin.
 const NO_BIN: u16 = u16::MAX;
 
@@ -349,42 +339,37 @@ impl<F: Real> Samples<F> {
         let t = temperature_of::<F>(scores.kind(), opts.temperature);
         let logits = scores.kind() == ScoreKind::Logits;
         let bin = |c: F| binning.bin_of(c).map_or(NO_BIN, |b| b as u16);
-        let rows: Vec<SampleRow<F>> = (0..n)
-            .into_par_iter()
+        // The per-class entries straight into their rows of the table; the per-sample ones collected.
+        let (mut class_bin, mut class_p) = (vec![NO_BIN; n * k], vec![0.0f64; n * k]);
+        let per_sample: Vec<(F, bool, u16, f64)> = class_bin
+            .par_chunks_mut(k)
+            .zip(class_p.par_chunks_mut(k))
+            .enumerate()
             .map_init(
                 || Row::new(k),
-                |row, i| {
+                |row, (i, (bins, ps))| {
                     let y = scores.labels()[i];
                     let st = row.compute(scores.row(i), scores.kind(), t);
+                    for ((b, p), &v) in bins.iter_mut().zip(ps.iter_mut()).zip(&row.p) {
+                        (*b, *p) = (bin(v), v.f64());
+                    }
                     let nll = if logits { row.nll(&st, y).f64() } else { 0.0 };
-                    let bins = row.p.iter().map(|&p| bin(p)).collect();
-                    let ps = row.p.iter().map(|p| p.f64()).collect();
-                    SampleRow { conf: st.conf, hit: st.pred == y, bin: bin(st.conf), nll, bins, ps }
+                    (st.conf, st.pred == y, bin(st.conf), nll)
                 },
             )
             .collect();
-        let mut out = Samples {
-            conf: Vec::with_capacity(n),
-            correct: Vec::with_capacity(n),
-            ece_bin: Vec::with_capacity(n),
-            nll: logits.then(|| Vec::with_capacity(n)),
-            class_bin: Vec::with_capacity(n * k),
-            class_p: Vec::with_capacity(n * k),
+        let out = Samples {
+            conf: per_sample.iter().map(|s| s.0).collect(),
+            correct: per_sample.iter().map(|s| s.1).collect(),
+            ece_bin: per_sample.iter().map(|s| s.2).collect(),
+            nll: logits.then(|| per_sample.iter().map(|s| s.3).collect()),
+            class_bin,
+            class_p,
             labels: scores.labels().to_vec(),
             k,
             m,
             mode: opts.mode,
         };
-        for SampleRow { conf, hit, bin, nll, bins, ps } in rows {
-            out.conf.push(conf);
-            out.correct.push(hit);
-            out.ece_bin.push(bin);
-            if let Some(v) = out.nll.as_mut() {
-                v.push(nll);
-            }
-            out.class_bin.extend(bins);
-            out.class_p.extend(ps);
-        }
         Ok(Some(out))
     }
 

@@ -96,15 +96,21 @@ pub struct OodAuroc {
 }
 
 pub fn ood_auroc<F: Real>(inside: &Scores<F>, outside: &Scores<F>, temperature: Option<f64>) -> Result<OodAuroc> {
-    if inside.k() != outside.k() {
-        return Err(Error::Shape(format!(
+    check_classes(inside, outside)?;
+    let (a, b) = (softmax_scores(inside, temperature)?, softmax_scores(outside, temperature)?);
+    from_scores(&a, &b)
+}
+
+/// `Ok` when the in-distribution and OOD scores cover the same classes (a model's two outputs).
+pub fn check_classes<F: Real>(inside: &Scores<F>, outside: &Scores<F>) -> Result<()> {
+    match inside.k() == outside.k() {
+        true => Ok(()),
+        false => Err(Error::Shape(format!(
             "in-distribution scores have {} classes but OOD scores have {}",
             inside.k(),
             outside.k()
-        )));
+        ))),
     }
-    let (a, b) = (softmax_scores(inside, temperature)?, softmax_scores(outside, temperature)?);
-    from_scores(&a, &b)
 }
 
 /// Both AUROCs from precomputed scores (used by the bootstrap, which resamples them).
