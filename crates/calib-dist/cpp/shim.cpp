@@ -1,0 +1,155 @@
+// The C ABI over PyTorch's c10d that calib-dist calls: a TCPStore rendezvous, one process group
+// (Gloo, or NCCL when compiled with CALIB_NCCL), and the three collectives the trainer needs.
+// Every function returns 0 on success; on failure it returns 1 and sets *err to a malloc'ed
+// message (freed with calib_dist_free_error). No C++ exception crosses the boundary.
+//
+// The same file builds twice: statically into calib-dist with Gloo (build.rs), and as the
+// shared library libcalib_nccl.so (scripts/build-nccl-shim.sh), which is loaded only once
+// libtorch_cuda.so is. The NCCL build names its functions calib_nccl_* so both can coexist.
+
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#ifdef CALIB_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#define CALIB_FN(name) calib_nccl_##name
+#else
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#define CALIB_FN(name) calib_gloo_##name
+#endif
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+  std::chrono::milliseconds timeout;
+};
+
+char* copy_message(const std::string& text) {
+  char* out = static_cast<char*>(std::malloc(text.size() + 1));
+  if (out != nullptr) {
+    std::memcpy(out, text.c_str(), text.size() + 1);
+  }
+  return out;
+}
+
+// Runs `body`, turning any exception into the error protocol above.
+template <class F>
+int guarded(char** err, F&& body) {
+  try {
+    body();
+    return 0;
+  } catch (const c10::Error& e) {
+    *err = copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    *err = copy_message(e.what());
+  } catch (...) {
+    *err = copy_message("an unknown C++ exception");
+  }
+  return 1;
+}
+
+// Waits for a collective, bounded by the group's timeout.
+void finish(const c10::intrusive_ptr<c10d::Work>& work, const Group& group) {
+  if (!work->wait(group.timeout)) {
+    throw std::runtime_error("the collective did not complete within the timeout");
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+// Joins the group: rank 0 serves the TCPStore on host:port, the others connect to it; every
+// rank waits at most timeout_ms for the others, at start and in each collective afterwards.
+// `iface` (a network interface) or `hostname` (an address of this machine) picks the Gloo
+// transport's address; both empty: the address this machine's hostname resolves to.
+int CALIB_FN(init)(const char* host, uint16_t port, int rank, int world, int64_t timeout_ms, const char* iface,
+                   const char* hostname, void** out, char** err) {
+  return guarded(err, [&] {
+    auto timeout = std::chrono::milliseconds(timeout_ms);
+    c10d::TCPStoreOptions opts;
+    opts.port = port;
+    opts.isServer = rank == 0;
+    opts.numWorkers = world;
+    opts.waitWorkers = true;
+    opts.timeout = timeout;
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), opts);
+#ifdef CALIB_NCCL
+    auto store = c10::make_intrusive<c10d::PrefixStore>("calib-nccl", tcp);
+    auto options = c10d::ProcessGroupNCCL::Options::create();
+    options->timeout = timeout;
+    (void)iface;
+    (void)hostname;
+    c10::intrusive_ptr<c10d::Backend> backend =
+        c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, options);
+#else
+    auto store = c10::make_intrusive<c10d::PrefixStore>("calib-gloo", tcp);
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    if (iface != nullptr && *iface != '\0') {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
+    } else if (hostname != nullptr && *hostname != '\0') {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(hostname));
+    } else {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    }
+    c10::intrusive_ptr<c10d::Backend> backend =
+        c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, options);
+#endif
+    *out = new Group{tcp, backend, timeout};
+  });
+}
+
+// Sums `tensor` (a tch tensor pointer, at::Tensor*) over the ranks, in place.
+int CALIB_FN(all_reduce_sum)(void* group, void* tensor, char** err) {
+  return guarded(err, [&] {
+    auto& g = *static_cast<Group*>(group);
+    std::vector<at::Tensor> tensors{*static_cast<at::Tensor*>(tensor)};
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = c10d::ReduceOp::SUM;
+    finish(g.backend->allreduce(tensors, opts), g);
+  });
+}
+
+// Replaces `tensor` with rank `root`'s, in place.
+int CALIB_FN(broadcast)(void* group, void* tensor, int root, char** err) {
+  return guarded(err, [&] {
+    auto& g = *static_cast<Group*>(group);
+    std::vector<at::Tensor> tensors{*static_cast<at::Tensor*>(tensor)};
+    c10d::BroadcastOptions opts;
+    opts.rootRank = root;
+    finish(g.backend->broadcast(tensors, opts), g);
+  });
+}
+
+int CALIB_FN(barrier)(void* group, char** err) {
+  return guarded(err, [&] {
+    auto& g = *static_cast<Group*>(group);
+    finish(g.backend->barrier(c10d::BarrierOptions()), g);
+  });
+}
+
+// Leaves the group. After a failed collective the backend is aborted rather than shut down,
+// so a dead peer cannot hold the process at exit.
+void CALIB_FN(destroy)(void* group, int failed) {
+  auto* g = static_cast<Group*>(group);
+  try {
+    if (failed) {
+      g->backend->abort();
+    } else {
+      g->backend->shutdown();
+    }
+  } catch (...) {
+  }
+  delete g;
+}
+
+void CALIB_FN(free_error)(char* err) { std::free(err); }
+
+}  // extern "C"
