@@ -32,3 +32,15 @@ if [ ! -f "$STAMP" ]; then
   ln -sfn site/nvidia "$DEPS/nvidia"
   touch "$STAMP"
 fi
+
+# Gloo's headers for the data-parallel shim (crates/calib-dist): the c10d code is in libtorch_cpu.so,
+# but the wheel ships c10d's headers without Gloo's. Debian's libgloo-dev has them.
+if [ ! -f /usr/include/gloo/config.h ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing libgloo-dev (Gloo's headers, for data-parallel training)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgloo-dev >/dev/null
+  else
+    echo "setup: Gloo's headers are missing: install Debian's libgloo-dev (sudo apt-get install libgloo-dev)" >&2
+    exit 1
+  fi
+fi

@@ -3,7 +3,7 @@
 //! `calib-torch` beside it.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub use calib_fixtures::{data, shared, workspace};
@@ -53,4 +53,34 @@ pub fn one_line_error(o: &Output, expect: &[&str]) {
 #[track_caller]
 pub fn fails(args: &[&str], expect: &[&str]) {
     one_line_error(&run(args), expect);
+}
+
+/// A run's `metrics.jsonl` without its timing fields, which no two runs share.
+pub fn epoch_log(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap_or_else(|e| panic!("{}: {e}", run.join("metrics.jsonl").display()))
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            for key in ["seconds", "samples_per_second", "data_wait_seconds"] {
+                v.as_object_mut().unwrap().remove(key);
+            }
+            v
+        })
+        .collect()
+}
+
+/// Small real SST inputs for runs that take a second, as `--set` values: the first 100 dev
+/// sentences stand in for the dev and test sets, the first 5,000 GloVe rows for the vectors
+/// (files written into `dir`).
+pub fn small_sst(dir: &Path) -> [String; 3] {
+    let head = |file: &str, n: usize, name: &str| {
+        let text = std::fs::read_to_string(data(file)).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text.lines().take(n).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+        path.display().to_string()
+    };
+    let dev = head("sst/trees/dev.txt", 100, "dev100.txt");
+    let glove = head("glove/glove.6B.50d.subset.txt", 5000, "glove5k.txt");
+    [format!("data.valid=\"{dev}\""), format!("data.test=\"{dev}\""), format!("data.glove=\"{glove}\"")]
 }

@@ -5,26 +5,12 @@
 //! fields aside) and no temporary file left behind; a folder that is not a run takes a run only
 //! with `--force`. `scripts/kill-loop.sh` runs the longer loop of kills at random moments.
 
-use calib_e2e::cmd;
+use calib_e2e::{cmd, epoch_log as log, small_sst as small_inputs};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Output;
 
 const SST: &str = "recipes/sst/tree-lstm.toml";
-
-/// Small real inputs, so that each of the many runs takes a second: the first 100 SST dev
-/// sentences stand in for the dev and test sets, the first 5,000 GloVe rows for the vectors.
-fn small_inputs(dir: &Path) -> [String; 3] {
-    let head = |file: &str, n: usize, name: &str| {
-        let text = std::fs::read_to_string(calib_e2e::data(file)).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, text.lines().take(n).collect::<Vec<_>>().join("\n") + "\n").unwrap();
-        path.display().to_string()
-    };
-    let dev = head("sst/trees/dev.txt", 100, "dev100.txt");
-    let glove = head("glove/glove.6B.50d.subset.txt", 5000, "glove5k.txt");
-    [format!("data.valid=\"{dev}\""), format!("data.test=\"{dev}\""), format!("data.glove=\"{glove}\"")]
-}
 
 fn train(out: &Path, inputs: &[String; 3], fault: Option<&str>, resume: bool) -> Output {
     train_with(out, inputs, fault, resume, &[])
@@ -46,21 +32,6 @@ fn train_with(out: &Path, inputs: &[String; 3], fault: Option<&str>, resume: boo
         c.env("CALIB_FAULT", f);
     }
     c.output().unwrap()
-}
-
-/// The log without its timing fields, which no two runs share.
-fn log(out: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(out.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            for key in ["seconds", "samples_per_second", "data_wait_seconds"] {
-                v.as_object_mut().unwrap().remove(key);
-            }
-            v
-        })
-        .collect()
 }
 
 /// A name, the kills in order (the fault, and whether that run was resumed), and whether the run

@@ -158,7 +158,9 @@ pub fn spawn_local(program: &Path, args: &[OsString], nproc: usize, grace: Durat
     }
     match first_failure {
         None => Ok(()),
-        Some((rank, status)) => Err(Error::Launch(format!("rank {rank} of {nproc} failed ({status}); the group stopped"))),
+        Some((rank, status)) => {
+            Err(Error::Launch(format!("rank {rank} of {nproc} failed ({status}); the group stopped")))
+        }
     }
 }
 

@@ -6,12 +6,16 @@ use crate::tasks::Kind;
 use anyhow::{Context, Result};
 use calib_cli::args::train::Args;
 use calib_cli::output::{emit, Format};
+use calib_dist::{Backend, ProcessGroup, Rendezvous};
+use calib_train::collective::{Collective, SingleProcess};
 use calib_train::device::{self, DeviceRequest};
 use calib_train::precision::Precision;
 use calib_train::run::RunState;
 use calib_train::trainer::{Fit, TrainConfig};
 use serde_json::json;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The recipe values the options override.
 trait Overrides {
@@ -96,9 +100,15 @@ fn check_foreign(out: &Path) -> Result<()> {
     )
 }
 
-/// Trains a resolved recipe with its domain crate; returns the run state and the training
-/// settings.
-pub fn train(r: Resolved, start: Start, device: DeviceRequest, quiet: bool) -> Result<(RunState, TrainConfig)> {
+/// Trains a resolved recipe with its domain crate, alone or as a rank of the group
+/// `rendezvous` describes; returns the run state and the training settings.
+pub fn train(
+    r: Resolved,
+    start: Start,
+    device: DeviceRequest,
+    quiet: bool,
+    rendezvous: Option<&Rendezvous>,
+) -> Result<(RunState, TrainConfig)> {
     let resume = start.resume;
     anyhow::ensure!(
         resume || !r.out.join("state.json").exists(),
@@ -109,45 +119,88 @@ pub fn train(r: Resolved, start: Start, device: DeviceRequest, quiet: bool) -> R
         check_foreign(&r.out)?;
     }
     let device = device::select(device)?;
+    // A rank uses the GPU of its local rank; the checks above ran before any rank joined, so
+    // none of them can see files rank 0 is writing.
+    let (device, group) = match rendezvous {
+        None => (device, None),
+        Some(rv) => {
+            let device = if device.is_cuda() { tch::Device::Cuda(rv.local_rank) } else { device };
+            (device, Some(ProcessGroup::join(Backend::for_device(device), rv)?))
+        }
+    };
+    let collective: &dyn Collective = match &group {
+        Some(g) => g,
+        None => &SingleProcess,
+    };
+    // Only rank 0 reports.
+    let quiet = quiet || collective.rank() > 0;
     let mut bars = EpochBars::new(quiet);
     let mut log = |text: String| {
         if !quiet {
             eprintln!("{text}");
         }
     };
+    let fit = Fit::new().collective(collective).observer(&mut bars);
     Ok(match r.kind {
         Kind::Image => {
             let recipe = calib_vision::recipe::Recipe::from_table(r.table, &r.path)?;
-            let state =
-                calib_vision::run::train(&recipe, &r.out, device, Fit::new().resume(resume).observer(&mut bars))?;
+            let state = calib_vision::run::train(&recipe, &r.out, device, fit.resume(resume))?;
             (state, recipe.train)
         }
         Kind::Translation => {
             let recipe = calib_mt::recipe::MtRecipe::from_table(r.table, &r.path)?;
-            let state =
-                calib_mt::run::train(&recipe, &r.out, device, Fit::new().observer(&mut bars), resume, &mut log)?;
+            let state = calib_mt::run::train(&recipe, &r.out, device, fit, resume, &mut log)?;
             (state, recipe.train)
         }
         Kind::Text => {
             let recipe = calib_text::recipe::DocRecipe::from_table(r.table, &r.path)?;
-            let fit = Fit::new().observer(&mut bars);
             let state = calib_text::run::train_docs(&recipe, &r.out, device, fit, resume, &mut log)?;
             (state, recipe.train)
         }
         Kind::Tree => {
             let recipe = calib_text::recipe::TreeRecipe::from_table(r.table, &r.path)?;
-            let fit = Fit::new().observer(&mut bars);
             let state = calib_text::run::train_trees(&recipe, &r.out, device, fit, resume, &mut log)?;
             (state, recipe.train)
         }
     })
 }
 
+/// This program's arguments without `--nproc-per-node N` (what each local rank runs).
+fn rank_arguments() -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut args = std::env::args_os().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--nproc-per-node" {
+            args.next();
+        } else if !arg.to_string_lossy().starts_with("--nproc-per-node=") {
+            out.push(arg);
+        }
+    }
+    out
+}
+
 pub fn run(a: &Args, format: Format) -> Result<()> {
+    let timeout = Duration::from_secs(a.dist_timeout as u64);
+    let rendezvous = Rendezvous::from_env(timeout)?;
+    if let Some(n) = a.nproc_per_node {
+        anyhow::ensure!(
+            rendezvous.is_none(),
+            "--nproc-per-node starts the ranks itself, but this process is already a rank (RANK/WORLD_SIZE or Slurm's variables are set): leave one of them out"
+        );
+        if n > 1 {
+            let program = std::env::current_exe().context("cannot find this program to start its ranks")?;
+            // The ranks stop by themselves once a peer is gone; the grace covers a hung one.
+            calib_dist::launch::spawn_local(&program, &rank_arguments(), n, timeout + Duration::from_secs(10))?;
+            return Ok(());
+        }
+    }
     let resolved = resolve(a)?;
     let out = resolved.out.clone();
     let start = Start { resume: a.resume, force: a.force };
-    let (state, config) = train(resolved, start, crate::args::device(a.device), a.quiet)?;
+    let (state, config) = train(resolved, start, crate::args::device(a.device), a.quiet, rendezvous.as_ref())?;
+    if rendezvous.is_some_and(|r| r.rank > 0) {
+        return Ok(());
+    }
     let json = json!({"run": out, "epochs": state.epochs_done, "best_epoch": state.best_epoch, "best_value": state.best_value, "select_best_by": config.select_best_by});
     emit(format, &json, || {
         format!(

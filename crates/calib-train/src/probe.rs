@@ -2,9 +2,10 @@
 //! batch (confidence, correctness, NLL, entropy, at any temperature), the paper's Figures 1–2
 //! probes and ECE from them, and the per-sample gradient norms of the last layer (Figure 3 b–d).
 
+use crate::collective::Collective;
 use crate::error::{Error, Result};
 use crate::loader::with_prefetch;
-use crate::task::{Data, Task};
+use crate::task::{Batches, Data, Shard, Task};
 use calib::loss::{Loss, Reduction};
 use calib::metrics;
 use serde::{Deserialize, Serialize};
@@ -61,9 +62,20 @@ impl RowStats {
 
     /// The rows of a whole split, at every temperature of `temps` from one forward pass.
     pub fn of_split_at<T: Task>(task: &T, split: &str, temps: &[f64]) -> Result<Vec<Self>> {
+        let stats = Self::of_shard_at(task, split, temps, Shard::WHOLE)?;
+        if stats.first().is_some_and(|s| s.correct.is_empty()) {
+            return Err(Error::Task(format!("split {split} has no samples")));
+        }
+        Ok(stats)
+    }
+
+    /// The rows of `shard`'s part of a split (every world-th evaluation batch from its rank),
+    /// at every temperature of `temps`; a rank's part may be empty.
+    pub fn of_shard_at<T: Task>(task: &T, split: &str, temps: &[f64], shard: Shard) -> Result<Vec<Self>> {
         let mut stats = vec![Self::default(); temps.len()];
         let device = task.var_store().device();
-        let batches = task.data().eval_batches(split)?;
+        let batches: Batches<'_, T::Batch> =
+            Box::new(task.data().eval_batches(split)?.skip(shard.rank()).step_by(shard.world()));
         tch::no_grad(|| {
             with_prefetch(batches, PREFETCH, device, |it| -> Result<()> {
                 for b in it {
@@ -77,7 +89,47 @@ impl RowStats {
                 Ok(())
             })
         })?;
-        if stats.first().is_some_and(|s| s.correct.is_empty()) {
+        Ok(stats)
+    }
+
+    /// Every rank's rows, in rank order, on every rank (an all-gather built from one sum: each
+    /// rank fills its own columns of a zero table).
+    pub fn gathered(self, collective: &dyn Collective) -> Result<Self> {
+        let (rank, world) = (collective.rank(), collective.world_size());
+        if world == 1 {
+            return Ok(self);
+        }
+        let mut counts = vec![0.0f64; world];
+        counts[rank] = self.correct.len() as f64;
+        let mut counts = [Tensor::from_slice(&counts)];
+        collective.all_reduce_sum(&mut counts)?;
+        let counts = Vec::<f64>::try_from(&counts[0])?;
+        let (start, total) = (counts[..rank].iter().sum::<f64>() as usize, counts.iter().sum::<f64>() as usize);
+        let mut table = vec![0.0f64; 4 * total];
+        for (row, values) in [&self.confidence, &self.nll, &self.entropy].into_iter().enumerate() {
+            table[row * total + start..][..values.len()].copy_from_slice(values);
+        }
+        for (i, &c) in self.correct.iter().enumerate() {
+            table[3 * total + start + i] = f64::from(u8::from(c));
+        }
+        let mut table = [Tensor::from_slice(&table)];
+        collective.all_reduce_sum(&mut table)?;
+        let table = Vec::<f64>::try_from(&table[0])?;
+        let row = |r: usize| table[r * total..(r + 1) * total].to_vec();
+        Ok(Self {
+            confidence: row(0),
+            nll: row(1),
+            entropy: row(2),
+            correct: row(3).iter().map(|&c| c > 0.5).collect(),
+        })
+    }
+
+    /// The rows of a split evaluated by all ranks together, each taking its share of the
+    /// batches (the whole split with one rank).
+    pub fn of_split_on<T: Task>(task: &T, split: &str, collective: &dyn Collective) -> Result<Self> {
+        let shard = Shard::new(collective.rank(), collective.world_size())?;
+        let stats = Self::of_shard_at(task, split, &[1.0], shard)?.remove(0).gathered(collective)?;
+        if stats.correct.is_empty() {
             return Err(Error::Task(format!("split {split} has no samples")));
         }
         Ok(stats)

@@ -346,6 +346,7 @@ fn fit<T: Task>(
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let mut tensors: Vec<Tensor> = vars.into_iter().map(|(_, t)| t).collect();
+        check_same_model(&tensors, collective)?;
         tch::no_grad(|| collective.broadcast(&mut tensors, 0))?;
         collective.barrier()?;
     }
@@ -369,6 +370,8 @@ fn fit<T: Task>(
         let waited = with_prefetch(batches, PREFETCH, device, |it| -> Result<f64> {
             // Batches of one accumulation group share a step; `pending` marks gradients not yet applied.
             let mut pending = false;
+            // This rank's rows in the current accumulation group.
+            let mut group_rows = 0usize;
             let mut interval = Interval { first_step: 1, loss: 0.0, rows: 0 };
             let mut step = 0usize;
             for batch in it.by_ref() {
@@ -385,12 +388,14 @@ fn fit<T: Task>(
                 } else {
                     value.backward();
                 }
+                let n = targets.size()[0] as usize;
+                group_rows += n;
                 pending = (step + 1) % config.accumulate != 0;
                 if !pending {
-                    update(&mut opt, config, (lr, mean), collective)?;
+                    update(&mut opt, config, (lr, mean, group_rows), collective)?;
                     state.global_step += 1;
+                    group_rows = 0;
                 }
-                let n = targets.size()[0] as usize;
                 tch::no_grad(|| {
                     let v = value.detach().to_kind(Kind::Double);
                     let v = if mean { v * n as f64 } else { v };
@@ -409,7 +414,7 @@ fn fit<T: Task>(
             }
             if pending {
                 // The epoch's last group was short: apply what it gathered.
-                update(&mut opt, config, (lr, mean), collective)?;
+                update(&mut opt, config, (lr, mean, group_rows), collective)?;
                 state.global_step += 1;
             }
             if seen > interval.rows {
@@ -429,10 +434,13 @@ fn fit<T: Task>(
             collective.all_reduce_sum(&mut totals)?;
         }
         let rows = scalar(&totals[3]).max(1.0);
-        let val = RowStats::of_split(task, "val")?.probe()?;
-        let test = if config.probe_test { Some(RowStats::of_split(task, "test")?.probe()?) } else { None };
+        // The ranks evaluate a share of the batches each, and every rank sees all rows.
+        let val = RowStats::of_split_on(task, "val", collective)?.probe()?;
+        let test =
+            if config.probe_test { Some(RowStats::of_split_on(task, "test", collective)?.probe()?) } else { None };
         let weight_norm = caps.last_layer.as_ref().and_then(|name| vs.variables().get(name).map(|w| scalar(&w.norm())));
-        let grad_norms = if config.probe_grad_norms > 0 {
+        // Only rank 0 logs the gradient-norm probe, so only it pays for it.
+        let grad_norms = if config.probe_grad_norms > 0 && rank0 {
             Some(GradNorms::new(&grad_norms(task, &loss, epoch, config.probe_grad_norms)?))
         } else {
             None
@@ -469,6 +477,28 @@ fn fit<T: Task>(
         observer.epoch_finished(&log, config.epochs);
     }
     Ok(state)
+}
+
+/// Every rank built a model of the same size (a rank with another vocabulary, say, would
+/// otherwise receive weights that do not fit).
+fn check_same_model(tensors: &[Tensor], collective: &dyn Collective) -> Result<()> {
+    let (rank, world) = (collective.rank(), collective.world_size());
+    let mut sizes = vec![0.0f64; 2 * world];
+    sizes[2 * rank] = tensors.len() as f64;
+    sizes[2 * rank + 1] = tensors.iter().map(|t| t.numel() as f64).sum();
+    let mut sizes = [Tensor::from_slice(&sizes)];
+    collective.all_reduce_sum(&mut sizes)?;
+    let sizes = Vec::<f64>::try_from(&sizes[0])?;
+    match (1..world).find(|&r| sizes[2 * r..2 * r + 2] != sizes[..2]) {
+        None => Ok(()),
+        Some(r) => Err(Error::Collective {
+            operation: "start",
+            problem: format!(
+                "rank {r} built a model of {} tensors and {} values, rank 0 one of {} and {}: the ranks must read the same data and recipe",
+                sizes[2 * r], sizes[2 * r + 1], sizes[0], sizes[1]
+            ),
+        }),
+    }
 }
 
 /// Where the current log interval began: its first step (1-based), and the epoch's loss sum
@@ -543,25 +573,40 @@ fn save_epoch(
     checkpoint::save_tensors(&run.join("last.safetensors"), &named)
 }
 
-/// Reduces the gathered gradients over the ranks (summed, or averaged when the loss is `mean`
-/// reduced, so both equal one process's gradient of the whole batch), clips them when asked, and
-/// applies them at rate `lr`.
+/// Reduces the gathered gradients over the ranks, clips them when asked, and applies them at
+/// rate `lr`. Summed losses' gradients are summed. A `mean` loss's gradients are weighted by the
+/// `rows` each rank averaged over and divided by all ranks' rows, as fairseq normalises by the
+/// whole step's sample size: the step equals one process's on the whole batch even when ranks
+/// hold different numbers of rows (tokens, tree nodes), where DDP's plain average of the ranks'
+/// means would not.
 fn update(
     opt: &mut Optimizer,
     config: &TrainConfig,
-    (lr, mean): (f64, bool),
+    (lr, mean, rows): (f64, bool, usize),
     collective: &dyn Collective,
 ) -> Result<()> {
-    let world = collective.world_size();
-    if world > 1 {
+    if collective.world_size() > 1 {
         let mut grads = opt.grads();
-        collective.all_reduce_sum(&mut grads)?;
-        if mean {
+        if mean && !grads.is_empty() {
+            let (kind, device) = (grads[0].kind(), grads[0].device());
             tch::no_grad(|| {
                 for g in &mut grads {
-                    let _ = g.g_div_scalar_(world as f64);
+                    let _ = g.g_mul_scalar_(rows as f64);
                 }
             });
+            // The row count travels in the last bucket (exact in float32 up to 2^24 rows).
+            grads.push(Tensor::from(rows as f64).to_kind(kind).to_device(device).reshape([1]));
+        }
+        collective.all_reduce_sum(&mut grads)?;
+        if mean {
+            if let Some(total) = grads.pop() {
+                // Divided on the device: no host synchronisation in the step.
+                tch::no_grad(|| {
+                    for g in &mut grads {
+                        let _ = g.g_div_(&total);
+                    }
+                });
+            }
         }
     }
     if let Some(max) = config.clip_grad_norm {

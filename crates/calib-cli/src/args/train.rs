@@ -41,4 +41,13 @@ pub struct Args {
     /// No progress bars or per-epoch lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Data-parallel training on this machine: start N ranks (one per GPU with --device cuda,
+    /// else Gloo between CPU processes), like `torchrun --standalone --nproc-per-node N`. Under
+    /// torchrun or srun, leave it out: the launcher's variables make this process a rank.
+    #[arg(long, value_name = "N", value_parser = values::count)]
+    pub nproc_per_node: Option<usize>,
+    /// Seconds a rank waits for the others (at the start and in each collective) before it stops
+    /// with an error: a rank that died or hangs stops the group instead of blocking it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = values::count)]
+    pub dist_timeout: usize,
 }
