@@ -13,7 +13,8 @@
 # data_wait_seconds says whether the GPU waited for data); a small Transformer trains on Multi30k; beam search on the
 # device decodes with and without the key/value cache (same translations) and its speed; eval streams predictions; the
 # text tracks train and evaluate on CUDA (the level-batched Tree-LSTM on SST, the Global Pooling CNN on a 20 Newsgroups
-# subset) and `calib bench text` gives their speed (trees/s level-batched against node by node, documents/s).
+# subset) and `calib bench text` gives their speed (trees/s level-batched against node by node, documents/s); a
+# one-rank NCCL group trains the Tree-LSTM to the weights of a single process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -22,6 +23,9 @@ case "${1:-}" in
     cargo build --release -p calib-cli && cargo build --release -p calib-torch
     rm -rf gpu && mkdir -p gpu/multi30k
     cp target/release/calib target/release/calib-torch gpu/
+    # The NCCL half of the data-parallel shim, found beside calib-torch.
+    bash scripts/build-nccl-shim.sh release && cp target/release/libcalib_nccl.so gpu/
+    cp scripts/compare-weights.py gpu/
     cp ../shared/data/multi30k/{train,val,test_2016_flickr}.{en,de}.gz gpu/multi30k/
     mkdir -p gpu/sst gpu/20ng
     cp ../shared/data/sst/trees/{train,dev,test}.txt gpu/sst/
@@ -67,6 +71,13 @@ PY
       $C train --recipe recipes/sst/tree-lstm.toml --data gpu/sst --set "$G" --epochs 2 --out "$OUT/sst" --device cuda --quiet --format json
       tail -n 2 "$OUT/sst/metrics.jsonl"
       $C eval --run "$OUT/sst" --bootstrap 50 --device cuda --format json > "$OUT/sst-eval.json" && echo "sst eval ok"
+      # Data parallelism (issue 13): a one-rank NCCL group (every collective run) ends as one process does.
+      D=(--recipe recipes/sst/tree-lstm.toml --data gpu/sst --set "$G" --set model.dropout=0 --set train.max_batches=20
+        --set 'train.optimizer={kind="sgd", momentum=0.9}' --epochs 1 --device cuda --quiet --format json)
+      { $C train "${D[@]}" --out "$OUT/nccl-single" \
+        && RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29531 $C train "${D[@]}" --out "$OUT/nccl-1" \
+        && python3 gpu/compare-weights.py "$OUT/nccl-single/last.safetensors" "$OUT/nccl-1/last.safetensors" 1e-5 \
+        && echo "nccl one-rank check ok"; } || echo "nccl one-rank check FAILED"
       $C bench text --recipe recipes/sst/tree-lstm.toml --set 'data.dir="gpu/sst"' --set "$G" --batches 40 --device cuda --format json
       $C train --recipe recipes/20ng/gp-cnn.toml --data gpu/20ng --set "$G" --set data.val_size=100 --epochs 3 \
         --out "$OUT/20ng" --device cuda --quiet --format json

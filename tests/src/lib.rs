@@ -62,7 +62,7 @@ pub fn epoch_log(run: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| {
             let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            for key in ["seconds", "samples_per_second", "data_wait_seconds"] {
+            for key in ["seconds", "samples_per_second", "data_wait_seconds", "collective_seconds"] {
                 v.as_object_mut().unwrap().remove(key);
             }
             v

@@ -64,8 +64,9 @@ fn ranks_with_part_batches_end_as_one_process() {
         ok(&train(&one, &s, &[], None));
         let want = weights(&one);
         let want_log = log(&one);
-        for n in ["2", "3"] {
-            let run = tmp.path().join(format!("{reduction}-{n}"));
+        // A group of one runs every collective too (as DDP does).
+        for n in ["1", "2", "3"] {
+            let run = tmp.path().join(format!("{reduction}-ranks-{n}"));
             ok(&train(&run, &s, &["--nproc-per-node", n], None));
             let got = weights(&run);
             assert_eq!(got.len(), want.len());

@@ -192,6 +192,10 @@ impl Collective for ProcessGroup {
         self.bucketed("broadcast", tensors, |t, err| unsafe { (self.api.broadcast)(self.raw, t, root as c_int, err) })
     }
 
+    fn communicates(&self) -> bool {
+        true
+    }
+
     fn barrier(&self) -> calib_train::error::Result<()> {
         let mut err: *mut c_char = std::ptr::null_mut();
         // SAFETY: `raw` is this group's live handle.
@@ -210,6 +214,22 @@ impl Drop for ProcessGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_nccl_shim_is_a_clear_error() {
+        std::env::set_var("CALIB_NCCL_SHIM", "/nonexistent/libcalib_nccl.so");
+        let rv = Rendezvous {
+            master_addr: "127.0.0.1".into(),
+            master_port: 1,
+            rank: 0,
+            world: 1,
+            local_rank: 0,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let e = ProcessGroup::join(Backend::Nccl, &rv).err().expect("no shim there").to_string();
+        assert!(e.starts_with("/nonexistent/libcalib_nccl.so: cannot load the NCCL shim: "), "{e}");
+        assert!(e.ends_with("(build it with scripts/build-nccl-shim.sh, or set CALIB_NCCL_SHIM)"), "{e}");
+    }
 
     #[test]
     fn buckets_split_by_size_and_kind() {

@@ -37,7 +37,7 @@ impl Rendezvous {
     }
 
     /// The group a launcher describes in `get`'s variables (`std::env::var` in use), or `None`
-    /// for a single process: none set, or a world of one.
+    /// for a single process: none set, or one Slurm task.
     pub fn from_vars(get: impl Fn(&str) -> Option<String>, timeout: Duration) -> Result<Option<Self>> {
         let (rank, world, local_rank, single_node) = if let Some(world) = get("WORLD_SIZE") {
             let world = number("WORLD_SIZE", &world)?;
@@ -60,7 +60,9 @@ impl Rendezvous {
         if rank >= world {
             return Err(env("RANK", &rank.to_string(), &format!("must be below the world size {world}")));
         }
-        if world == 1 {
+        // One Slurm task is a plain process; torchrun's world of one is a group of one, as it is
+        // for DDP.
+        if world == 1 && get("WORLD_SIZE").is_none() {
             return Ok(None);
         }
         let master_addr = match get("MASTER_ADDR") {
@@ -236,7 +238,7 @@ mod tests {
     #[test]
     fn single_processes_and_bad_values() {
         assert_eq!(parse(&[]).unwrap(), None);
-        assert_eq!(parse(&[("RANK", "0"), ("WORLD_SIZE", "1")]).unwrap(), None);
+        assert_eq!(parse(&[("RANK", "0"), ("WORLD_SIZE", "1")]).unwrap().unwrap().world, 1);
         assert_eq!(parse(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")]).unwrap(), None);
         let err = |vars: &[(&str, &str)]| parse(vars).unwrap_err().to_string();
         assert_eq!(err(&[("RANK", "2"), ("WORLD_SIZE", "2")]), "RANK=2: must be below the world size 2");

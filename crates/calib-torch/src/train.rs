@@ -187,12 +187,10 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
             rendezvous.is_none(),
             "--nproc-per-node starts the ranks itself, but this process is already a rank (RANK/WORLD_SIZE or Slurm's variables are set): leave one of them out"
         );
-        if n > 1 {
-            let program = std::env::current_exe().context("cannot find this program to start its ranks")?;
-            // The ranks stop by themselves once a peer is gone; the grace covers a hung one.
-            calib_dist::launch::spawn_local(&program, &rank_arguments(), n, timeout + Duration::from_secs(10))?;
-            return Ok(());
-        }
+        let program = std::env::current_exe().context("cannot find this program to start its ranks")?;
+        // The ranks stop by themselves once a peer is gone; the grace covers a hung one.
+        calib_dist::launch::spawn_local(&program, &rank_arguments(), n, timeout + Duration::from_secs(10))?;
+        return Ok(());
     }
     let resolved = resolve(a)?;
     let out = resolved.out.clone();

@@ -20,6 +20,11 @@ pub trait Collective {
     fn broadcast(&self, tensors: &mut [Tensor], root: usize) -> Result<()>;
     /// Returns when every rank has reached it.
     fn barrier(&self) -> Result<()>;
+    /// Whether the trainer runs the collectives: with more than one rank, and in a process group
+    /// of one (as DDP does, so that a one-rank run checks the engine).
+    fn communicates(&self) -> bool {
+        self.world_size() > 1
+    }
 }
 
 /// One process, no communication.

@@ -51,6 +51,11 @@ pub struct EpochLog {
     /// is always ready: the device never waits).
     #[serde(default)]
     pub data_wait_seconds: f64,
+    /// Seconds rank 0 spent reducing gradients over the ranks this epoch (data-parallel runs
+    /// only). Host time: on CPU the whole collective; on CUDA only its queueing, as NCCL runs
+    /// on its own stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collective_seconds: Option<f64>,
 }
 
 /// Checkpoint entries that are not weights: the optimiser state and the run state.

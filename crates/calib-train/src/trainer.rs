@@ -341,7 +341,8 @@ fn fit<T: Task>(
     if let (true, Some(text)) = (rank0, start.config) {
         calib::atomic::write(&run.join("config.toml"), text.as_bytes())?;
     }
-    if world > 1 {
+    let group = collective.communicates();
+    if group {
         // Every replica starts from rank 0's weights.
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -367,9 +368,10 @@ fn fit<T: Task>(
             Some(m) => Box::new(batches.take(m)),
             None => batches,
         };
-        let waited = with_prefetch(batches, PREFETCH, device, |it| -> Result<f64> {
+        let (waited, reducing) = with_prefetch(batches, PREFETCH, device, |it| -> Result<(f64, f64)> {
             // Batches of one accumulation group share a step; `pending` marks gradients not yet applied.
             let mut pending = false;
+            let mut reducing = 0.0f64;
             // This rank's rows in the current accumulation group.
             let mut group_rows = 0usize;
             let mut interval = Interval { first_step: 1, loss: 0.0, rows: 0 };
@@ -392,7 +394,7 @@ fn fit<T: Task>(
                 group_rows += n;
                 pending = (step + 1) % config.accumulate != 0;
                 if !pending {
-                    update(&mut opt, config, (lr, mean, group_rows), collective)?;
+                    update(&mut opt, config, (lr, mean, group_rows), collective, &mut reducing)?;
                     state.global_step += 1;
                     group_rows = 0;
                 }
@@ -414,13 +416,13 @@ fn fit<T: Task>(
             }
             if pending {
                 // The epoch's last group was short: apply what it gathered.
-                update(&mut opt, config, (lr, mean, group_rows), collective)?;
+                update(&mut opt, config, (lr, mean, group_rows), collective, &mut reducing)?;
                 state.global_step += 1;
             }
             if seen > interval.rows {
                 interval.report(observer, &loss_sum, seen, (epoch, step), &state, run)?;
             }
-            Ok(it.waited().as_secs_f64())
+            Ok((it.waited().as_secs_f64(), reducing))
         })?;
         observer.training_ended();
         let train_seconds = started.elapsed().as_secs_f64();
@@ -430,7 +432,7 @@ fn fit<T: Task>(
             wrong.to_kind(Kind::Double),
             Tensor::scalar_tensor(seen as f64, (Kind::Double, device)),
         ];
-        if world > 1 {
+        if group {
             collective.all_reduce_sum(&mut totals)?;
         }
         let rows = scalar(&totals[3]).max(1.0);
@@ -458,6 +460,7 @@ fn fit<T: Task>(
             seconds: started.elapsed().as_secs_f64(),
             samples_per_second: rows / train_seconds.max(1e-9),
             data_wait_seconds: waited,
+            collective_seconds: group.then_some(reducing),
         };
         let value = match config.select_best_by {
             Criterion::Error => val.error,
@@ -584,8 +587,10 @@ fn update(
     config: &TrainConfig,
     (lr, mean, rows): (f64, bool, usize),
     collective: &dyn Collective,
+    reducing: &mut f64,
 ) -> Result<()> {
-    if collective.world_size() > 1 {
+    if collective.communicates() {
+        let started = Instant::now();
         let mut grads = opt.grads();
         if mean && !grads.is_empty() {
             let (kind, device) = (grads[0].kind(), grads[0].device());
@@ -608,6 +613,7 @@ fn update(
                 });
             }
         }
+        *reducing += started.elapsed().as_secs_f64();
     }
     if let Some(max) = config.clip_grad_norm {
         let _ = opt.clip_grad_norm(max);
