@@ -66,17 +66,19 @@ void finish(const c10::intrusive_ptr<c10d::Work>& work, const Group& group) {
 
 extern "C" {
 
-// Joins the group: rank 0 serves the TCPStore on host:port, the others connect to it; every
-// rank waits at most timeout_ms for the others, at start and in each collective afterwards.
+// Joins the group: the rank with `serve` set (rank 0, unless torchrun's agent already serves the
+// store) serves the TCPStore on host:port, the others connect to it; every rank waits at most
+// timeout_ms for the others, at start and in each collective afterwards.
 // `iface` (a network interface) or `hostname` (an address of this machine) picks the Gloo
 // transport's address; both empty: the address this machine's hostname resolves to.
-int CALIB_FN(init)(const char* host, uint16_t port, int rank, int world, int64_t timeout_ms, const char* iface,
-                   const char* hostname, void** out, char** err) {
+int CALIB_FN(init)(const char* host, uint16_t port, int serve, int rank, int world, int64_t timeout_ms,
+                   const char* iface, const char* hostname, void** out, char** err) {
   return guarded(err, [&] {
     auto timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions opts;
     opts.port = port;
-    opts.isServer = rank == 0;
+    opts.isServer = serve != 0;
+    opts.multiTenant = true;
     opts.numWorkers = world;
     opts.waitWorkers = true;
     opts.timeout = timeout;

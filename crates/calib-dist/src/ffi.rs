@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 type Init = unsafe extern "C" fn(
     host: *const c_char,
     port: u16,
+    serve: c_int,
     rank: c_int,
     world: c_int,
     timeout_ms: i64,
@@ -39,6 +40,7 @@ extern "C" {
     fn calib_gloo_init(
         host: *const c_char,
         port: u16,
+        serve: c_int,
         rank: c_int,
         world: c_int,
         timeout_ms: i64,

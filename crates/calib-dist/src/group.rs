@@ -58,7 +58,7 @@ impl ProcessGroup {
             Backend::Gloo => &ffi::GLOO,
             Backend::Nccl => ffi::nccl()?,
         };
-        let Rendezvous { master_addr, master_port, rank, world, timeout, .. } = rendezvous;
+        let Rendezvous { master_addr, master_port, rank, world, timeout, agent_store, .. } = rendezvous;
         let fail = |problem: String| Error::Join {
             backend: backend.name(),
             rank: *rank,
@@ -79,6 +79,7 @@ impl ProcessGroup {
             (api.init)(
                 host.as_ptr(),
                 *master_port,
+                c_int::from(*rank == 0 && !agent_store),
                 *rank as c_int,
                 *world as c_int,
                 timeout.as_millis().min(i64::MAX as u128) as i64,
@@ -225,6 +226,7 @@ mod tests {
             world: 1,
             local_rank: 0,
             timeout: std::time::Duration::from_secs(1),
+            agent_store: false,
         };
         let e = ProcessGroup::join(Backend::Nccl, &rv).err().expect("no shim there").to_string();
         assert!(e.starts_with("/nonexistent/libcalib_nccl.so: cannot load the NCCL shim: "), "{e}");

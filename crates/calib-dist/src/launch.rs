@@ -1,7 +1,8 @@
 //! Who this process is in a group, from the launcher's variables, and the local launcher.
 //!
 //! - torchrun (and any launcher following its convention): `RANK`, `WORLD_SIZE`, `LOCAL_RANK`,
-//!   `MASTER_ADDR`, `MASTER_PORT`.
+//!   `MASTER_ADDR`, `MASTER_PORT`; with `TORCHELASTIC_USE_AGENT_STORE=True` the store is torchrun's
+//!   agent's, as for PyTorch's own ranks.
 //! - Slurm's `srun`: `SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_LOCALID`; the address of rank 0 comes
 //!   from `MASTER_ADDR` (a batch script sets it from `scontrol show hostnames`), or is loopback when
 //!   the job has one node.
@@ -29,6 +30,9 @@ pub struct Rendezvous {
     pub local_rank: usize,
     /// How long a rank waits for the others, at the rendezvous and in every collective.
     pub timeout: Duration,
+    /// torchrun's agent serves the store at `master_addr:master_port` (it sets
+    /// `TORCHELASTIC_USE_AGENT_STORE=True`): every rank connects to it, none serves one.
+    pub agent_store: bool,
 }
 
 impl Rendezvous {
@@ -81,7 +85,8 @@ impl Rendezvous {
             Some(p) => p.trim().parse::<u16>().map_err(|_| env("MASTER_PORT", &p, "not a port number"))?,
             None => DEFAULT_PORT,
         };
-        Ok(Some(Self { master_addr, master_port, rank, world, local_rank, timeout }))
+        let agent_store = get("TORCHELASTIC_USE_AGENT_STORE").as_deref() == Some("True");
+        Ok(Some(Self { master_addr, master_port, rank, world, local_rank, timeout, agent_store }))
     }
 
     /// [`Rendezvous::from_vars`] over this process's environment.
@@ -202,9 +207,12 @@ mod tests {
                 rank: 3,
                 world: 8,
                 local_rank: 1,
-                timeout: Duration::from_secs(7)
+                timeout: Duration::from_secs(7),
+                agent_store: false,
             }
         );
+        let agent = parse(&[("RANK", "1"), ("WORLD_SIZE", "2"), ("TORCHELASTIC_USE_AGENT_STORE", "True")]);
+        assert!(agent.unwrap().unwrap().agent_store);
         assert!(!r.is_loopback());
         // Defaults: loopback, PyTorch's port, local rank 0.
         let r = parse(&[("RANK", "1"), ("WORLD_SIZE", "2")]).unwrap().unwrap();
