@@ -16,10 +16,7 @@ fn rank_group(timeout: Duration) -> Option<ProcessGroup> {
 }
 
 /// Runs `test` of this binary as `n` ranks.
-fn launch(test: &str, n: usize, grace: Duration, extra_env: &[(&str, String)]) -> calib_dist::Result<()> {
-    for (k, v) in extra_env {
-        std::env::set_var(k, v);
-    }
+fn launch(test: &str, n: usize, grace: Duration) -> calib_dist::Result<()> {
     let args: Vec<OsString> = ["--exact", test, "--nocapture", "--test-threads=1"].iter().map(OsString::from).collect();
     spawn_local(&std::env::current_exe().unwrap(), &args, n, grace)
 }
@@ -31,7 +28,7 @@ fn values(t: &Tensor) -> Vec<f64> {
 #[test]
 fn three_ranks_sum_and_broadcast_in_buckets() {
     let Some(group) = rank_group(Duration::from_secs(60)) else {
-        launch("three_ranks_sum_and_broadcast_in_buckets", 3, Duration::from_secs(30), &[]).unwrap();
+        launch("three_ranks_sum_and_broadcast_in_buckets", 3, Duration::from_secs(30)).unwrap();
         return;
     };
     let r = group.rank() as f64;
@@ -61,32 +58,30 @@ fn three_ranks_sum_and_broadcast_in_buckets() {
     group.barrier().unwrap();
 }
 
-/// Where the surviving ranks of the fault test write what they saw.
-fn fault_dir() -> PathBuf {
-    PathBuf::from(std::env::var("CALIB_DIST_FAULT_DIR").expect("set by the test"))
+/// Where the surviving ranks of the fault test write what they saw: a folder named for the test
+/// process that launched them.
+fn fault_dir(launcher: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("calib-dist-fault-{launcher}"))
 }
 
 #[test]
 fn a_dead_rank_stops_the_others_with_an_error() {
     let Some(group) = rank_group(Duration::from_secs(60)) else {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = fault_dir(std::process::id());
+        std::fs::create_dir_all(&dir).unwrap();
         let started = Instant::now();
-        let result = launch(
-            "a_dead_rank_stops_the_others_with_an_error",
-            3,
-            Duration::from_secs(120),
-            &[("CALIB_DIST_FAULT_DIR", dir.path().display().to_string())],
-        );
+        let result = launch("a_dead_rank_stops_the_others_with_an_error", 3, Duration::from_secs(120));
         let e = result.unwrap_err().to_string();
         assert!(e.starts_with("rank 1 of 3 failed (exit status: 3)"), "{e}");
         for rank in [0, 2] {
-            let seen = std::fs::read_to_string(dir.path().join(format!("rank-{rank}")))
+            let seen = std::fs::read_to_string(dir.join(format!("rank-{rank}")))
                 .unwrap_or_else(|_| panic!("rank {rank} did not report its error"));
             assert!(seen.starts_with(&format!("collective all-reduce: rank {rank} of 3: ")), "{seen}");
             assert!(seen.contains("Connection closed by peer"), "{seen}");
         }
         // Found by the closed connections, long before the 60 s timeout.
         assert!(started.elapsed() < Duration::from_secs(50), "{:?}", started.elapsed());
+        std::fs::remove_dir_all(&dir).unwrap();
         return;
     };
     let mut t = [Tensor::from_slice(&[1.0f32])];
@@ -96,5 +91,6 @@ fn a_dead_rank_stops_the_others_with_an_error() {
     }
     // The survivors' next collectives fail instead of hanging.
     let err = (0..100).find_map(|_| group.all_reduce_sum(&mut t).err()).expect("a collective with a dead peer failed");
-    std::fs::write(fault_dir().join(format!("rank-{}", group.rank())), err.to_string()).unwrap();
+    let launcher = std::os::unix::process::parent_id();
+    std::fs::write(fault_dir(launcher).join(format!("rank-{}", group.rank())), err.to_string()).unwrap();
 }
