@@ -72,8 +72,9 @@ run_cell() {
   local dir=$out/$net/${loss//:/-} resume=()
   [ -f "$dir/state.json" ] && resume=(--resume)
   echo "paper.sh: cell $i of $cells: $dataset $net $loss → $dir" >&2
+  # The test split probed every epoch: the test curves of Figures 1–2 and Table J.1's early-stopping rows.
   "$calib" train --recipe "$here/$dataset/$net.toml" --loss "$loss" --out "$dir" ${resume[@]+"${resume[@]}"} \
-    ${train_args[@]+"${train_args[@]}"}
+    --set train.probe_test=true ${train_args[@]+"${train_args[@]}"}
   "$calib" eval --run "$dir" --checkpoint "$checkpoint" ${eval_args[@]+"${eval_args[@]}"}
 }
 

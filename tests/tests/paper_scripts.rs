@@ -76,7 +76,7 @@ fn every_dataset_emits_a_slurm_array_of_its_grid() {
 
 /// SST's grid with two losses, three batches an epoch: both cells train and are evaluated at
 /// their last epoch, a rerun of a cell resumes instead of starting over, and the report holds
-/// the paper's tables with both columns.
+/// the paper's tables with both columns (J.1 from the per-epoch test probe).
 #[test]
 fn a_grid_runs_in_its_short_cpu_mode() {
     let tmp = tempfile::tempdir().unwrap();
@@ -98,6 +98,9 @@ fn a_grid_runs_in_its_short_cpu_mode() {
         out.join("report/table1-ece.tex").is_file()
             && out.join("report/figures/figure4-ece-sst---tree-lstm.png").is_file()
     );
+    // The test split was probed each epoch, so J.1 holds test error / ECE at the chosen epochs.
+    let j1 = std::fs::read_to_string(out.join("report/tableJ1-checkpoints.md")).unwrap();
+    assert!(j1.contains("ECE: ") && j1.contains(" (1) · NLL: ") && !j1.contains("epoch 1"), "{j1}");
     // Cell 1 again: its run is complete, so it resumes (nothing retrained) and is evaluated again.
     let log = std::fs::read_to_string(out.join("tree-lstm/flsd-53/metrics.jsonl")).unwrap();
     let mut again: Vec<&str> = args.to_vec();

@@ -16,7 +16,7 @@
 //! | `tableF8-nll` | F.8/F.9 | test NLL before and after |
 //! | `tableF10-mce` | F.10/F.11 | MCE before and after |
 //! | `tableH1-s99` | H.1 | share of test samples with confidence ≥ 0.99 and their accuracy |
-//! | `tableJ1-checkpoints` | J.1 | the epochs best by validation ECE, NLL and error, and which checkpoint was evaluated |
+//! | `tableJ1-checkpoints` | J.1 | test error and ECE at the epochs best by validation ECE, NLL and error (from the per-epoch test probe), and at the evaluated checkpoint |
 //! | `table3-ood-NAME` | Table 3 | OOD AUROC (entropy) before and after T, per OOD set |
 //! | `tableK1-translation` | K.1 | test BLEU and validation token ECE at T = 1 and at the chosen T (runs with a temperature study) |
 //!
@@ -92,7 +92,9 @@ pub enum PaperError {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EpochPoint {
     pub epoch: usize,
-    /// The probed split: `test` when the run probed it (`train.probe_test`), else `val`.
+    /// Whether the run probed the test split this epoch (`train.probe_test`): the values below
+    /// are then the test split's, else the validation split's.
+    pub test: bool,
     pub nll: Option<f64>,
     pub ece: Option<f64>,
     pub error: Option<f64>,
@@ -293,6 +295,7 @@ pub fn read_epochs(dir: &Path) -> Result<Vec<EpochPoint>, PaperError> {
         let split = if v.get("test").is_some_and(|t| t.is_object()) { "test" } else { "val" };
         out.push(EpochPoint {
             epoch,
+            test: split == "test",
             nll: number(&v, &[split, "nll"]),
             ece: number(&v, &[split, "ece"]),
             error: number(&v, &[split, "error"]),
@@ -472,16 +475,24 @@ pub fn tables(runs: &[RunCell]) -> Vec<Table> {
         }),
         grid(
             "tableJ1-checkpoints",
-            "Table J.1: epochs best by validation ECE / NLL / error, and the checkpoint evaluated",
+            "Table J.1: test error / ECE (%) of the epochs best by validation ECE, NLL and error (the epoch in brackets; \
+             the epoch alone where the run did not probe the test split each epoch), and of the evaluated checkpoint",
             runs,
             |r| {
-                let e = |p: Option<(usize, f64)>| p.map_or("—".into(), |(e, _)| e.to_string());
+                let at = |pick: fn(&EpochPoint) -> Option<f64>| match r.best_epoch(pick) {
+                    None => "—".to_string(),
+                    Some((epoch, _)) => match r.epochs.iter().find(|p| p.epoch == epoch && p.test) {
+                        Some(p) => format!("{} / {} ({epoch})", percent(p.error), percent(p.ece)),
+                        None => format!("epoch {epoch}"),
+                    },
+                };
                 format!(
-                    "{} / {} / {} (eval: {})",
-                    e(r.best_epoch(|p| p.val_ece)),
-                    e(r.best_epoch(|p| p.val_nll)),
-                    e(r.best_epoch(|p| p.val_error)),
-                    r.checkpoint
+                    "ECE: {} · NLL: {} · error: {} · {}: {}",
+                    at(|p| p.val_ece),
+                    at(|p| p.val_nll),
+                    at(|p| p.val_error),
+                    r.checkpoint,
+                    before_after(r.model.before.error, r.model.before.ece)
                 )
             },
         ),
@@ -644,11 +655,7 @@ fn write_figures(runs: &[RunCell], dir: &Path) -> Result<Vec<PathBuf>, PaperErro
                 .filter(|(_, pts): &(String, Vec<(f64, f64)>)| !pts.is_empty())
                 .collect();
             if !series.is_empty() {
-                let split = if ordered.iter().any(|r| r.epochs.iter().any(|p| p.nll != p.val_nll)) {
-                    "test"
-                } else {
-                    "validation"
-                };
+                let split = if ordered.iter().any(|r| r.epochs.iter().any(|p| p.test)) { "test" } else { "validation" };
                 let title = format!("{row}: {split} {name} by epoch");
                 save(format!("figure1-{}-{}.svg", i + 1, slug(&row)), plot::curves(&series, &title, "epoch", name)?)?;
             }
@@ -698,8 +705,16 @@ mod tests {
             npy::write(&pred.join(format!("{split}_logits.npy")), &[n, k], &logits).unwrap();
             npy::write(&pred.join(format!("{split}_labels.npy")), &[n], &labels).unwrap();
         }
-        let log = "{\"epoch\":1,\"val\":{\"nll\":0.9,\"ece\":0.05,\"error\":0.3,\"entropy_correct\":0.5,\"entropy_wrong\":0.9},\"test\":null,\"last_layer_weight_norm\":2.0}\n\
-                   {\"epoch\":2,\"val\":{\"nll\":0.8,\"ece\":0.07,\"error\":0.2,\"entropy_correct\":0.4,\"entropy_wrong\":0.8},\"test\":null,\"last_layer_weight_norm\":2.5,\"grad_norms\":{\"log10_edges\":[-2.0,-1.0,0.0],\"counts\":[3,5]}}\n";
+        // The CIFAR-10 runs probed the test split each epoch; the CIFAR-100 one did not.
+        let (t1, t2) = if ood {
+            ("{\"nll\":1.0,\"ece\":0.06,\"error\":0.31}", "{\"nll\":0.85,\"ece\":0.08,\"error\":0.21}")
+        } else {
+            ("null", "null")
+        };
+        let log = format!(
+            "{{\"epoch\":1,\"val\":{{\"nll\":0.9,\"ece\":0.05,\"error\":0.3,\"entropy_correct\":0.5,\"entropy_wrong\":0.9}},\"test\":{t1},\"last_layer_weight_norm\":2.0}}\n\
+             {{\"epoch\":2,\"val\":{{\"nll\":0.8,\"ece\":0.07,\"error\":0.2,\"entropy_correct\":0.4,\"entropy_wrong\":0.8}},\"test\":{t2},\"last_layer_weight_norm\":2.5,\"grad_norms\":{{\"log10_edges\":[-2.0,-1.0,0.0],\"counts\":[3,5]}}}}\n"
+        );
         std::fs::write(dir.join("metrics.jsonl"), log).unwrap();
         std::fs::write(dir.join("report.json"), "{\"checkpoint\":\"last\"}").unwrap();
     }
@@ -736,9 +751,15 @@ mod tests {
         );
         assert!(t1.markdown.contains(&format!("| {cell} |")), "{cell} not in\n{}", t1.markdown);
         assert!(t1.latex.contains("\\toprule") && t1.latex.contains("FLSD-53") && t1.latex.contains("\\%"));
-        // J.1 picks epoch 1 by ECE, 2 by NLL and error; the OOD table has the two CIFAR-10 runs only.
+        // J.1 picks epoch 1 by ECE, 2 by NLL and error: their test error and ECE where the run
+        // probed the test split, the epochs alone where it did not, and the evaluated model's.
         let j1 = r.tables.iter().find(|t| t.id == "tableJ1-checkpoints").unwrap();
-        assert!(j1.markdown.contains("1 / 2 / 2 (eval: last)"), "{}", j1.markdown);
+        let ce_cell = format!(
+            "ECE: 31.00 / 6.00 (1) · NLL: 21.00 / 8.00 (2) · error: 21.00 / 8.00 (2) · last: {}",
+            before_after(ce.model.before.error, ce.model.before.ece)
+        );
+        assert!(j1.markdown.contains(&ce_cell), "{ce_cell} not in\n{}", j1.markdown);
+        assert!(j1.markdown.contains("ECE: epoch 1 · NLL: epoch 2 · error: epoch 2 · last: "), "{}", j1.markdown);
         let ood = r.tables.iter().find(|t| t.id == "table3-ood-svhn").unwrap();
         assert!(ood.markdown.contains("cifar10 / resnet50") && !ood.markdown.contains("cifar100"));
         for f in [
