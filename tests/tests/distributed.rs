@@ -64,10 +64,19 @@ fn ranks_with_part_batches_end_as_one_process() {
         ok(&train(&one, &s, &[], None));
         let want = weights(&one);
         let want_log = log(&one);
-        // A group of one runs every collective too (as DDP does).
-        for n in ["1", "2", "3"] {
+        // A group of one runs every collective too (as DDP does). Half batches accumulated in
+        // pairs make the same steps, alone or on two ranks: `mean` divides by all their rows.
+        let half = ["--set", "train.batch_size=12", "--set", "train.accumulate=2", "--set", "train.max_batches=8"];
+        let cases: [(&str, Vec<&str>); 5] = [
+            ("1", vec!["--nproc-per-node", "1"]),
+            ("2", vec!["--nproc-per-node", "2"]),
+            ("3", vec!["--nproc-per-node", "3"]),
+            ("accumulated", half.to_vec()),
+            ("2-accumulated", [&half[..], &["--nproc-per-node", "2"]].concat()),
+        ];
+        for (n, extra) in cases {
             let run = tmp.path().join(format!("{reduction}-ranks-{n}"));
-            ok(&train(&run, &s, &["--nproc-per-node", n], None));
+            ok(&train(&run, &s, &extra, None));
             let got = weights(&run);
             assert_eq!(got.len(), want.len());
             // Weights and optimiser state (momentum buffers), relative to their size: float32
@@ -142,4 +151,38 @@ fn launcher_variables_are_checked() {
     let o = o.output().unwrap();
     calib_e2e::one_line_error(&o, &["rank 0 of 2 could not join the gloo group at 127.0.0.1:29517"]);
     assert!(!run.join("state.json").exists());
+}
+
+/// A translation run on two ranks that trains its own vocabulary: rank 0 trains it, the other
+/// rank reads it (two vocabularies of the same size could differ), and token batches are each
+/// rank's (fairseq's --max-tokens per GPU), so 2,000 tokens pass the 2-rank divisibility check.
+#[test]
+fn translation_ranks_share_one_trained_vocabulary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("mt");
+    let sets = [
+        "data.limit=2000",
+        "data.vocab_size=500",
+        "data.max_len=30",
+        "model.d_model=64",
+        "model.ffn=128",
+        "model.encoder_layers=1",
+        "model.decoder_layers=1",
+        "train.max_batches=3",
+        "train.keep_epochs=0",
+    ];
+    let mut c = cmd(&["train", "--recipe", "recipes/multi30k/transformer-small.toml", "--out", out.to_str().unwrap()]);
+    c.args(["--epochs", "1", "--batch-size", "1001", "--nproc-per-node", "2", "--device", "cpu", "--quiet"]);
+    for s in sets {
+        c.args(["--set", s]);
+    }
+    ok(&c.env("OMP_NUM_THREADS", "1").env_remove("RANK").env_remove("WORLD_SIZE").output().unwrap());
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["global_step"], 3);
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("tokenizer.json"), "{config}");
+    let vocab: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tokenizer.json")).unwrap()).unwrap();
+    assert_eq!(vocab["model"]["vocab"].as_object().map(|v| v.len()), Some(500));
 }

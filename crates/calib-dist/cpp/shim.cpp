@@ -10,6 +10,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #ifdef CALIB_NCCL
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #define CALIB_FN(name) calib_nccl_##name
 #else
@@ -55,11 +56,18 @@ int guarded(char** err, F&& body) {
   return 1;
 }
 
-// Waits for a collective, bounded by the group's timeout.
+// Waits for a collective. Gloo: the host waits, bounded by the group's timeout. NCCL: the
+// current CUDA stream waits for NCCL's, the host does not (a wait with a timeout would block
+// the host until the collective ends); NCCL's watchdog enforces the group's timeout.
 void finish(const c10::intrusive_ptr<c10d::Work>& work, const Group& group) {
+#ifdef CALIB_NCCL
+  (void)group;
+  work->wait();
+#else
   if (!work->wait(group.timeout)) {
     throw std::runtime_error("the collective did not complete within the timeout");
   }
+#endif
 }
 
 }  // namespace
@@ -71,7 +79,8 @@ extern "C" {
 // timeout_ms for the others, at start and in each collective afterwards.
 // `iface` (a network interface) or `hostname` (an address of this machine) picks the Gloo
 // transport's address; both empty: the address this machine's hostname resolves to.
-int CALIB_FN(init)(const char* host, uint16_t port, int serve, int rank, int world, int64_t timeout_ms,
+// `device` is the CUDA device of this rank (NCCL; ignored by Gloo).
+int CALIB_FN(init)(const char* host, uint16_t port, int serve, int rank, int world, int64_t timeout_ms, int device,
                    const char* iface, const char* hostname, void** out, char** err) {
   return guarded(err, [&] {
     auto timeout = std::chrono::milliseconds(timeout_ms);
@@ -84,6 +93,8 @@ int CALIB_FN(init)(const char* host, uint16_t port, int serve, int rank, int wor
     opts.timeout = timeout;
     auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), opts);
 #ifdef CALIB_NCCL
+    // NCCL's communicator and barrier use the current device.
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
     auto store = c10::make_intrusive<c10d::PrefixStore>("calib-nccl", tcp);
     auto options = c10d::ProcessGroupNCCL::Options::create();
     options->timeout = timeout;
@@ -92,6 +103,7 @@ int CALIB_FN(init)(const char* host, uint16_t port, int serve, int rank, int wor
     c10::intrusive_ptr<c10d::Backend> backend =
         c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, options);
 #else
+    (void)device;
     auto store = c10::make_intrusive<c10d::PrefixStore>("calib-gloo", tcp);
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
     if (iface != nullptr && *iface != '\0') {
@@ -137,8 +149,9 @@ int CALIB_FN(barrier)(void* group, char** err) {
   });
 }
 
-// Leaves the group. After a failed collective the backend is aborted rather than shut down,
-// so a dead peer cannot hold the process at exit.
+// Leaves the group: shut down normally, aborted after a failed collective (NCCL then tears its
+// communicators down without waiting for peers; for Gloo both are no-ops, and its destructor
+// joins its threads, which return within the timeout).
 void CALIB_FN(destroy)(void* group, int failed) {
   auto* g = static_cast<Group*>(group);
   try {

@@ -83,6 +83,7 @@ impl ProcessGroup {
                 *rank as c_int,
                 *world as c_int,
                 timeout.as_millis().min(i64::MAX as u128) as i64,
+                rendezvous.local_rank as c_int,
                 iface.as_ptr(),
                 hostname.as_ptr(),
                 &mut raw,

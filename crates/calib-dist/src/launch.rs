@@ -12,6 +12,7 @@
 use crate::error::{Error, Result};
 use std::ffi::OsString;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -114,7 +115,7 @@ fn free_port() -> Result<u16> {
 }
 
 /// Runs `program args` as `nproc` local ranks (torchrun's variables set, loopback rendezvous)
-/// and waits for them. When a rank fails, the others are given `grace` to stop by themselves
+/// and waits for them; a rank dies with the launcher. When a rank fails, the others are given `grace` to stop by themselves
 /// (their collectives fail as soon as the peer is gone), then killed; the error names the first
 /// rank that failed.
 pub fn spawn_local(program: &Path, args: &[OsString], nproc: usize, grace: Duration) -> Result<()> {
@@ -124,8 +125,21 @@ pub fn spawn_local(program: &Path, args: &[OsString], nproc: usize, grace: Durat
     let port = free_port()?.to_string();
     let mut children: Vec<Option<Child>> = Vec::with_capacity(nproc);
     for rank in 0..nproc {
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to end the child with the
+        // launcher, so a launcher killed by any signal leaves no rank behind.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .args(args)
+            // Our own store, served by rank 0, whatever launcher started this one.
+            .env_remove("TORCHELASTIC_USE_AGENT_STORE")
             .env("RANK", rank.to_string())
             .env("LOCAL_RANK", rank.to_string())
             .env("WORLD_SIZE", nproc.to_string())

@@ -108,6 +108,10 @@ impl Data for TranslationData {
     fn has_split(&self, split: &str) -> bool {
         split == "train" || self.splits.contains_key(split)
     }
+
+    fn batch_size_per_rank(&self) -> bool {
+        true
+    }
 }
 
 pub struct TranslationTask {

@@ -148,7 +148,18 @@ pub fn train(
             (state, recipe.train)
         }
         Kind::Translation => {
-            let recipe = calib_mt::recipe::MtRecipe::from_table(r.table, &r.path)?;
+            let mut recipe = calib_mt::recipe::MtRecipe::from_table(r.table, &r.path)?;
+            if let (Some(g), false, None) = (&group, resume, &recipe.data.tokenizer) {
+                // One vocabulary for every rank: rank 0 trains it, the others read it.
+                let path = r.out.join("tokenizer.json");
+                if g.rank() == 0 {
+                    let vocab = recipe.vocab(&r.out, false, &mut log)?;
+                    std::fs::create_dir_all(&r.out).with_context(|| format!("{}: cannot create", r.out.display()))?;
+                    calib_mt::tokenize::save(vocab.tokenizer(), &path)?;
+                }
+                g.barrier()?;
+                recipe.data.tokenizer = Some(path);
+            }
             let state = calib_mt::run::train(&recipe, &r.out, device, fit, resume, &mut log)?;
             (state, recipe.train)
         }

@@ -93,17 +93,19 @@ impl RowStats {
     }
 
     /// Every rank's rows, in rank order, on every rank (an all-gather built from one sum: each
-    /// rank fills its own columns of a zero table).
-    pub fn gathered(self, collective: &dyn Collective) -> Result<Self> {
+    /// rank fills its own columns of a zero table). The exchange runs on `device`, the model's
+    /// (NCCL reduces CUDA tensors only).
+    pub fn gathered(self, collective: &dyn Collective, device: tch::Device) -> Result<Self> {
         let (rank, world) = (collective.rank(), collective.world_size());
         if world == 1 {
             return Ok(self);
         }
         let mut counts = vec![0.0f64; world];
         counts[rank] = self.correct.len() as f64;
-        let mut counts = [Tensor::from_slice(&counts)];
+        let host = |t: &Tensor| Vec::<f64>::try_from(t.to_device(tch::Device::Cpu));
+        let mut counts = [Tensor::from_slice(&counts).to_device(device)];
         collective.all_reduce_sum(&mut counts)?;
-        let counts = Vec::<f64>::try_from(&counts[0])?;
+        let counts = host(&counts[0])?;
         let (start, total) = (counts[..rank].iter().sum::<f64>() as usize, counts.iter().sum::<f64>() as usize);
         let mut table = vec![0.0f64; 4 * total];
         for (row, values) in [&self.confidence, &self.nll, &self.entropy].into_iter().enumerate() {
@@ -112,9 +114,9 @@ impl RowStats {
         for (i, &c) in self.correct.iter().enumerate() {
             table[3 * total + start + i] = f64::from(u8::from(c));
         }
-        let mut table = [Tensor::from_slice(&table)];
+        let mut table = [Tensor::from_slice(&table).to_device(device)];
         collective.all_reduce_sum(&mut table)?;
-        let table = Vec::<f64>::try_from(&table[0])?;
+        let table = host(&table[0])?;
         let row = |r: usize| table[r * total..(r + 1) * total].to_vec();
         Ok(Self {
             confidence: row(0),
@@ -128,7 +130,8 @@ impl RowStats {
     /// batches (the whole split with one rank).
     pub fn of_split_on<T: Task>(task: &T, split: &str, collective: &dyn Collective) -> Result<Self> {
         let shard = Shard::new(collective.rank(), collective.world_size())?;
-        let stats = Self::of_shard_at(task, split, &[1.0], shard)?.remove(0).gathered(collective)?;
+        let device = task.var_store().device();
+        let stats = Self::of_shard_at(task, split, &[1.0], shard)?.remove(0).gathered(collective, device)?;
         if stats.correct.is_empty() {
             return Err(Error::Task(format!("split {split} has no samples")));
         }

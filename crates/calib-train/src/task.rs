@@ -70,6 +70,12 @@ pub trait Data: Sync {
     fn eval_batches(&self, split: &str) -> Result<Batches<'_, Self::Batch>>;
     /// Whether [`Data::eval_batches`] knows `split`.
     fn has_split(&self, split: &str) -> bool;
+    /// Whether `batch_size` is each rank's (token batches: fairseq's `--max-tokens` is per
+    /// device) rather than shared out over the ranks (samples: each rank takes its part of every
+    /// batch, so `batch_size` must divide by the world size).
+    fn batch_size_per_rank(&self) -> bool {
+        false
+    }
 }
 
 /// A model's features and its last linear layer's logits on one batch, in evaluation mode:

@@ -41,7 +41,8 @@ pub enum Criterion {
 #[non_exhaustive]
 pub struct TrainConfig {
     pub epochs: usize,
-    /// Samples per batch (translation: target tokens per batch), over all ranks together.
+    /// Samples per batch over all ranks together; translation: target tokens per batch on each
+    /// rank (see [`crate::task::Data::batch_size_per_rank`]).
     pub batch_size: usize,
     pub loss: String,
     pub reduction: Reduction,
@@ -58,8 +59,9 @@ pub struct TrainConfig {
     #[serde(default)]
     pub probe_test: bool,
     /// One optimiser step every this many batches, their gradients summed (fairseq's
-    /// `--update-freq`): a larger effective batch in the same memory. With `mean` reduction each
-    /// batch's loss is divided by this, so the step sees the mean over the group.
+    /// `--update-freq`): a larger effective batch in the same memory. With `mean` reduction the
+    /// step sees the mean over all the group's rows, as fairseq divides by the update's sample
+    /// size (batches of unequal rows, as token batches are, weigh by their rows).
     #[serde(default = "one")]
     pub accumulate: usize,
     /// Also keep the weights after each of the last this many epochs (`epoch-N.safetensors`),
@@ -299,13 +301,17 @@ fn fit<T: Task>(
     let (rank, world) = (collective.rank(), collective.world_size());
     let shard = Shard::new(rank, world)?;
     let rank0 = rank == 0;
-    if config.batch_size % world != 0 {
+    if !task.data().batch_size_per_rank() && config.batch_size % world != 0 {
         return Err(Error::Config(format!("batch_size {} is not a multiple of the {world} ranks", config.batch_size)));
     }
     let spec: LossSpec = config.loss.parse()?;
     let loss = Loss::new(spec, config.reduction);
     // `official` resolved for this loss: what accumulation, logging and the ranks' sum divide by.
     let mean = config.reduction.resolve(&loss.spec) == Reduction::Mean;
+    // A `mean` loss over several batches (accumulated, or on several ranks) is the mean over all
+    // their rows, as fairseq normalises by the update's sample size: each batch's gradient is
+    // taken of its rows' sum and the update divides by the rows of the whole step.
+    let by_rows = mean && (config.accumulate > 1 || collective.communicates());
     let vs = task.var_store();
     let device = vs.device();
     let mut opt = Optimizer::new(config.optimizer.clone(), vs).with_groups(&config.groups)?;
@@ -385,16 +391,16 @@ fn fit<T: Task>(
                 // The loss in float32 whatever the forward ran in (as autocast does for softmax).
                 let logits = if config.precision == Precision::Fp32 { logits } else { logits.to_kind(Kind::Float) };
                 let value = loss.forward(&logits, &targets, epoch);
-                if config.accumulate > 1 && mean {
-                    (&value / config.accumulate as f64).backward();
+                let n = targets.size()[0] as usize;
+                if by_rows {
+                    (&value * n as f64).backward();
                 } else {
                     value.backward();
                 }
-                let n = targets.size()[0] as usize;
                 group_rows += n;
                 pending = (step + 1) % config.accumulate != 0;
                 if !pending {
-                    update(&mut opt, config, (lr, mean, group_rows), collective, &mut reducing)?;
+                    update(&mut opt, config, (lr, by_rows, group_rows), collective, &mut reducing)?;
                     state.global_step += 1;
                     group_rows = 0;
                 }
@@ -416,7 +422,7 @@ fn fit<T: Task>(
             }
             if pending {
                 // The epoch's last group was short: apply what it gathered.
-                update(&mut opt, config, (lr, mean, group_rows), collective, &mut reducing)?;
+                update(&mut opt, config, (lr, by_rows, group_rows), collective, &mut reducing)?;
                 state.global_step += 1;
             }
             if seen > interval.rows {
@@ -489,9 +495,11 @@ fn check_same_model(tensors: &[Tensor], collective: &dyn Collective) -> Result<(
     let mut sizes = vec![0.0f64; 2 * world];
     sizes[2 * rank] = tensors.len() as f64;
     sizes[2 * rank + 1] = tensors.iter().map(|t| t.numel() as f64).sum();
-    let mut sizes = [Tensor::from_slice(&sizes)];
+    // On the model's device: NCCL reduces CUDA tensors only.
+    let device = tensors.first().map_or(tch::Device::Cpu, Tensor::device);
+    let mut sizes = [Tensor::from_slice(&sizes).to_device(device)];
     collective.all_reduce_sum(&mut sizes)?;
-    let sizes = Vec::<f64>::try_from(&sizes[0])?;
+    let sizes = Vec::<f64>::try_from(sizes[0].to_device(tch::Device::Cpu))?;
     match (1..world).find(|&r| sizes[2 * r..2 * r + 2] != sizes[..2]) {
         None => Ok(()),
         Some(r) => Err(Error::Collective {
@@ -577,33 +585,28 @@ fn save_epoch(
 }
 
 /// Reduces the gathered gradients over the ranks, clips them when asked, and applies them at
-/// rate `lr`. Summed losses' gradients are summed. A `mean` loss's gradients are weighted by the
-/// `rows` each rank averaged over and divided by all ranks' rows, as fairseq normalises by the
-/// whole step's sample size: the step equals one process's on the whole batch even when ranks
-/// hold different numbers of rows (tokens, tree nodes), where DDP's plain average of the ranks'
-/// means would not.
+/// rate `lr`. Gradients of summed losses are summed. With `by_rows` the gradients are of each
+/// batch's row sum and `rows` counts this rank's rows in the step: the gradients are summed with
+/// the row counts (which travel in the last bucket) and divided by them, so the step equals one
+/// process's on the whole batch even when ranks and batches hold different numbers of rows
+/// (tokens, tree nodes). DDP's plain average of the ranks' means would not.
 fn update(
     opt: &mut Optimizer,
     config: &TrainConfig,
-    (lr, mean, rows): (f64, bool, usize),
+    (lr, by_rows, rows): (f64, bool, usize),
     collective: &dyn Collective,
     reducing: &mut f64,
 ) -> Result<()> {
+    let mut grads = opt.grads();
     if collective.communicates() {
         let started = Instant::now();
-        let mut grads = opt.grads();
-        if mean && !grads.is_empty() {
+        if by_rows && !grads.is_empty() {
             let (kind, device) = (grads[0].kind(), grads[0].device());
-            tch::no_grad(|| {
-                for g in &mut grads {
-                    let _ = g.g_mul_scalar_(rows as f64);
-                }
-            });
-            // The row count travels in the last bucket (exact in float32 up to 2^24 rows).
+            // Exact in float32 up to 2^24 rows a step.
             grads.push(Tensor::from(rows as f64).to_kind(kind).to_device(device).reshape([1]));
         }
         collective.all_reduce_sum(&mut grads)?;
-        if mean {
+        if by_rows {
             if let Some(total) = grads.pop() {
                 // Divided on the device: no host synchronisation in the step.
                 tch::no_grad(|| {
@@ -614,6 +617,12 @@ fn update(
             }
         }
         *reducing += started.elapsed().as_secs_f64();
+    } else if by_rows {
+        tch::no_grad(|| {
+            for g in &mut grads {
+                let _ = g.g_div_scalar_(rows.max(1) as f64);
+            }
+        });
     }
     if let Some(max) = config.clip_grad_norm {
         let _ = opt.clip_grad_norm(max);
