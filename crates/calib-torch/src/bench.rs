@@ -1,17 +1,18 @@
 //! `calib bench decode`: beam-search speed with and without the key/value cache on the same
 //! sentences, and whether both give the same translations. `calib bench text`: training steps of
 //! the text models on their real data, the Tree-LSTM level-batched against node by node.
+//! `calib bench train`: the full training step of the paper's networks on synthetic batches.
 
 use crate::decode::{encode_checked, ToSearch};
 use crate::mt;
 use crate::tasks::Kind;
 use anyhow::Result;
-use calib_cli::args::bench::{DecodeArgs, TextArgs};
+use calib_cli::args::bench::{DecodeArgs, TextArgs, TrainArgs};
 use calib_cli::output::{emit, Format};
 use calib_mt::decode::{translate, Specials};
 use calib_text::task::{DocBatch, TreeBatch};
 use calib_train::device;
-use calib_train::optim::Optimizer;
+use calib_train::optim::{Optimizer, OptimizerConfig};
 use calib_train::task::{Batch, Data, Shard, Task};
 use calib_train::trainer::TrainConfig;
 use serde_json::json;
@@ -148,4 +149,103 @@ pub fn text(a: &TextArgs, format: Format) -> Result<()> {
         _ => anyhow::bail!("{}: calib bench text takes a text or tree recipe", a.recipe.display()),
     };
     emit(format, &json, || json.to_string())
+}
+
+/// What `calib bench train` steps: an image network or a Transformer, and its synthetic batch.
+enum Bench {
+    Image { model: Box<dyn calib_train::classifier::Classifier>, x: Tensor, y: Tensor },
+    Transformer { model: calib_mt::transformer::Transformer, src: Tensor, tgt_in: Tensor, y: Tensor },
+}
+
+pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
+    let device = device::select(crate::args::device(a.device))?;
+    let precision = crate::args::precision(a.precision);
+    tch::manual_seed(0);
+    let vs = tch::nn::VarStore::new(device);
+    let transformer = a.model.strip_prefix("transformer-");
+    // The recipes' settings: SGD as the official image code (no clipping), Adam and clipping at
+    // 1 as the translation recipes; cross-entropy, label smoothing 0.1 for translation.
+    let (bench, samples, optimizer, clip, loss) = match transformer {
+        Some(size) => {
+            let vocab = a.classes.unwrap_or(32_000) as i64;
+            let config = calib_mt::transformer::Config::preset(size, vocab).map_err(anyhow::Error::msg)?;
+            let (len, tokens) = (a.length as i64, a.tokens.unwrap_or(4096) as i64);
+            let n = (tokens / len).max(1);
+            let ids = |_| Tensor::randint_low(4, vocab, [n, len], (Dtype::Int64, device));
+            let bench = Bench::Transformer {
+                model: calib_mt::transformer::Transformer::new(&vs.root(), config),
+                src: ids(0),
+                tgt_in: ids(1),
+                y: ids(2).view([-1]),
+            };
+            let adam = OptimizerConfig::Adam { beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 0.0 };
+            (bench, n * len, adam, Some(1.0), "ls:0.1")
+        }
+        None => {
+            let arch: calib_vision::models::Arch = a.model.parse().map_err(anyhow::Error::msg)?;
+            let (b, side) = (a.batch_size.unwrap_or(128) as i64, a.image_size as i64);
+            let classes = a.classes.unwrap_or(10) as i64;
+            let bench = Bench::Image {
+                model: calib_vision::models::build(arch, &vs.root(), classes),
+                x: Tensor::randn([b, 3, side, side], (Dtype::Float, device)),
+                y: Tensor::randint(classes, [b], (Dtype::Int64, device)),
+            };
+            let sgd = OptimizerConfig::Sgd { momentum: 0.9, dampening: 0.0, weight_decay: 5e-4, nesterov: false };
+            (bench, b, sgd, None, "ce")
+        }
+    };
+    let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+    let loss = calib::loss::Loss::new(loss.parse()?, calib::loss::Reduction::Mean);
+    let mut opt = Optimizer::new(optimizer, &vs);
+    let mut step = || -> Result<()> {
+        opt.zero_grad();
+        let (logits, y) = calib_train::precision::with(precision, device, || -> Result<(Tensor, Tensor)> {
+            Ok(match &bench {
+                Bench::Image { model, x, y } => (model.forward_t(x, true), y.shallow_clone()),
+                Bench::Transformer { model, src, tgt_in, y } => {
+                    let pad = src.eq(1);
+                    let memory = model.encode(src, &pad, true)?;
+                    let logits = model.decode(tgt_in, &memory, &pad, true)?;
+                    let v = logits.size()[2];
+                    (logits.view([-1, v]), y.shallow_clone())
+                }
+            })
+        })?;
+        loss.forward(&logits.to_kind(Dtype::Float), &y, 0).backward();
+        if let Some(max) = clip {
+            let _ = opt.clip_grad_norm(max);
+        }
+        opt.step(0.01);
+        Ok(())
+    };
+    let sync = || {
+        if let tch::Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    for _ in 0..a.warmup {
+        step()?;
+    }
+    sync();
+    let start = Instant::now();
+    for _ in 0..a.steps {
+        step()?;
+    }
+    sync();
+    let seconds = start.elapsed().as_secs_f64();
+    let rate = samples as f64 * a.steps as f64 / seconds;
+    let unit = if transformer.is_some() { "target tokens" } else { "images" };
+    let json = json!({
+        "implementation": "calib", "model": a.model, "parameters": params, "device": format!("{device:?}"),
+        "precision": if precision == calib_train::precision::Precision::Bf16 { "bf16" } else { "fp32" },
+        "samples_per_step": samples, "unit": unit, "steps": a.steps, "warmup": a.warmup,
+        "threads": tch::get_num_threads(), "step_ms": 1000.0 * seconds / a.steps as f64, "samples_per_second": rate,
+    });
+    emit(format, &json, || {
+        format!(
+            "{}: {rate:.1} {unit}/s ({:.1} ms a step, {params} parameters, {device:?})",
+            a.model,
+            1000.0 * seconds / a.steps as f64
+        )
+    })
 }

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Decode(a) => decode::run(a, cli.format),
         Command::Bench(Bench::Decode(a)) | Command::BenchDecode(a) => bench::decode(a, cli.format),
         Command::Bench(Bench::Text(a)) => bench::text(a, cli.format),
+        Command::Bench(Bench::Train(a)) => bench::train(a, cli.format),
         Command::Study(s) => study::run(s, cli.format),
         Command::AverageCheckpoints(a) => average::run(a, cli.format),
         _ => Err(anyhow::anyhow!("calib-torch runs only the libtorch commands; run this one with `calib`")),

@@ -1,7 +1,7 @@
 //! `calib bench`.
 
 use super::decode::SearchArgs;
-use super::{DeviceArg, RunArgs};
+use super::{DeviceArg, PrecisionArg, RunArgs};
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand, Debug)]
@@ -15,6 +15,42 @@ pub enum Bench {
     /// node-by-node recursion of the same model (trees/s), or the Global Pooling CNN (documents/s)
     /// [libtorch].
     Text(TextArgs),
+    /// Steady-state training speed of one of the paper's networks on synthetic inputs of its
+    /// recipe's shapes: the full step (forward, loss, backward, clipping, optimiser), as one JSON
+    /// line that `benches/compare_train.py` sets beside PyTorch eager [libtorch].
+    Train(TrainArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// small-cnn, resnet18, resnet50, resnet110, resnet110-official, wrn-26-10, densenet121,
+    /// transformer-small or transformer-base.
+    #[arg(long)]
+    pub model: String,
+    /// Images a step (image networks; default 128, the paper's).
+    #[arg(long, value_parser = super::values::count)]
+    pub batch_size: Option<usize>,
+    /// Target tokens a step (Transformers; default 4096): sentences of --length tokens each side.
+    #[arg(long, value_parser = super::values::count)]
+    pub tokens: Option<usize>,
+    /// Tokens per sentence on each side (Transformers).
+    #[arg(long, default_value_t = 32, value_parser = super::values::count)]
+    pub length: usize,
+    /// Output classes (image networks) or vocabulary entries (Transformers; default 32000).
+    #[arg(long, value_parser = super::values::count)]
+    pub classes: Option<usize>,
+    /// Image side in pixels (32: CIFAR; 64: Tiny-ImageNet).
+    #[arg(long, default_value_t = 32, value_parser = super::values::count)]
+    pub image_size: usize,
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32)]
+    pub precision: PrecisionArg,
+    /// Timed steps, after --warmup untimed ones.
+    #[arg(long, default_value_t = 20, value_parser = super::values::count)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub warmup: u64,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -105,7 +105,7 @@ impl Command {
             | Command::AverageCheckpoints(_)
             | Command::MakeCifar10c(_)
             | Command::Quickstart(_)
-            | Command::Bench(bench::Bench::Decode(_) | bench::Bench::Text(_))
+            | Command::Bench(bench::Bench::Decode(_) | bench::Bench::Text(_) | bench::Bench::Train(_))
             | Command::BenchDecode(_) => true,
         }
     }

@@ -18,6 +18,7 @@ pub fn run(b: &Bench, format: Format) -> Result<()> {
         Bench::Metrics(a) => metrics_bench(a, format),
         Bench::Decode(_) => super::torch::hand_over("bench decode"),
         Bench::Text(_) => super::torch::hand_over("bench text"),
+        Bench::Train(_) => super::torch::hand_over("bench train"),
     }
 }
 
