@@ -154,7 +154,7 @@ pub fn text(a: &TextArgs, format: Format) -> Result<()> {
 /// What `calib bench train` steps: an image network or a Transformer, and its synthetic batch.
 enum Bench {
     Image { model: Box<dyn calib_train::classifier::Classifier>, x: Tensor, y: Tensor },
-    Transformer { model: calib_mt::transformer::Transformer, src: Tensor, tgt_in: Tensor, y: Tensor },
+    Transformer { model: Box<calib_mt::transformer::Transformer>, src: Tensor, tgt_in: Tensor, y: Tensor },
 }
 
 pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
@@ -173,7 +173,7 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
             let n = (tokens / len).max(1);
             let ids = |_| Tensor::randint_low(4, vocab, [n, len], (Dtype::Int64, device));
             let bench = Bench::Transformer {
-                model: calib_mt::transformer::Transformer::new(&vs.root(), config),
+                model: Box::new(calib_mt::transformer::Transformer::new(&vs.root(), config)),
                 src: ids(0),
                 tgt_in: ids(1),
                 y: ids(2).view([-1]),
