@@ -39,7 +39,7 @@ mkdir -p "target/$PROFILE"
 OUT=target/$PROFILE/libcalib_nccl.so
 g++ -std=c++17 -O2 -shared -fPIC -w \
   -DCALIB_NCCL -DUSE_C10D_NCCL -D_GLIBCXX_USE_CXX11_ABI=1 \
-  -I"$DEPS/libtorch/include" -I"$DEPS/libtorch/include/torch/csrc/api/include" \
+  -Icrates/calib-train/cpp -I"$DEPS/libtorch/include" -I"$DEPS/libtorch/include/torch/csrc/api/include" \
   -I"$DEPS/site/nvidia/cu13/include" "${INCLUDES[@]}" \
   crates/calib-dist/cpp/shim.cpp -o "$OUT.tmp" \
   -L"$DEPS/site/torch/lib" -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -ltorch_cpu -lc10

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=cpp/shim.cpp");
+    println!("cargo:rerun-if-changed=../calib-train/cpp/guarded.hpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let libtorch = PathBuf::from(std::env::var("LIBTORCH").expect(
         "LIBTORCH is not set: run scripts/setup.sh, which lays libtorch out in .deps/ (.cargo/config.toml points LIBTORCH there)",
@@ -20,6 +21,8 @@ fn main() {
         .std("c++17")
         .define("USE_C10D_GLOO", None)
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        // The shims' shared error protocol.
+        .include("../calib-train/cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         // libtorch's headers are not warning-clean under the default flags.

@@ -1,7 +1,6 @@
 // The C ABI over PyTorch's c10d that calib-dist calls: a TCPStore rendezvous, one process group
 // (Gloo, or NCCL when compiled with CALIB_NCCL), and the three collectives the trainer needs.
-// Every function returns 0 on success; on failure it returns 1 and sets *err to a malloc'ed
-// message (freed with calib_dist_free_error). No C++ exception crosses the boundary.
+// Errors follow calib-train's cpp/guarded.hpp (messages freed with the free_error function).
 //
 // The same file builds twice: statically into calib-dist with Gloo (build.rs), and as the
 // shared library libcalib_nccl.so (scripts/build-nccl-shim.sh), which is loaded only once
@@ -18,6 +17,8 @@
 #define CALIB_FN(name) calib_gloo_##name
 #endif
 
+#include "guarded.hpp"
+
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -31,30 +32,6 @@ struct Group {
   c10::intrusive_ptr<c10d::Backend> backend;
   std::chrono::milliseconds timeout;
 };
-
-char* copy_message(const std::string& text) {
-  char* out = static_cast<char*>(std::malloc(text.size() + 1));
-  if (out != nullptr) {
-    std::memcpy(out, text.c_str(), text.size() + 1);
-  }
-  return out;
-}
-
-// Runs `body`, turning any exception into the error protocol above.
-template <class F>
-int guarded(char** err, F&& body) {
-  try {
-    body();
-    return 0;
-  } catch (const c10::Error& e) {
-    *err = copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    *err = copy_message(e.what());
-  } catch (...) {
-    *err = copy_message("an unknown C++ exception");
-  }
-  return 1;
-}
 
 // Waits for a collective. Gloo: the host waits, bounded by the group's timeout. NCCL: the
 // current CUDA stream waits for NCCL's, the host does not (a wait with a timeout would block
@@ -82,7 +59,7 @@ extern "C" {
 // `device` is the CUDA device of this rank (NCCL; ignored by Gloo).
 int CALIB_FN(init)(const char* host, uint16_t port, int serve, int rank, int world, int64_t timeout_ms, int device,
                    const char* iface, const char* hostname, void** out, char** err) {
-  return guarded(err, [&] {
+  return calib::guarded(err, [&] {
     auto timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions opts;
     opts.port = port;
@@ -122,7 +99,7 @@ int CALIB_FN(init)(const char* host, uint16_t port, int serve, int rank, int wor
 
 // Sums `tensor` (a tch tensor pointer, at::Tensor*) over the ranks, in place.
 int CALIB_FN(all_reduce_sum)(void* group, void* tensor, char** err) {
-  return guarded(err, [&] {
+  return calib::guarded(err, [&] {
     auto& g = *static_cast<Group*>(group);
     std::vector<at::Tensor> tensors{*static_cast<at::Tensor*>(tensor)};
     c10d::AllreduceOptions opts;
@@ -133,7 +110,7 @@ int CALIB_FN(all_reduce_sum)(void* group, void* tensor, char** err) {
 
 // Replaces `tensor` with rank `root`'s, in place.
 int CALIB_FN(broadcast)(void* group, void* tensor, int root, char** err) {
-  return guarded(err, [&] {
+  return calib::guarded(err, [&] {
     auto& g = *static_cast<Group*>(group);
     std::vector<at::Tensor> tensors{*static_cast<at::Tensor*>(tensor)};
     c10d::BroadcastOptions opts;
@@ -143,7 +120,7 @@ int CALIB_FN(broadcast)(void* group, void* tensor, int root, char** err) {
 }
 
 int CALIB_FN(barrier)(void* group, char** err) {
-  return guarded(err, [&] {
+  return calib::guarded(err, [&] {
     auto& g = *static_cast<Group*>(group);
     finish(g.backend->barrier(c10d::BarrierOptions()), g);
   });

@@ -60,22 +60,22 @@ fn batches<D: Data>(data: &D, n: usize, seed: u64, device: tch::Device) -> Vec<D
 
 /// Seconds for one training step (loss, backward, the recipe's optimiser step) per batch, after
 /// two untimed warm-up steps.
-fn time_steps<B>(batches: &[B], opt: &mut Optimizer, lr: f64, loss: impl Fn(&B) -> Tensor) -> f64 {
-    let mut step = |b: &B| {
+fn time_steps<B>(batches: &[B], opt: &mut Optimizer, lr: f64, loss: impl Fn(&B) -> Tensor) -> Result<f64> {
+    let mut step = |b: &B| -> Result<f64> {
         opt.zero_grad();
         let l = loss(b);
         l.backward();
-        opt.step(lr);
-        l.double_value(&[])
+        opt.step(lr)?;
+        Ok(l.double_value(&[]))
     };
     for b in batches.iter().take(2) {
-        step(b);
+        step(b)?;
     }
     let start = Instant::now();
     for b in batches {
-        step(b);
+        step(b)?;
     }
-    start.elapsed().as_secs_f64()
+    Ok(start.elapsed().as_secs_f64())
 }
 
 fn optimizer(task: &impl Task, train: &TrainConfig) -> Result<Optimizer> {
@@ -109,8 +109,8 @@ pub fn text(a: &TextArgs, format: Format) -> Result<()> {
                 (loss(&batches[0], false, true).double_value(&[]), loss(&batches[0], false, false).double_value(&[]))
             });
             let mut opt = optimizer(&task, &recipe.train)?;
-            let levels = time_steps(&batches, &mut opt, lr, |b| loss(b, true, true));
-            let nodes = time_steps(&batches, &mut opt, lr, |b| loss(b, true, false));
+            let levels = time_steps(&batches, &mut opt, lr, |b| loss(b, true, true))?;
+            let nodes = time_steps(&batches, &mut opt, lr, |b| loss(b, true, false))?;
             json!({
                 "model": "tree-lstm", "device": format!("{device:?}"), "batches": n, "trees": trees,
                 "batch_size": recipe.train.batch_size, "threads": tch::get_num_threads(),
@@ -130,7 +130,7 @@ pub fn text(a: &TextArgs, format: Format) -> Result<()> {
             let train = time_steps(&batches, &mut opt, lr, |b| {
                 let (logits, labels) = task.forward(b, true).expect("forward");
                 logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, -100, 0.0)
-            });
+            })?;
             let start = Instant::now();
             tch::no_grad(|| -> Result<()> {
                 for b in &batches {
@@ -196,7 +196,8 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
     };
     let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     let loss = calib::loss::Loss::new(loss.parse()?, calib::loss::Reduction::Mean);
-    let mut opt = Optimizer::new(optimizer, &vs);
+    let opt = Optimizer::new(optimizer, &vs);
+    let mut opt = if a.unfused { opt.unfused() } else { opt };
     let mut step = || -> Result<()> {
         opt.zero_grad();
         let (logits, y) = calib_train::precision::with(precision, device, || -> Result<(Tensor, Tensor)> {
@@ -215,7 +216,7 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
         if let Some(max) = clip {
             let _ = opt.clip_grad_norm(max);
         }
-        opt.step(0.01);
+        opt.step(0.01)?;
         Ok(())
     };
     let sync = || {
@@ -239,6 +240,7 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
         "implementation": "calib", "model": a.model, "parameters": params, "device": format!("{device:?}"),
         "precision": if precision == calib_train::precision::Precision::Bf16 { "bf16" } else { "fp32" },
         "samples_per_step": samples, "unit": unit, "steps": a.steps, "warmup": a.warmup,
+        "optimizer": if a.unfused { "reference" } else { "fused" },
         "threads": tch::get_num_threads(), "step_ms": 1000.0 * seconds / a.steps as f64, "samples_per_second": rate,
     });
     emit(format, &json, || {

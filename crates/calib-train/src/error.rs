@@ -28,6 +28,9 @@ pub enum Error {
     /// A collective operation between ranks failed.
     #[error("collective {operation}: {problem}")]
     Collective { operation: &'static str, problem: String },
+    /// A fused optimiser kernel refused its tensors.
+    #[error("optimiser step: {0}")]
+    Optimizer(String),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     /// From the core (metrics, `.npy`, atomic writes), already naming the file.

@@ -15,6 +15,7 @@ pub mod collective;
 pub mod device;
 pub mod error;
 pub mod fault;
+mod fused;
 pub mod init;
 pub mod loader;
 pub mod observer;

@@ -6,6 +6,7 @@
 //! `torch.optim.SGD`, `Adam` and `Adagrad` exactly (tested against libtorch's own SGD and Adam).
 
 use crate::error::{file, Result};
+use crate::fused::{self, Lists};
 use crate::run::OPTIMIZER_PREFIX;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -124,6 +125,8 @@ pub struct Optimizer {
     params: Vec<Param>,
     /// Steps taken (Adam's bias correction, AdaGrad's count).
     steps: i64,
+    /// libtorch's fused kernels rather than the reference rule.
+    fused: bool,
 }
 
 impl Optimizer {
@@ -137,7 +140,7 @@ impl Optimizer {
             .into_iter()
             .map(|(name, value)| Param { name, value, a: None, b: None, lr_scale: 1.0, weight_decay })
             .collect();
-        Self { config, params, steps: 0 }
+        Self { config, params, steps: 0, fused: true }
     }
 
     /// Gives the parameters of each group its rate factor and weight decay; a group that matches
@@ -195,51 +198,94 @@ impl Optimizer {
         })
     }
 
-    /// One update with learning rate `lr`.
-    pub fn step(&mut self, lr: f64) {
+    /// One update with learning rate `lr`: libtorch's fused kernels (`torch.optim`'s
+    /// `fused=True`), or the reference rule after [`Optimizer::unfused`]. The two agree to
+    /// rounding (tested); AdaGrad on CUDA takes the reference rule, as libtorch has no fused
+    /// CUDA kernel for it.
+    pub fn step(&mut self, lr: f64) -> Result<()> {
         self.steps += 1;
-        let t = self.steps;
-        let config = self.config.clone();
-        tch::no_grad(|| {
-            for p in &mut self.params {
-                let g = p.value.grad();
-                if !g.defined() {
-                    continue;
+        if !self.fused {
+            let (config, t) = (self.config.clone(), self.steps);
+            tch::no_grad(|| {
+                for p in &mut self.params {
+                    reference(&config, p, lr, t);
                 }
-                let (lr, weight_decay) = (lr * p.lr_scale, p.weight_decay);
-                match config {
-                    OptimizerConfig::Sgd { momentum, dampening, nesterov, .. } => {
-                        let mut d = if weight_decay != 0.0 { &g + &p.value * weight_decay } else { g.shallow_clone() };
-                        if momentum != 0.0 {
-                            let buf = match p.a.take() {
-                                None => d.copy(),
-                                Some(b) => b * momentum + &d * (1.0 - dampening),
-                            };
-                            d = if nesterov { &d + &buf * momentum } else { buf.shallow_clone() };
-                            p.a = Some(buf);
-                        }
-                        let _ = p.value.g_sub_(&(d * lr));
-                    }
-                    OptimizerConfig::Adam { beta1, beta2, eps, .. } => {
-                        let g = if weight_decay != 0.0 { &g + &p.value * weight_decay } else { g.shallow_clone() };
-                        let m = p.a.take().unwrap_or_else(|| g.zeros_like()) * beta1 + &g * (1.0 - beta1);
-                        let v = p.b.take().unwrap_or_else(|| g.zeros_like()) * beta2 + g.square() * (1.0 - beta2);
-                        let bc1 = 1.0 - beta1.powi(t as i32);
-                        let bc2 = 1.0 - beta2.powi(t as i32);
-                        let denom = v.sqrt() / bc2.sqrt() + eps;
-                        let _ = p.value.g_sub_(&(&m / denom * (lr / bc1)));
-                        p.a = Some(m);
-                        p.b = Some(v);
-                    }
-                    OptimizerConfig::AdaGrad { eps, .. } => {
-                        let g = if weight_decay != 0.0 { &g + &p.value * weight_decay } else { g.shallow_clone() };
-                        let sum = p.a.take().unwrap_or_else(|| g.zeros_like()) + g.square();
-                        let _ = p.value.g_sub_(&(&g / (sum.sqrt() + eps) * lr));
-                        p.a = Some(sum);
-                    }
+            });
+            return Ok(());
+        }
+        tch::no_grad(|| self.step_fused(lr))
+    }
+
+    /// Use the reference update rule (a chain of element-wise operations per parameter, as
+    /// `torch.optim`'s single-tensor implementation) instead of the fused kernels.
+    pub fn unfused(mut self) -> Self {
+        self.fused = false;
+        self
+    }
+
+    fn step_fused(&mut self, lr: f64) -> Result<()> {
+        let (config, t) = (self.config.clone(), self.steps);
+        // Parameters one kernel call takes together: the same rate factor, decay, device and
+        // dtype, and whether their buffers exist yet (SGD's first step sets them).
+        type Key = (u64, u64, tch::Device, Kind, bool);
+        let mut groups: Vec<(Key, Vec<usize>)> = Vec::new();
+        for (i, p) in self.params.iter().enumerate() {
+            if !p.value.grad().defined() {
+                continue;
+            }
+            let key = (p.lr_scale.to_bits(), p.weight_decay.to_bits(), p.value.device(), p.value.kind(), p.a.is_some());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((key, vec![i])),
+            }
+        }
+        for ((_, _, device, _, has_state), members) in groups {
+            if device.is_cuda() && matches!(config, OptimizerConfig::AdaGrad { .. }) {
+                for &i in &members {
+                    reference(&config, &mut self.params[i], lr, t);
+                }
+                continue;
+            }
+            let (scaled, weight_decay) = {
+                let first = &self.params[members[0]];
+                (lr * first.lr_scale, first.weight_decay)
+            };
+            let mut lists = Lists { params: Vec::new(), grads: Vec::new(), a: Vec::new(), b: Vec::new() };
+            for &i in &members {
+                let p = &mut self.params[i];
+                let g = p.value.grad();
+                let two = matches!(config, OptimizerConfig::Adam { .. });
+                let needs_a = !matches!(config, OptimizerConfig::Sgd { momentum, .. } if momentum == 0.0);
+                if needs_a {
+                    // SGD's first step overwrites its buffer; the others start from zeros.
+                    let fresh =
+                        if matches!(config, OptimizerConfig::Sgd { .. }) { g.empty_like() } else { g.zeros_like() };
+                    lists.a.push(p.a.get_or_insert(fresh).shallow_clone());
+                }
+                if two {
+                    lists.b.push(p.b.get_or_insert_with(|| g.zeros_like()).shallow_clone());
+                }
+                lists.params.push(p.value.shallow_clone());
+                lists.grads.push(g);
+            }
+            let step = || Tensor::full([], t as f64, (Kind::Float, device));
+            match config {
+                OptimizerConfig::Sgd { momentum, dampening, nesterov, .. } => fused::sgd(
+                    &mut lists,
+                    scaled,
+                    (momentum, dampening, weight_decay, nesterov),
+                    !has_state && momentum != 0.0,
+                ),
+                OptimizerConfig::Adam { beta1, beta2, eps, .. } => {
+                    fused::adam(&mut lists, &mut step(), scaled, (beta1, beta2, eps, weight_decay))
+                }
+                OptimizerConfig::AdaGrad { eps, .. } => {
+                    fused::adagrad(&mut lists, &mut step(), scaled, (eps, weight_decay))
                 }
             }
-        });
+            .map_err(crate::Error::Optimizer)?;
+        }
+        Ok(())
     }
 
     /// The optimiser's state as named tensors (`optim.<param>.a`, `.b`, `optim.steps`), to be
@@ -287,6 +333,46 @@ impl Optimizer {
     }
 }
 
+/// The reference update of one parameter at step `t` (PyTorch's single-tensor rules).
+fn reference(config: &OptimizerConfig, p: &mut Param, lr: f64, t: i64) {
+    let g = p.value.grad();
+    if !g.defined() {
+        return;
+    }
+    let (lr, weight_decay) = (lr * p.lr_scale, p.weight_decay);
+    match *config {
+        OptimizerConfig::Sgd { momentum, dampening, nesterov, .. } => {
+            let mut d = if weight_decay != 0.0 { &g + &p.value * weight_decay } else { g.shallow_clone() };
+            if momentum != 0.0 {
+                let buf = match p.a.take() {
+                    None => d.copy(),
+                    Some(b) => b * momentum + &d * (1.0 - dampening),
+                };
+                d = if nesterov { &d + &buf * momentum } else { buf.shallow_clone() };
+                p.a = Some(buf);
+            }
+            let _ = p.value.g_sub_(&(d * lr));
+        }
+        OptimizerConfig::Adam { beta1, beta2, eps, .. } => {
+            let g = if weight_decay != 0.0 { &g + &p.value * weight_decay } else { g.shallow_clone() };
+            let m = p.a.take().unwrap_or_else(|| g.zeros_like()) * beta1 + &g * (1.0 - beta1);
+            let v = p.b.take().unwrap_or_else(|| g.zeros_like()) * beta2 + g.square() * (1.0 - beta2);
+            let bc1 = 1.0 - beta1.powi(t as i32);
+            let bc2 = 1.0 - beta2.powi(t as i32);
+            let denom = v.sqrt() / bc2.sqrt() + eps;
+            let _ = p.value.g_sub_(&(&m / denom * (lr / bc1)));
+            p.a = Some(m);
+            p.b = Some(v);
+        }
+        OptimizerConfig::AdaGrad { eps, .. } => {
+            let g = if weight_decay != 0.0 { &g + &p.value * weight_decay } else { g.shallow_clone() };
+            let sum = p.a.take().unwrap_or_else(|| g.zeros_like()) + g.square();
+            let _ = p.value.g_sub_(&(&g / (sum.sqrt() + eps) * lr));
+            p.a = Some(sum);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,7 +404,7 @@ mod tests {
         for s in 0..steps {
             opt.zero_grad();
             (lin.forward(&x) - &y).square().mean(Kind::Double).backward();
-            opt.step(0.05 / (1 + s) as f64);
+            opt.step(0.05 / (1 + s) as f64).unwrap();
         }
         Vec::<f64>::try_from(lin.ws.flatten(0, -1)).unwrap()
     }
@@ -357,6 +443,45 @@ mod tests {
         assert_close(&ours, &run_torch(torch, p, 6));
     }
 
+    /// libtorch's fused kernels and the reference rule take the same steps, for every optimiser
+    /// and setting the recipes use, with a parameter group at its own rate and decay.
+    #[test]
+    fn fused_kernels_equal_the_reference_rule() {
+        let sgd = |momentum, dampening, weight_decay, nesterov| OptimizerConfig::Sgd {
+            momentum,
+            dampening,
+            weight_decay,
+            nesterov,
+        };
+        for config in [
+            sgd(0.9, 0.0, 5e-4, true),
+            sgd(0.9, 0.1, 5e-4, false),
+            sgd(0.0, 0.0, 1e-2, false),
+            OptimizerConfig::Adam { beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 1e-2 },
+            OptimizerConfig::AdaGrad { eps: 1e-10, weight_decay: 1e-2 },
+        ] {
+            let run = |fused: bool| {
+                let (vs, lin, x, y) = problem(11);
+                let groups = [ParamGroup::new("lin.bias", 2.0, Some(0.0))];
+                let opt = Optimizer::new(config.clone(), &vs).with_groups(&groups).unwrap();
+                let mut opt = if fused { opt } else { opt.unfused() };
+                for s in 0..6 {
+                    opt.zero_grad();
+                    (lin.forward(&x) - &y).square().mean(Kind::Double).backward();
+                    opt.step(0.05 / (1 + s) as f64).unwrap();
+                }
+                let w = Vec::<f64>::try_from(lin.ws.flatten(0, -1)).unwrap();
+                let b = Vec::<f64>::try_from(lin.bs.as_ref().unwrap()).unwrap();
+                (w, b)
+            };
+            let (fused, reference) = (run(true), run(false));
+            assert_close(&fused.0, &reference.0);
+            assert_close(&fused.1, &reference.1);
+            let start = Vec::<f64>::try_from(problem(11).1.ws.flatten(0, -1)).unwrap();
+            assert!(fused.0.iter().zip(&start).all(|(a, b)| (a - b).abs() > 1e-6), "{config:?}: no step");
+        }
+    }
+
     #[test]
     fn adagrad_by_hand() {
         // One scalar parameter w = 1 with loss w²: g = 2w. AdaGrad: s = g², w -= lr g / (sqrt(s) + eps).
@@ -367,7 +492,7 @@ mod tests {
         for _ in 0..3 {
             opt.zero_grad();
             w.square().sum(Kind::Float).backward();
-            opt.step(0.1);
+            opt.step(0.1).unwrap();
             let g = 2.0 * wv;
             s += g * g;
             wv -= 0.1 * g / (s.sqrt() + 1e-10);
@@ -388,7 +513,7 @@ mod tests {
         for _ in 0..3 {
             opt.zero_grad();
             (&a + &b).square().sum(Kind::Float).backward();
-            opt.step(0.05);
+            opt.step(0.05).unwrap();
             let g = 2.0 * (av + bv);
             (av, bv) = (av - 0.1 * g, bv - 0.05 * (g + 0.1 * bv));
         }
@@ -407,7 +532,7 @@ mod tests {
         let step = |opt: &mut Optimizer, s: usize| {
             opt.zero_grad();
             (lin.forward(&x) - &y).square().mean(Kind::Double).backward();
-            opt.step(0.05 / (1 + s) as f64);
+            opt.step(0.05 / (1 + s) as f64).unwrap();
         };
         for s in 0..3 {
             step(&mut opt, s);

@@ -627,7 +627,7 @@ fn update(
     if let Some(max) = config.clip_grad_norm {
         let _ = opt.clip_grad_norm(max);
     }
-    opt.step(lr);
+    opt.step(lr)?;
     Ok(())
 }
 

@@ -51,6 +51,10 @@ pub struct TrainArgs {
     pub warmup: u64,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// The reference optimiser update (a chain of element-wise operations per parameter)
+    /// instead of libtorch's fused kernels: the lever's before and after in one run.
+    #[arg(long)]
+    pub unfused: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
