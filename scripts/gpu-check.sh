@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks of the open issues, as one prepared call (the device machine has PyTorch 2.11 + CUDA and no Rust).
 #
-#   bash scripts/gpu-check.sh prepare   # here: release binaries and the Multi30k files into gpu/ (git-ignored)
-#   bash scripts/gpu-check.sh run       # on the device (carry gpu/): writes $OUT/gpu-check.log and JSON results
+#   bash scripts/gpu-check.sh prepare   # here: release binaries, the NCCL shim and the data into gpu/ (git-ignored)
+#   bash scripts/gpu-check.sh run       # on the device (carry gpu/): every check as a step; $OUT/summary.{json,md}
+#   bash scripts/gpu-check.sh run --dry-run   # the same steps on this CPU with tiny shapes (the test suite runs it)
 #   bash scripts/gpu-check.sh prepare-paper   # here: binaries and CIFAR-10 into gpu-paper/ (a second call: 55 MB)
 #   bash scripts/gpu-check.sh run-paper       # on the device (carry gpu-paper/): CIFAR-10 ResNet-50, CE against
 #                                             # FLSD-53 with the paper's recipe shortened to EPOCHS (default 12,
@@ -14,7 +15,9 @@
 # device decodes with and without the key/value cache (same translations) and its speed; eval streams predictions; the
 # text tracks train and evaluate on CUDA (the level-batched Tree-LSTM on SST, the Global Pooling CNN on a 20 Newsgroups
 # subset) and `calib bench text` gives their speed (trees/s level-batched against node by node, documents/s); a
-# one-rank NCCL group trains the Tree-LSTM to the weights of a single process.
+# one-rank NCCL group trains the Tree-LSTM to the weights of a single process; `calib bench train` and
+# benches/compare_train.py (the device's PyTorch beside us) for ResNet-50, both ResNet-110s and Transformer-base in fp32
+# and bf16. A failed step does not stop the others; $OUT/summary.md lists them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -40,51 +43,162 @@ case "${1:-}" in
     du -sh gpu
     ;;
   run)
+    # Every GPU check as independent steps: a failed step is recorded and the others go on. Each step's output is in
+    # $OUT/steps/NAME.out; $OUT/summary.json and $OUT/summary.md list every step, its status, seconds and its last JSON.
+    # --dry-run: the same steps on the CPU with tiny shapes and the workspace's own binaries (CALIB_BIN, default
+    # target/debug) and data (../shared/data), as the test suite runs it.
+    DRY=0; [ "${2:-}" = "--dry-run" ] && DRY=1
     OUT=${OUT:-gpu/out}
-    mkdir -p "$OUT"
-    TL=$(python3 -c "import torch,os;print(os.path.dirname(torch.__file__))")/lib
-    export LD_LIBRARY_PATH=$TL
-    log="$OUT/gpu-check.log"
-    C=gpu/calib-torch
-    {
-      nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
-      date -u
-      python3 - "$OUT" <<'PY'
+    mkdir -p "$OUT/steps"
+    : > "$OUT/steps.jsonl"
+    if [ "$DRY" = 1 ]; then
+      BIN=${CALIB_BIN:-target/debug} DEV=cpu PY=${PYTHON:-.deps/bench-venv/bin/python} D=../shared/data
+      SST=$D/sst/trees GLOVE=$D/glove/glove.6B.50d.subset.txt M30K=$D/multi30k
+    else
+      BIN=gpu DEV=cuda PY=python3 SST=gpu/sst GLOVE=gpu/glove.txt.gz M30K=gpu/multi30k
+      TL=$("$PY" -c "import torch,os;print(os.path.dirname(torch.__file__))")/lib
+      export LD_LIBRARY_PATH=$TL
+    fi
+    C=$BIN/calib-torch
+    tiny() { if [ "$DRY" = 1 ]; then echo "$1"; else echo "$2"; fi; }
+    step() {
+      # In a background subshell, so that `set -e` stops the step at its first failing command (inside an `if` it
+      # would be ignored) and the script goes on with the next step.
+      local name=$1 t0 ms st=ok; shift
+      t0=$(date +%s%N)
+      ( set -e; "$@" ) > "$OUT/steps/$name.out" 2>&1 &
+      wait $! || st=failed
+      ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+      printf '{"step": "%s", "status": "%s", "seconds": %d.%03d}\n' "$name" "$st" $((ms / 1000)) $((ms % 1000)) \
+        >> "$OUT/steps.jsonl"
+      echo "gpu-check: $name: $st" >&2
+    }
+    device() { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; }
+    loss_vs_cpu() {
+      "$PY" - "$OUT" <<'PY'
 import numpy as np, sys
 rng = np.random.default_rng(0)
 np.save(sys.argv[1] + "/logits.npy", rng.normal(size=(512, 10)).astype(np.float32))
 np.save(sys.argv[1] + "/labels.npy", rng.integers(0, 10, 512))
 PY
-      $C loss --logits "$OUT/logits.npy" --labels "$OUT/labels.npy" --loss flsd:53 --device cuda --format json
-      for p in fp32 bf16; do
-        $C train --recipe recipes/quickstart/small-cnn.toml --epochs 3 --precision $p --out "$OUT/img-$p" --device cuda --quiet --format json
-        tail -n 1 "$OUT/img-$p/metrics.jsonl"
+      for d in "$DEV" cpu; do
+        $C loss --logits "$OUT/logits.npy" --labels "$OUT/labels.npy" --loss flsd:53 --device "$d" \
+          --grad-out "$OUT/grad-$d.npy" --format json > "$OUT/loss-$d.json"
       done
-      $C eval --run "$OUT/img-fp32" --bootstrap 50 --device cuda --format json > "$OUT/img-fp32-eval.json" && echo "eval ok"
-      $C train --recipe recipes/multi30k/transformer-small.toml --data gpu/multi30k --epochs 2 --set data.vocab_size=4000 \
-        --set train.batch_size=8192 --set train.keep_epochs=0 --out "$OUT/mt" --device cuda --quiet --format json
-      tail -n 2 "$OUT/mt/metrics.jsonl"
-      zcat gpu/multi30k/test_2016_flickr.en.gz > "$OUT/test.en"
-      $C bench-decode --run "$OUT/mt" --src "$OUT/test.en" --limit 1000 --beam 4 --device cuda --format json
-      $C bench-decode --run "$OUT/mt" --src "$OUT/test.en" --limit 200 --beam 4 --device cpu --format json
-      G='data.glove="gpu/glove.txt.gz"'
-      $C train --recipe recipes/sst/tree-lstm.toml --data gpu/sst --set "$G" --epochs 2 --out "$OUT/sst" --device cuda --quiet --format json
-      tail -n 2 "$OUT/sst/metrics.jsonl"
-      $C eval --run "$OUT/sst" --bootstrap 50 --device cuda --format json > "$OUT/sst-eval.json" && echo "sst eval ok"
-      # Data parallelism (issue 13): a one-rank NCCL group (every collective run) ends as one process does.
-      D=(--recipe recipes/sst/tree-lstm.toml --data gpu/sst --set "$G" --set model.dropout=0 --set train.max_batches=20
-        --set 'train.optimizer={kind="sgd", momentum=0.9}' --epochs 1 --device cuda --quiet --format json)
-      { $C train "${D[@]}" --out "$OUT/nccl-single" \
-        && RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29531 $C train "${D[@]}" --out "$OUT/nccl-1" \
-        && python3 gpu/compare-weights.py "$OUT/nccl-single/last.safetensors" "$OUT/nccl-1/last.safetensors" 1e-5 \
-        && echo "nccl one-rank check ok"; } || echo "nccl one-rank check FAILED"
-      $C bench text --recipe recipes/sst/tree-lstm.toml --set 'data.dir="gpu/sst"' --set "$G" --batches 40 --device cuda --format json
-      $C train --recipe recipes/20ng/gp-cnn.toml --data gpu/20ng --set "$G" --set data.val_size=100 --epochs 3 \
-        --out "$OUT/20ng" --device cuda --quiet --format json
-      tail -n 1 "$OUT/20ng/metrics.jsonl"
-      $C bench text --recipe recipes/20ng/gp-cnn.toml --set 'data.dir="gpu/20ng"' --set "$G" --set data.val_size=100 \
-        --batches 10 --device cuda --format json
-    } 2>&1 | tee "$log"
+      "$PY" - "$OUT" "$DEV" <<'PY'
+import json, numpy as np, sys
+out, dev = sys.argv[1], sys.argv[2]
+a, b = (json.load(open(f"{out}/loss-{d}.json")) for d in (dev, "cpu"))
+ga, gb = (np.load(f"{out}/grad-{d}.npy") for d in (dev, "cpu"))
+diff = float(np.abs(ga - gb).max())
+print(json.dumps({"loss": a, "loss_cpu": b, "grad_max_abs_diff": diff}))
+assert abs(a["loss"] - b["loss"]) <= 1e-6 * abs(b["loss"]) and diff < 1e-6, "CUDA and CPU disagree"
+PY
+    }
+    steps_vs_cpu() {
+      for d in "$DEV" cpu; do
+        $C train --recipe recipes/quickstart/small-cnn.toml --epochs 1 --set train.max_batches=3 --out "$OUT/steps-$d" \
+          --device "$d" --quiet --format json
+      done
+      "$PY" - "$OUT" "$DEV" <<'PY'
+import json, sys
+out, dev = sys.argv[1], sys.argv[2]
+a, b = (json.loads(open(f"{out}/steps-{d}/metrics.jsonl").readline()) for d in (dev, "cpu"))
+print(json.dumps({"train_loss": a["train_loss"], "train_loss_cpu": b["train_loss"]}))
+assert abs(a["train_loss"] - b["train_loss"]) <= 1e-3 * abs(b["train_loss"]), "three steps on CUDA differ from CPU"
+PY
+    }
+    quickstart() {
+      $C train --recipe recipes/quickstart/small-cnn.toml --epochs "$(tiny 1 3)" --set "train.max_batches=$(tiny 2 1000)" \
+        --precision "$1" --out "$OUT/img-$1" --device "$DEV" --quiet --format json
+      tail -n 1 "$OUT/img-$1/metrics.jsonl"
+    }
+    bench() {
+      local m=$1 p=$2 shape
+      case $m in
+        transformer-*) shape=(--tokens "$(tiny 64 4096)" --classes "$(tiny 500 32000)");;
+        *) shape=(--batch-size "$(tiny 2 128)");;
+      esac
+      $C bench train --model "$m" --precision "$p" "${shape[@]}" --steps "$(tiny 1 20)" --device "$DEV" --format json
+    }
+    compare_train() {
+      local m=$1 p=$2 shape
+      case $m in
+        transformer-*) shape=(--tokens "$(tiny 64 4096)" --classes "$(tiny 500 32000)");;
+        *) shape=(--batch-size "$(tiny 2 128)");;
+      esac
+      "$PY" benches/compare_train.py --calib "$BIN/calib" --model "$m" --precision "$p" "${shape[@]}" \
+        --steps "$(tiny 1 20)" --device "$DEV"
+    }
+    nccl_one_rank() {
+      # Data parallelism (issue 13): a one-rank group (NCCL on CUDA, Gloo in the dry run; every collective run) ends
+      # as one process does.
+      local D=(--recipe recipes/sst/tree-lstm.toml --data "$SST" --set "data.glove=\"$GLOVE\"" --set model.dropout=0
+        --set train.max_batches="$(tiny 2 20)" --set 'train.optimizer={kind="sgd", momentum=0.9}' --epochs 1
+        --device "$DEV" --quiet --format json)
+      $C train "${D[@]}" --out "$OUT/group-single"
+      RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29531 $C train "${D[@]}" --out "$OUT/group-one-rank"
+      "$PY" scripts/compare-weights.py "$OUT/group-single/last.safetensors" "$OUT/group-one-rank/last.safetensors" 1e-5
+    }
+    translation() {
+      $C train --recipe recipes/multi30k/transformer-small.toml --data "$M30K" --epochs "$(tiny 1 2)" \
+        --set data.vocab_size="$(tiny 500 4000)" --set data.limit="$(tiny 2000 100000000)" \
+        --set train.max_batches="$(tiny 2 100000)" --set train.batch_size=8192 --set train.keep_epochs=0 \
+        --out "$OUT/mt" --device "$DEV" --quiet --format json
+      zcat "$M30K/test_2016_flickr.en.gz" > "$OUT/test.en"
+      $C bench-decode --run "$OUT/mt" --src "$OUT/test.en" --limit "$(tiny 5 1000)" --beam 4 --device "$DEV" --format json
+    }
+    text() {
+      $C train --recipe recipes/sst/tree-lstm.toml --data "$SST" --set "data.glove=\"$GLOVE\"" --epochs "$(tiny 1 2)" \
+        --set train.max_batches="$(tiny 2 100000)" --out "$OUT/sst" --device "$DEV" --quiet --format json
+      $C eval --run "$OUT/sst" --bootstrap 50 --device "$DEV" --format json > "$OUT/sst-eval.json"
+      $C bench text --recipe recipes/sst/tree-lstm.toml --set "data.dir=\"$SST\"" --set "data.glove=\"$GLOVE\"" \
+        --batches "$(tiny 2 40)" --device "$DEV" --format json
+      [ "$DRY" = 1 ] && return
+      $C train --recipe recipes/20ng/gp-cnn.toml --data gpu/20ng --set "data.glove=\"$GLOVE\"" --set data.val_size=100 \
+        --epochs 3 --out "$OUT/20ng" --device "$DEV" --quiet --format json
+      $C bench text --recipe recipes/20ng/gp-cnn.toml --set 'data.dir="gpu/20ng"' --set "data.glove=\"$GLOVE\"" \
+        --set data.val_size=100 --batches 10 --device "$DEV" --format json
+    }
+    [ "$DRY" = 1 ] || step device device
+    step loss-vs-cpu loss_vs_cpu
+    step train-steps-vs-cpu steps_vs_cpu
+    for p in fp32 bf16; do step "quickstart-$p" quickstart $p; done
+    if [ "$DRY" = 1 ]; then models="small-cnn transformer-small"; else models="resnet50 resnet110 resnet110-official transformer-base"; fi
+    for m in $models; do
+      for p in fp32 bf16; do
+        step "bench-train-$m-$p" bench "$m" "$p"
+        step "compare-train-$m-$p" compare_train "$m" "$p"
+      done
+    done
+    step data-parallel-one-rank nccl_one_rank
+    step translation translation
+    step text text
+    "$PY" - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+steps = [json.loads(l) for l in open(f"{out}/steps.jsonl")]
+for s in steps:
+    text = open(f"{out}/steps/{s['step']}.out", errors="replace").read()
+    s["tail"] = text[-400:]
+    # The step's last JSON object, if its output ends with one.
+    for start in [i for i, c in enumerate(text) if c == "{"][::-1][:50]:
+        try:
+            s["result"] = json.loads(text[start:])
+            break
+        except ValueError:
+            continue
+json.dump({"steps": steps, "ok": all(s["status"] == "ok" for s in steps)}, open(f"{out}/summary.json", "w"), indent=1)
+with open(f"{out}/summary.md", "w") as md:
+    md.write("| step | status | seconds | figure |\n| --- | --- | ---: | --- |\n")
+    for s in steps:
+        r = s.get("result", {})
+        fig = next((f"{k} {r[k]:.4g}" for k in ("ratio", "samples_per_second", "grad_max_abs_diff", "train_loss")
+                    if isinstance(r.get(k), (int, float))), "")
+        md.write(f"| {s['step']} | {s['status']} | {s['seconds']:.1f} | {fig} |\n")
+print(open(f"{out}/summary.md").read())
+PY
+    ! grep -q '"status": "failed"' "$OUT/steps.jsonl"
     ;;
   prepare-paper)
     grep -qx 'gpu-paper/' .git/info/exclude 2>/dev/null || echo 'gpu-paper/' >> .git/info/exclude
