@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of the Python environment for the peer scripts in benches/ (compare_metrics.py,
-# compare_mt_train.py): a venv at .deps/bench-venv (git-ignored) with numpy, torch 2.11.0 (CPU use
-# only), torchmetrics and Hugging Face tokenizers (to read our tokenizer.json).
+# compare_mt_train.py, compare_train.py, compare_decode.py): a venv at .deps/bench-venv (git-ignored) with numpy,
+# torch 2.11.0 (CPU use only), torchmetrics, Hugging Face tokenizers (to read our tokenizer.json) and transformers
+# (the Marian model compare_decode.py exports a run into).
 #
 #   bash benches/setup-python.sh            # once; re-running is a quick no-op
 #   .deps/bench-venv/bin/python benches/compare_metrics.py --calib target/release/calib
@@ -48,11 +49,14 @@ TORCH_CUDA_LIBS=(
 )
 NUMPY="numpy==2.4.6"
 TOKENIZERS="tokenizers==0.23.3"
+# compare_decode.py exports a run into a Marian model (its deps: huggingface-hub, pyyaml, regex, safetensors, tqdm, typer;
+# not torch, which it leaves alone).
+TRANSFORMERS="transformers==5.24.0"
 TORCHMETRICS="torchmetrics==1.9.0"
 TORCHMETRICS_DEPS=("lightning-utilities==0.15.3" "packaging==26.4")
 
 STAMP="$VENV/.installed-$(cat "$0" | sha256sum | cut -c1-16)"
-CHECK='import numpy, tokenizers, torch, torchmetrics; torch.randn(3).softmax(0); print("bench-venv: numpy", numpy.__version__, "torch", torch.__version__, "torchmetrics", torchmetrics.__version__, "tokenizers", tokenizers.__version__)'
+CHECK='import numpy, tokenizers, torch, torchmetrics, transformers; torch.randn(3).softmax(0); print("bench-venv: numpy", numpy.__version__, "torch", torch.__version__, "torchmetrics", torchmetrics.__version__, "tokenizers", tokenizers.__version__, "transformers", transformers.__version__)'
 
 if [ -f "$STAMP" ] && "$VENV/bin/python" -c "$CHECK" 2>/dev/null; then
   exit 0
@@ -78,6 +82,7 @@ echo "setup-python: installing torchmetrics (--no-deps, so torch's dependencies 
 "${PIP[@]}" --no-deps "$TORCHMETRICS"
 "${PIP[@]}" "${TORCHMETRICS_DEPS[@]}"
 "${PIP[@]}" "$TOKENIZERS"
+"${PIP[@]}" "$TRANSFORMERS"
 
 "$VENV/bin/python" -c "$CHECK"
 rm -f "$VENV"/.installed-*

@@ -17,7 +17,7 @@
 # subset) and `calib bench text` gives their speed (trees/s level-batched against node by node, documents/s); a
 # one-rank NCCL group trains the Tree-LSTM to the weights of a single process; `calib bench train` and
 # benches/compare_train.py (the device's PyTorch beside us) for ResNet-50, both ResNet-110s and Transformer-base in fp32
-# and bf16. A failed step does not stop the others; $OUT/summary.md lists them all.
+# and bf16; benches/compare_decode.py (the Multi30k run exported to Hugging Face Marian: identical translations, speed). A failed step does not stop the others; $OUT/summary.md lists them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -81,29 +81,29 @@ rng = np.random.default_rng(0)
 np.save(sys.argv[1] + "/logits.npy", rng.normal(size=(512, 10)).astype(np.float32))
 np.save(sys.argv[1] + "/labels.npy", rng.integers(0, 10, 512))
 PY
-      for d in "$DEV" cpu; do
-        $C loss --logits "$OUT/logits.npy" --labels "$OUT/labels.npy" --loss flsd:53 --device "$d" \
-          --grad-out "$OUT/grad-$d.npy" --format json > "$OUT/loss-$d.json"
+      for run in "device:$DEV" reference:cpu; do
+        $C loss --logits "$OUT/logits.npy" --labels "$OUT/labels.npy" --loss flsd:53 --device "${run#*:}" \
+          --grad-out "$OUT/grad-${run%%:*}.npy" --format json > "$OUT/loss-${run%%:*}.json"
       done
-      "$PY" - "$OUT" "$DEV" <<'PY'
+      "$PY" - "$OUT" <<'PY'
 import json, numpy as np, sys
-out, dev = sys.argv[1], sys.argv[2]
-a, b = (json.load(open(f"{out}/loss-{d}.json")) for d in (dev, "cpu"))
-ga, gb = (np.load(f"{out}/grad-{d}.npy") for d in (dev, "cpu"))
+out = sys.argv[1]
+a, b = (json.load(open(f"{out}/loss-{r}.json")) for r in ("device", "reference"))
+ga, gb = (np.load(f"{out}/grad-{r}.npy") for r in ("device", "reference"))
 diff = float(np.abs(ga - gb).max())
 print(json.dumps({"loss": a, "loss_cpu": b, "grad_max_abs_diff": diff}))
 assert abs(a["loss"] - b["loss"]) <= 1e-6 * abs(b["loss"]) and diff < 1e-6, "CUDA and CPU disagree"
 PY
     }
     steps_vs_cpu() {
-      for d in "$DEV" cpu; do
-        $C train --recipe recipes/quickstart/small-cnn.toml --epochs 1 --set train.max_batches=3 --out "$OUT/steps-$d" \
-          --device "$d" --quiet --format json
+      for run in "device:$DEV" reference:cpu; do
+        $C train --recipe recipes/quickstart/small-cnn.toml --epochs 1 --set train.max_batches=3 \
+          --out "$OUT/steps-${run%%:*}" --device "${run#*:}" --quiet --format json
       done
-      "$PY" - "$OUT" "$DEV" <<'PY'
+      "$PY" - "$OUT" <<'PY'
 import json, sys
-out, dev = sys.argv[1], sys.argv[2]
-a, b = (json.loads(open(f"{out}/steps-{d}/metrics.jsonl").readline()) for d in (dev, "cpu"))
+out = sys.argv[1]
+a, b = (json.loads(open(f"{out}/steps-{r}/metrics.jsonl").readline()) for r in ("device", "reference"))
 print(json.dumps({"train_loss": a["train_loss"], "train_loss_cpu": b["train_loss"]}))
 assert abs(a["train_loss"] - b["train_loss"]) <= 1e-3 * abs(b["train_loss"]), "three steps on CUDA differ from CPU"
 PY
@@ -148,6 +148,10 @@ PY
       zcat "$M30K/test_2016_flickr.en.gz" > "$OUT/test.en"
       $C bench-decode --run "$OUT/mt" --src "$OUT/test.en" --limit "$(tiny 5 1000)" --beam 4 --device "$DEV" --format json
     }
+    compare_decode() {
+      "$PY" benches/compare_decode.py --calib "$BIN/calib" --run "$OUT/mt" --src "$M30K/test_2016_flickr.en.gz" \
+        --limit "$(tiny 5 1000)" --beam 4 --device "$DEV"
+    }
     text() {
       $C train --recipe recipes/sst/tree-lstm.toml --data "$SST" --set "data.glove=\"$GLOVE\"" --epochs "$(tiny 1 2)" \
         --set train.max_batches="$(tiny 2 100000)" --out "$OUT/sst" --device "$DEV" --quiet --format json
@@ -173,6 +177,7 @@ PY
     done
     step data-parallel-one-rank nccl_one_rank
     step translation translation
+    step compare-decode compare_decode
     step text text
     "$PY" - "$OUT" <<'PY'
 import json, sys
@@ -193,6 +198,7 @@ with open(f"{out}/summary.md", "w") as md:
     md.write("| step | status | seconds | figure |\n| --- | --- | ---: | --- |\n")
     for s in steps:
         r = s.get("result", {})
+        r = r.get("beam4", r)  # compare_decode.py: the beam-4 figures
         fig = next((f"{k} {r[k]:.4g}" for k in ("ratio", "samples_per_second", "grad_max_abs_diff", "train_loss")
                     if isinstance(r.get(k), (int, float))), "")
         md.write(f"| {s['step']} | {s['status']} | {s['seconds']:.1f} | {fig} |\n")

@@ -70,3 +70,44 @@ fn compare_train_sets_pytorch_beside_us() {
         assert!((ratio - want).abs() < 1e-9 && ratio > 0.0);
     }
 }
+
+/// A small Multi30k run exported to Hugging Face Marian decodes the first test sentences to the
+/// very same translations, greedy and with beam 4, and both speeds are reported.
+#[test]
+fn compare_decode_finds_the_same_translations_as_hugging_face() {
+    let python = root().join(".deps/bench-venv/bin/python");
+    assert!(python.is_file(), "{} is missing: run bash benches/setup-python.sh", python.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("mt");
+    let mut args = vec!["train", "--recipe", "recipes/multi30k/transformer-small.toml", "--out", run.to_str().unwrap()];
+    args.extend(["--epochs", "1", "--device", "cpu", "--quiet"]);
+    for set in [
+        "data.limit=3000",
+        "data.vocab_size=600",
+        "model.d_model=64",
+        "model.ffn=128",
+        "model.encoder_layers=1",
+        "model.decoder_layers=1",
+        "train.keep_epochs=0",
+    ] {
+        args.extend(["--set", set]);
+    }
+    ok(&args);
+    let src = calib_e2e::data("multi30k/test_2016_flickr.en.gz");
+    let o = Command::new(&python)
+        .current_dir(root())
+        .arg("benches/compare_decode.py")
+        .arg("--calib")
+        .arg(calib_fixtures::binary("calib"))
+        .args(["--run", run.to_str().unwrap(), "--src", src.to_str().unwrap(), "--limit", "8", "--beam", "4"])
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for search in ["greedy", "beam4"] {
+        assert_eq!(r[search]["identical_translations"], 8, "{search}: {r}");
+        assert!(r[search]["ours_sentences_per_second"].as_f64().unwrap() > 0.0);
+        assert!(r[search]["hf_tokens_per_second"].as_f64().unwrap() > 0.0);
+    }
+}

@@ -131,7 +131,7 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
     if !a.quiet {
         let s = started.elapsed().as_secs_f64();
         eprintln!(
-            "translated {done} sentences in {s:.1} s ({:.1} sentences/s, beam {})",
+            "translated {done} sentences in {s:.3} s ({:.2} sentences/s, beam {})",
             done as f64 / s.max(1e-9),
             a.search.beam
         );
