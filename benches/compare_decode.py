@@ -116,13 +116,17 @@ def ours_to_marian(run, checkpoint):
     return marian, tok, (pad, bos, eos)
 
 
-def hf_translate(model, tok, specials, lines, beam, batch, device):
+def hf_translate(model, tok, specials, lines, beam, max_tokens, device):
+    """Batches as `calib decode` makes them: longest first, as many sentences as fit `max_tokens`
+    source tokens (EOS and padding included)."""
     pad, bos, eos = specials
     ids = [tok.encode(l, add_special_tokens=False).ids + [eos] for l in lines]
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     out = [None] * len(ids)
-    for start in range(0, len(order), batch):
-        rows = order[start:start + batch]
+    start = 0
+    while start < len(order):
+        rows = order[start:start + max(1, max_tokens // len(ids[order[start]]))]
+        start += len(rows)
         width = max(len(ids[r]) for r in rows)
         src = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -161,8 +165,7 @@ def main():
     ap.add_argument("--src", type=Path, required=True)
     ap.add_argument("--limit", type=int, default=500)
     ap.add_argument("--beam", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=64, help="sentences per HF generate call")
-    ap.add_argument("--max-tokens", type=int, default=4096, help="source tokens per batch of ours")
+    ap.add_argument("--max-tokens", type=int, default=1024, help="source tokens per batch, on both sides")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = ap.parse_args()
     opener = gzip.open if args.src.suffix == ".gz" else open
@@ -175,7 +178,7 @@ def main():
     for beam, name in ((1, "greedy"), (args.beam, f"beam{args.beam}")):
         ours, our_seconds = ours_translate(args, lines, beam)
         start = time.perf_counter()
-        theirs = hf_translate(model, tok, specials, lines, beam, args.batch, device)
+        theirs = hf_translate(model, tok, specials, lines, beam, args.max_tokens, device)
         if device.type == "cuda":
             torch.cuda.synchronize()
         hf_seconds = time.perf_counter() - start

@@ -258,7 +258,7 @@ pub fn beam_search(
         let memory = model.encode(src, &pad, false)?;
         // Every sentence starts with one live beam (the others would duplicate it).
         let rows = Tensor::arange(b, (Kind::Int64, device)).repeat_interleave_self_int(k, Some(0), None);
-        let (memory, pad) = (memory.index_select(0, &rows), pad.index_select(0, &rows));
+        let (mut memory, mut pad) = (memory.index_select(0, &rows), pad.index_select(0, &rows));
         let mut cache = model.start(&memory)?;
         // Without the cache: the whole prefix of every row, BOS first.
         let mut prefix = (!cfg.incremental).then(|| Tensor::full([b * k, 1], bos, (Kind::Int64, device)));
@@ -266,79 +266,82 @@ pub fn beam_search(
             (0..b).map(|_| vec![Beam { tokens: vec![], sum: 0.0, log_probs: vec![] }]).collect();
         let mut finished: Vec<Vec<Hypothesis>> = vec![Vec::new(); b as usize];
         let max_len: Vec<usize> = src_len.iter().map(|&l| cfg.max_len(l, positions)).collect();
-        // The running sum of every beam slot; empty slots are -inf, so their candidates never
-        // count. Slots with no beam keep decoding a copy of slot 0 (their output is ignored).
-        let slot_sums = |beams: &[Vec<Beam>]| -> Vec<f64> {
-            let mut sums = vec![f64::NEG_INFINITY; (b * k) as usize];
-            for (s, beams) in beams.iter().enumerate() {
-                for (j, beam) in beams.iter().enumerate() {
-                    sums[s * cfg.beam + j] = beam.sum;
+        // The sentences still searched, in the order of their rows on the device: a finished
+        // sentence leaves the batch (as in fairseq), so a long one does not keep the others'
+        // rows computing.
+        let mut active: Vec<usize> = (0..b as usize).collect();
+        // The running sum of every beam slot of the active sentences; empty slots are -inf, so
+        // their candidates never count. Slots with no beam keep decoding a copy of slot 0 (their
+        // output is ignored).
+        let slot_sums = |beams: &[Vec<Beam>], active: &[usize]| -> Vec<f64> {
+            let mut sums = vec![f64::NEG_INFINITY; active.len() * cfg.beam];
+            for (c, &s) in active.iter().enumerate() {
+                for (j, beam) in beams[s].iter().enumerate() {
+                    sums[c * cfg.beam + j] = beam.sum;
                 }
             }
             sums
         };
-        let mut sums = Tensor::from_slice(&slot_sums(&beams)).to_device(device);
+        let mut sums = Tensor::from_slice(&slot_sums(&beams, &active)).to_device(device);
         let mut last = Tensor::full([b * k], bos, (Kind::Int64, device));
         let m = (2 * k).min(k * vocab);
         let rank = Tensor::arange_start_step(k * vocab, 0, -1, (Kind::Int64, device));
         let stride = (2 * m + k) as usize;
+        let live = |s: usize, beams: &[Vec<Beam>], finished: &[Vec<Hypothesis>]| {
+            finished[s].len() < cfg.beam && !beams[s].is_empty()
+        };
         for step in 0.. {
-            let live: Vec<bool> =
-                (0..b as usize).map(|s| finished[s].len() < cfg.beam && !beams[s].is_empty()).collect();
-            if !live.contains(&true) {
+            if active.is_empty() {
                 break;
             }
+            let n = active.len() as i64;
             let logits = match &prefix {
                 Some(p) => model.decode(p, &memory, &pad, false)?.select(1, -1),
                 None => model.step(&last, &mut cache, &pad)?,
             };
             let lp = (logits / cfg.temperature).log_softmax(-1, Kind::Double);
-            let scores = (&lp + sums.unsqueeze(1)).view([b, k * vocab]);
+            let scores = (&lp + sums.unsqueeze(1)).view([n, k * vocab]);
             let (values, index) = best(&scores, m, &rank);
-            let eos_lp = lp.select(1, eos).view([b, k]);
-            // The step's one read: [B, 2m + k] (indices below 2^53 are exact in f64).
+            let eos_lp = lp.select(1, eos).view([n, k]);
+            // The step's one read: [n, 2m + k] (indices below 2^53 are exact in f64).
             let read = Tensor::cat(&[values, index.to_kind(Kind::Double), eos_lp], 1).to_device(tch::Device::Cpu);
             let read = Vec::<f64>::try_from(read.flatten(0, -1)).expect("Double on the host");
-            let mut reorder = vec![0f64; (b * k) as usize];
-            let mut next = vec![eos as f64; (b * k) as usize];
-            for s in 0..b as usize {
-                let (row0, row) = (s * cfg.beam, &read[s * stride..(s + 1) * stride]);
+            let mut reorder = vec![0f64; (n * k) as usize];
+            let mut next = vec![eos as f64; (n * k) as usize];
+            for (c, &s) in active.iter().enumerate() {
+                let (row0, row) = (c * cfg.beam, &read[c * stride..(c + 1) * stride]);
                 let mut new_beams = Vec::new();
-                if live[s] {
-                    if step + 1 >= max_len[s] {
-                        // Out of length: every live beam ends here with EOS.
-                        for (j, parent) in beams[s].iter().enumerate() {
-                            if finished[s].len() < cfg.beam {
-                                finished[s].push(parent.finish(row[2 * m as usize + j], cfg));
-                            }
+                if step + 1 >= max_len[s] {
+                    // Out of length: every live beam ends here with EOS.
+                    for (j, parent) in beams[s].iter().enumerate() {
+                        if finished[s].len() < cfg.beam {
+                            finished[s].push(parent.finish(row[2 * m as usize + j], cfg));
                         }
-                    } else {
-                        // The best candidates, best first (ties: lower beam, then lower token,
-                        // as argmax); those of empty slots are -inf.
-                        let mut cand: Vec<(f64, i64)> = (0..m as usize)
-                            .map(|i| (row[i], row[m as usize + i] as i64))
-                            .filter(|&(sum, flat)| {
-                                sum != f64::NEG_INFINITY && ((flat / vocab) as usize) < beams[s].len()
-                            })
-                            .collect();
-                        cand.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                        for (sum, flat) in cand {
-                            let (j, t) = ((flat / vocab) as usize, flat % vocab);
-                            let parent = &beams[s][j];
-                            let tok_lp = sum - parent.sum;
-                            if t == eos {
-                                if finished[s].len() < cfg.beam {
-                                    finished[s].push(parent.finish(tok_lp, cfg));
-                                }
-                            } else {
-                                let mut tokens = parent.tokens.clone();
-                                tokens.push(t);
-                                let mut log_probs = parent.log_probs.clone();
-                                log_probs.push(tok_lp);
-                                new_beams.push((Beam { tokens, sum, log_probs }, j));
-                                if new_beams.len() == cfg.beam {
-                                    break;
-                                }
+                    }
+                } else {
+                    // The best candidates, best first (ties: lower beam, then lower token, as
+                    // argmax); those of empty slots are -inf.
+                    let mut cand: Vec<(f64, i64)> = (0..m as usize)
+                        .map(|i| (row[i], row[m as usize + i] as i64))
+                        .filter(|&(sum, flat)| sum != f64::NEG_INFINITY && ((flat / vocab) as usize) < beams[s].len())
+                        .collect();
+                    cand.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                    for (sum, flat) in cand {
+                        let (j, t) = ((flat / vocab) as usize, flat % vocab);
+                        let parent = &beams[s][j];
+                        let tok_lp = sum - parent.sum;
+                        if t == eos {
+                            if finished[s].len() < cfg.beam {
+                                finished[s].push(parent.finish(tok_lp, cfg));
+                            }
+                        } else {
+                            let mut tokens = parent.tokens.clone();
+                            tokens.push(t);
+                            let mut log_probs = parent.log_probs.clone();
+                            log_probs.push(tok_lp);
+                            new_beams.push((Beam { tokens, sum, log_probs }, j));
+                            if new_beams.len() == cfg.beam {
+                                break;
                             }
                         }
                     }
@@ -352,16 +355,39 @@ pub fn beam_search(
                 }
                 beams[s] = new_beams.into_iter().map(|(beam, _)| beam).collect();
             }
+            // The sentences that go on, and only their rows.
+            let kept: Vec<usize> = (0..active.len()).filter(|&c| live(active[c], &beams, &finished)).collect();
+            let shrunk = kept.len() < active.len();
+            if shrunk {
+                let rows = |v: &[f64]| -> Vec<f64> {
+                    kept.iter().flat_map(|&c| v[c * cfg.beam..(c + 1) * cfg.beam].to_vec()).collect()
+                };
+                (reorder, next) = (rows(&reorder), rows(&next));
+                active = kept.iter().map(|&c| active[c]).collect();
+            }
+            if active.is_empty() {
+                break;
+            }
+            let n = active.len() as i64;
             // One write: the reorder, the next tokens and the new sums.
             let mut write = reorder;
             write.extend(next);
-            write.extend(slot_sums(&beams));
-            let write = Tensor::from_slice(&write).to_device(device).view([3, b * k]);
+            write.extend(slot_sums(&beams, &active));
+            let write = Tensor::from_slice(&write).to_device(device).view([3, n * k]);
             let reorder = write.get(0).to_kind(Kind::Int64);
             last = write.get(1).to_kind(Kind::Int64);
             sums = write.get(2);
+            // A sentence's rows share its padding and memory, so these change only with the batch.
+            if shrunk {
+                pad = pad.index_select(0, &reorder);
+            }
             match prefix.as_mut() {
-                Some(p) => *p = Tensor::cat(&[p.index_select(0, &reorder), last.view([-1, 1])], 1),
+                Some(p) => {
+                    *p = Tensor::cat(&[p.index_select(0, &reorder), last.view([-1, 1])], 1);
+                    if shrunk {
+                        memory = memory.index_select(0, &reorder);
+                    }
+                }
                 None => cache.reorder(&reorder),
             }
         }
@@ -747,16 +773,19 @@ mod tests {
         Tensor::from_slice(&ids).view([b as i64, width as i64])
     }
 
+    /// The same tokens, and scores equal up to float32 rounding: the device search drops
+    /// finished sentences from its batch, and libtorch's float32 kernels round a row's logits
+    /// differently in batches of other sizes (by about 1e-8).
     fn assert_same(new: &[Vec<Hypothesis>], old: &[Vec<Hypothesis>], what: &str) {
         assert_eq!(new.len(), old.len(), "{what}");
         for (s, (n, o)) in new.iter().zip(old).enumerate() {
             assert_eq!(n.len(), o.len(), "{what}, sentence {s}");
             for (a, b) in n.iter().zip(o) {
                 assert_eq!(a.tokens, b.tokens, "{what}, sentence {s}");
-                assert!((a.score - b.score).abs() <= 1e-12, "{what}, sentence {s}: {} vs {}", a.score, b.score);
+                assert!((a.score - b.score).abs() <= 1e-6, "{what}, sentence {s}: {} vs {}", a.score, b.score);
                 assert_eq!(a.token_log_probs.len(), b.token_log_probs.len());
                 for (x, y) in a.token_log_probs.iter().zip(&b.token_log_probs) {
-                    assert!((x - y).abs() <= 1e-12, "{what}, sentence {s}");
+                    assert!((x - y).abs() <= 1e-6, "{what}, sentence {s}");
                 }
             }
         }
