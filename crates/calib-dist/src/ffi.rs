@@ -3,7 +3,7 @@
 //! machine does not have).
 
 use crate::error::{Error, Result};
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -70,17 +70,8 @@ pub(crate) static GLOO: Api = Api {
 impl Api {
     /// Turns a shim status into a result, taking ownership of the message.
     pub fn check(&self, status: c_int, err: *mut c_char) -> std::result::Result<(), String> {
-        if status == 0 {
-            return Ok(());
-        }
-        if err.is_null() {
-            return Err("failed (no message)".into());
-        }
-        // SAFETY: a non-null err is a NUL-terminated string the shim malloc'ed for us.
-        let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().trim().to_string();
-        // SAFETY: freed once, by the allocator that made it.
-        unsafe { (self.free_error)(err) };
-        Err(text)
+        // SAFETY: `err` is what this backend's shim just set (or null), freed by its own function.
+        unsafe { calib_train::shim::take_error(status, err, self.free_error) }
     }
 }
 

@@ -27,6 +27,36 @@ pub trait Collective {
     }
 }
 
+/// Every rank's `values` (of any lengths), in rank order, on every rank: an all-gather built
+/// from two sums (the lengths, then a zero vector in which each rank fills its own span), run on
+/// `device` (NCCL reduces CUDA tensors only). For small host-side exchanges, not for tensors.
+pub fn all_gather_f64(collective: &dyn Collective, values: &[f64], device: Device) -> Result<Vec<Vec<f64>>> {
+    let (rank, world) = (collective.rank(), collective.world_size());
+    if world == 1 {
+        return Ok(vec![values.to_vec()]);
+    }
+    let sum = |v: Vec<f64>| -> Result<Vec<f64>> {
+        let mut t = [Tensor::from_slice(&v).to_device(device)];
+        collective.all_reduce_sum(&mut t)?;
+        Ok(Vec::<f64>::try_from(t[0].to_device(Device::Cpu))?)
+    };
+    let mut lengths = vec![0.0; world];
+    lengths[rank] = values.len() as f64;
+    let lengths: Vec<usize> = sum(lengths)?.into_iter().map(|n| n as usize).collect();
+    let start: usize = lengths[..rank].iter().sum();
+    let mut all = vec![0.0; lengths.iter().sum()];
+    all[start..start + values.len()].copy_from_slice(values);
+    let all = sum(all)?;
+    let mut at = 0;
+    Ok(lengths
+        .into_iter()
+        .map(|n| {
+            at += n;
+            all[at - n..at].to_vec()
+        })
+        .collect())
+}
+
 /// One process, no communication.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SingleProcess;
@@ -141,6 +171,23 @@ impl Collective for LocalGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Vectors of different lengths, one of them empty, come back whole and in rank order.
+    #[test]
+    fn all_gather_keeps_lengths_and_order() {
+        let handles: Vec<_> = LocalGroup::new(3)
+            .into_iter()
+            .map(|g| {
+                std::thread::spawn(move || {
+                    let mine: Vec<f64> = (0..2 * g.rank()).map(|i| (10 * g.rank() + i) as f64).collect();
+                    all_gather_f64(&g, &mine, Device::Cpu).unwrap()
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), vec![vec![], vec![10.0, 11.0], vec![20.0, 21.0, 22.0, 23.0]]);
+        }
+    }
 
     #[test]
     fn local_ranks_sum_and_broadcast() {

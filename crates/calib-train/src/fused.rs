@@ -2,7 +2,7 @@
 //! `cpp/fused.cpp`: one kernel per parameter on CPU and multi-tensor kernels on CUDA, where the
 //! reference update in [`crate::optim`] runs a chain of element-wise operations with temporaries.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 use tch::Tensor;
 
 extern "C" {
@@ -60,16 +60,8 @@ fn pointers(ts: &mut [Tensor]) -> Vec<*mut c_void> {
 }
 
 fn check(status: c_int, err: *mut c_char) -> Result<(), String> {
-    if status == 0 {
-        return Ok(());
-    }
-    if err.is_null() {
-        return Err("a fused optimiser kernel failed".into());
-    }
-    // SAFETY: a non-null err is a NUL-terminated string the shim malloc'ed; freed once.
-    let text = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
-    unsafe { calib_fused_free_error(err) };
-    Err(text)
+    // SAFETY: `err` is what the shim just set (or null), freed by the shim's own function.
+    unsafe { crate::shim::take_error(status, err, calib_fused_free_error) }
 }
 
 /// SGD with momentum buffers `a` (set to the first step's direction when `first_step`).

@@ -25,6 +25,7 @@ pub mod probe;
 pub mod recipe;
 pub mod run;
 pub mod schedule;
+pub mod shim;
 pub mod task;
 pub mod trainer;
 

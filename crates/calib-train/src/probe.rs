@@ -2,7 +2,7 @@
 //! batch (confidence, correctness, NLL, entropy, at any temperature), the paper's Figures 1–2
 //! probes and ECE from them, and the per-sample gradient norms of the last layer (Figure 3 b–d).
 
-use crate::collective::Collective;
+use crate::collective::{all_gather_f64, Collective};
 use crate::error::{Error, Result};
 use crate::loader::with_prefetch;
 use crate::task::{Batches, Data, Shard, Task};
@@ -92,37 +92,21 @@ impl RowStats {
         Ok(stats)
     }
 
-    /// Every rank's rows, in rank order, on every rank (an all-gather built from one sum: each
-    /// rank fills its own columns of a zero table). The exchange runs on `device`, the model's
-    /// (NCCL reduces CUDA tensors only).
+    /// Every rank's rows, in rank order, on every rank (exchanged on `device`).
     pub fn gathered(self, collective: &dyn Collective, device: tch::Device) -> Result<Self> {
-        let (rank, world) = (collective.rank(), collective.world_size());
-        if world == 1 {
+        if collective.world_size() == 1 {
             return Ok(self);
         }
-        let mut counts = vec![0.0f64; world];
-        counts[rank] = self.correct.len() as f64;
-        let host = |t: &Tensor| Vec::<f64>::try_from(t.to_device(tch::Device::Cpu));
-        let mut counts = [Tensor::from_slice(&counts).to_device(device)];
-        collective.all_reduce_sum(&mut counts)?;
-        let counts = host(&counts[0])?;
-        let (start, total) = (counts[..rank].iter().sum::<f64>() as usize, counts.iter().sum::<f64>() as usize);
-        let mut table = vec![0.0f64; 4 * total];
-        for (row, values) in [&self.confidence, &self.nll, &self.entropy].into_iter().enumerate() {
-            table[row * total + start..][..values.len()].copy_from_slice(values);
-        }
-        for (i, &c) in self.correct.iter().enumerate() {
-            table[3 * total + start + i] = f64::from(u8::from(c));
-        }
-        let mut table = [Tensor::from_slice(&table).to_device(device)];
-        collective.all_reduce_sum(&mut table)?;
-        let table = host(&table[0])?;
-        let row = |r: usize| table[r * total..(r + 1) * total].to_vec();
+        let packed: Vec<f64> = (0..self.correct.len())
+            .flat_map(|i| [self.confidence[i], self.nll[i], self.entropy[i], f64::from(u8::from(self.correct[i]))])
+            .collect();
+        let all: Vec<f64> = all_gather_f64(collective, &packed, device)?.concat();
+        let field = |f: usize| all.iter().skip(f).step_by(4).copied();
         Ok(Self {
-            confidence: row(0),
-            nll: row(1),
-            entropy: row(2),
-            correct: row(3).iter().map(|&c| c > 0.5).collect(),
+            confidence: field(0).collect(),
+            nll: field(1).collect(),
+            entropy: field(2).collect(),
+            correct: field(3).map(|c| c > 0.5).collect(),
         })
     }
 

@@ -7,7 +7,7 @@
 //! and are read once per log interval and once per epoch; gradient clipping scales on the device.
 
 use crate::checkpoint;
-use crate::collective::{Collective, SingleProcess};
+use crate::collective::{all_gather_f64, Collective, SingleProcess};
 use crate::error::{file, Error, Result};
 use crate::loader::with_prefetch;
 use crate::observer::{Observer, Silent};
@@ -491,22 +491,17 @@ fn fit<T: Task>(
 /// Every rank built a model of the same size (a rank with another vocabulary, say, would
 /// otherwise receive weights that do not fit).
 fn check_same_model(tensors: &[Tensor], collective: &dyn Collective) -> Result<()> {
-    let (rank, world) = (collective.rank(), collective.world_size());
-    let mut sizes = vec![0.0f64; 2 * world];
-    sizes[2 * rank] = tensors.len() as f64;
-    sizes[2 * rank + 1] = tensors.iter().map(|t| t.numel() as f64).sum();
+    let mine = [tensors.len() as f64, tensors.iter().map(|t| t.numel() as f64).sum()];
     // On the model's device: NCCL reduces CUDA tensors only.
     let device = tensors.first().map_or(tch::Device::Cpu, Tensor::device);
-    let mut sizes = [Tensor::from_slice(&sizes).to_device(device)];
-    collective.all_reduce_sum(&mut sizes)?;
-    let sizes = Vec::<f64>::try_from(sizes[0].to_device(tch::Device::Cpu))?;
-    match (1..world).find(|&r| sizes[2 * r..2 * r + 2] != sizes[..2]) {
+    let sizes = all_gather_f64(collective, &mine, device)?;
+    match (1..sizes.len()).find(|&r| sizes[r] != sizes[0]) {
         None => Ok(()),
         Some(r) => Err(Error::Collective {
             operation: "start",
             problem: format!(
                 "rank {r} built a model of {} tensors and {} values, rank 0 one of {} and {}: the ranks must read the same data and recipe",
-                sizes[2 * r], sizes[2 * r + 1], sizes[0], sizes[1]
+                sizes[r][0], sizes[r][1], sizes[0][0], sizes[0][1]
             ),
         }),
     }
@@ -602,8 +597,8 @@ fn update(
         let started = Instant::now();
         if by_rows && !grads.is_empty() {
             let (kind, device) = (grads[0].kind(), grads[0].device());
-            // Exact in float32 up to 2^24 rows a step.
-            grads.push(Tensor::from(rows as f64).to_kind(kind).to_device(device).reshape([1]));
+            // Filled on the device (no host copy in the step); exact in float32 up to 2^24 rows.
+            grads.push(Tensor::full([1], rows as f64, (kind, device)));
         }
         collective.all_reduce_sum(&mut grads)?;
         if by_rows {
