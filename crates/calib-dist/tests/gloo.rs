@@ -94,3 +94,52 @@ fn a_dead_rank_stops_the_others_with_an_error() {
     let launcher = std::os::unix::process::parent_id();
     std::fs::write(fault_dir(launcher).join(format!("rank-{}", group.rank())), err.to_string()).unwrap();
 }
+
+/// The ranks of a launcher killed with SIGKILL (no clean-up of its own) end with it: each rank
+/// asks the kernel for a signal when its parent dies.
+#[test]
+fn ranks_end_with_their_launcher() {
+    const NAME: &str = "ranks_end_with_their_launcher";
+    if std::env::var("RANK").is_ok() {
+        // A rank: say who it is, then wait far longer than the test does.
+        let dir = PathBuf::from(std::env::var("CALIB_DIST_PIDS").unwrap());
+        std::fs::write(dir.join(std::process::id().to_string()), "").unwrap();
+        std::thread::sleep(Duration::from_secs(120));
+        return;
+    }
+    if std::env::var("CALIB_DIST_ROLE").as_deref() == Ok("launcher") {
+        let _ = launch(NAME, 2, Duration::from_secs(120));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut launcher = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env("CALIB_DIST_ROLE", "launcher")
+        .env("CALIB_DIST_PIDS", dir.path())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let pids = loop {
+        let pids: Vec<u32> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+            .collect();
+        if pids.len() == 2 {
+            break pids;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the ranks did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    launcher.kill().unwrap();
+    launcher.wait().unwrap();
+    // Gone, or a zombie waiting for whoever adopted it.
+    let ended = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |stat| stat.rsplit(')').next().unwrap().trim_start().starts_with('Z'))
+    };
+    let killed = Instant::now();
+    while !pids.iter().all(|&p| ended(p)) {
+        assert!(killed.elapsed() < Duration::from_secs(20), "ranks {pids:?} outlived their launcher");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
