@@ -14,11 +14,17 @@ Image networks: SGD (momentum 0.9, weight decay 5e-4, as the official code), cro
 clipping. Transformers: Adam (0.9, 0.98, 1e-9), label smoothing 0.1, gradient norm clipped at 1;
 post-norm nn.TransformerEncoderLayer / nn.TransformerDecoderLayer stacks (no final layer norm, as
 fairseq's post-norm model), tied embeddings scaled by sqrt(d), sinusoidal positions.
+
+Host memory: our binary keeps freed blocks in the process (glibc without mmap or trimming; see
+calib_train::host_memory); PyTorch leaves glibc at its defaults. --peer-malloc keep sets the peer up as
+ours, --ours-malloc glibc sets ours up as PyTorch, so the lever's share of a ratio can be read off.
 """
 
 import argparse
+import ctypes
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -208,11 +214,25 @@ def ours(args):
     for flag, value in [("--batch-size", args.batch_size), ("--tokens", args.tokens), ("--classes", args.classes)]:
         if value is not None:
             cmd += [flag, str(value)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    env = dict(os.environ)
+    if args.ours_malloc == "glibc":
+        # glibc's own default for the mmap count: our binary leaves an allocator tuned by the user alone.
+        env["GLIBC_TUNABLES"] = "glibc.malloc.mmap_max=65536"
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout)
 
 
+def keep_freed_memory():
+    """What `calib_train::host_memory::keep_freed_memory` does, for the peer: glibc serves every block from its
+    heaps (M_MMAP_MAX = 0) and never trims them (M_TRIM_THRESHOLD = INT_MAX)."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-4, 0)
+    libc.mallopt(-1, 2**31 - 1)
+
+
 def peer(args, threads):
+    if args.peer_malloc == "keep":
+        keep_freed_memory()
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     device = torch.device("cuda" if args.device == "cuda" else "cpu")
@@ -278,12 +298,17 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--ours-malloc", choices=["keep", "glibc"], default="keep",
+                    help="keep: our binary's default (freed host memory stays in the process); glibc: glibc's default")
+    ap.add_argument("--peer-malloc", choices=["glibc", "keep"], default="glibc",
+                    help="glibc: what a PyTorch user gets; keep: the peer set up as our binary is")
     args = ap.parse_args()
     a = ours(args)
     b = peer(args, a["threads"])
     if a["parameters"] != b["parameters"]:
         sys.exit(f"{args.model}: {a['parameters']} parameters in ours, {b['parameters']} in the PyTorch peer")
     print(json.dumps({"model": args.model, "device": args.device, "precision": args.precision,
+                      "ours_malloc": args.ours_malloc, "peer_malloc": args.peer_malloc,
                       "samples_per_step": a["samples_per_step"], "unit": a["unit"], "threads": a["threads"],
                       "parameters": a["parameters"], "ours": a, "pytorch": b,
                       "ratio": a["samples_per_second"] / b["samples_per_second"]}))

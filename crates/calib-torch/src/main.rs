@@ -22,6 +22,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before any tensor exists: large freed tensors stay in the process (see the module's doc).
+    calib_train::host_memory::keep_freed_memory();
     calib_cli::output::exit(Cli::try_parse().map(|cli| match &cli.command {
         Command::Loss(a) => loss::run(a, cli.format),
         Command::Train(a) => train::run(a, cli.format),

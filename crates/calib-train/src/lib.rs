@@ -16,6 +16,7 @@ pub mod device;
 pub mod error;
 pub mod fault;
 mod fused;
+pub mod host_memory;
 pub mod init;
 pub mod loader;
 pub mod observer;

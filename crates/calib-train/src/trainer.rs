@@ -408,8 +408,10 @@ fn fit<T: Task>(
                     let v = value.detach().to_kind(Kind::Double);
                     let v = if mean { v * n as f64 } else { v };
                     loss_sum += &v;
-                    nll_sum -=
-                        logits.log_softmax(1, Kind::Double).gather(1, &targets.unsqueeze(1), false).sum(Kind::Double);
+                    // −log p_y = logsumexp(z) − z_y in the logits' precision, summed in f64: a
+                    // log_softmax in f64 would copy the whole [rows, classes] block twice a step.
+                    let picked = logits.gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
+                    nll_sum += (logits.logsumexp([1], false) - picked).sum(Kind::Double);
                     wrong += logits.argmax(1, false).ne_tensor(&targets).sum(Kind::Int64);
                 });
                 seen += n;
@@ -760,6 +762,30 @@ mod tests {
         let state = Fit::new().run(&task, &config(accumulate, 1, 0), dir.path()).unwrap();
         assert_eq!(state.global_step, 16 / (batch * accumulate));
         task.lin.ws.copy()
+    }
+
+    /// With a learning rate of 1e-12 the model is the same for every batch (to far below the
+    /// tolerance), so the epoch's training NLL and error are those of the whole set under the
+    /// initial weights, computed here in f64.
+    #[test]
+    fn training_nll_and_error_are_the_sets_under_fixed_weights() {
+        let task = Linear::new(4);
+        let mut c = config(1, 1, 0);
+        c.schedule = Schedule::Steps { base: 1e-12, milestones: vec![], factor: 1.0, timing: Default::default() };
+        c.loss = "ls:0.1".into();
+        let dir = tempfile::tempdir().unwrap();
+        Fit::new().run(&task, &c, dir.path()).unwrap();
+        let logits = task.lin.forward(&task.x()).to_kind(Kind::Double);
+        let y = task.y();
+        let nll = -logits.log_softmax(1, Kind::Double).gather(1, &y.unsqueeze(1), false).mean(Kind::Double);
+        let error = logits.argmax(1, false).ne_tensor(&y).to_kind(Kind::Double).mean(Kind::Double);
+        let log: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap().trim()).unwrap();
+        let got = |k: &str| log[k].as_f64().unwrap();
+        assert!((got("train_nll") - nll.double_value(&[])).abs() < 1e-6, "{log}");
+        assert_eq!(got("train_error"), error.double_value(&[]));
+        // Label smoothing's loss is not the NLL.
+        assert!((got("train_loss") - got("train_nll")).abs() > 1e-3);
     }
 
     /// Two accumulated batches of 4 make the step one batch of 8 makes (mean reduction).
