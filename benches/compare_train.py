@@ -214,6 +214,8 @@ def ours(args):
     for flag, value in [("--batch-size", args.batch_size), ("--tokens", args.tokens), ("--classes", args.classes)]:
         if value is not None:
             cmd += [flag, str(value)]
+    if args.channels_last:
+        cmd.append("--channels-last")
     env = dict(os.environ)
     if args.ours_malloc == "glibc":
         # glibc's own default for the mmap count: our binary leaves an allocator tuned by the user alone.
@@ -255,6 +257,9 @@ def peer(args, threads):
         x = torch.randn(b, 3, args.image_size, args.image_size, device=device)
         y = torch.randint(0, classes, (b,), device=device)
         samples = b
+        if args.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
         forward = lambda: model(x)
         loss_fn = lambda logits: F.cross_entropy(logits.float(), y)
@@ -298,6 +303,8 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="image networks: weights and inputs in the channels-last layout, on both sides")
     ap.add_argument("--ours-malloc", choices=["keep", "glibc"], default="keep",
                     help="keep: our binary's default (freed host memory stays in the process); glibc: glibc's default")
     ap.add_argument("--peer-malloc", choices=["glibc", "keep"], default="glibc",
@@ -309,6 +316,7 @@ def main():
         sys.exit(f"{args.model}: {a['parameters']} parameters in ours, {b['parameters']} in the PyTorch peer")
     print(json.dumps({"model": args.model, "device": args.device, "precision": args.precision,
                       "ours_malloc": args.ours_malloc, "peer_malloc": args.peer_malloc,
+                      "channels_last": args.channels_last and args.model not in TRANSFORMERS,
                       "samples_per_step": a["samples_per_step"], "unit": a["unit"], "threads": a["threads"],
                       "parameters": a["parameters"], "ours": a, "pytorch": b,
                       "ratio": a["samples_per_second"] / b["samples_per_second"]}))

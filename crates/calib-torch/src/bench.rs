@@ -185,11 +185,15 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
             let arch: calib_vision::models::Arch = a.model.parse().map_err(anyhow::Error::msg)?;
             let (b, side) = (a.batch_size.unwrap_or(128) as i64, a.image_size as i64);
             let classes = a.classes.unwrap_or(10) as i64;
-            let bench = Bench::Image {
-                model: calib_vision::models::build(arch, &vs.root(), classes),
-                x: Tensor::randn([b, 3, side, side], (Dtype::Float, device)),
-                y: Tensor::randint(classes, [b], (Dtype::Int64, device)),
+            let model = calib_vision::models::build(arch, &vs.root(), classes);
+            let x = Tensor::randn([b, 3, side, side], (Dtype::Float, device));
+            let x = if a.channels_last {
+                calib_train::memory_format::to_channels_last(&vs);
+                calib_train::memory_format::channels_last(&x)
+            } else {
+                x
             };
+            let bench = Bench::Image { model, x, y: Tensor::randint(classes, [b], (Dtype::Int64, device)) };
             let sgd = OptimizerConfig::Sgd { momentum: 0.9, dampening: 0.0, weight_decay: 5e-4, nesterov: false };
             (bench, b, sgd, None, "ce")
         }
@@ -241,6 +245,7 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
         "precision": if precision == calib_train::precision::Precision::Bf16 { "bf16" } else { "fp32" },
         "samples_per_step": samples, "unit": unit, "steps": a.steps, "warmup": a.warmup,
         "optimizer": if a.unfused { "reference" } else { "fused" },
+        "channels_last": a.channels_last && transformer.is_none(),
         "threads": tch::get_num_threads(), "step_ms": 1000.0 * seconds / a.steps as f64, "samples_per_second": rate,
     });
     emit(format, &json, || {

@@ -12,7 +12,9 @@ use tch::Tensor;
 pub fn save_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = calib::atomic::temp_in(dir).map_err(|e| file(dir, format!("cannot create a temporary file: {e}")))?;
-    let cpu: Vec<(String, Tensor)> = named.iter().map(|(k, t)| (k.clone(), t.to_device(tch::Device::Cpu))).collect();
+    // Contiguous: a channels-last weight is stored in the usual NCHW order (safetensors holds no strides).
+    let cpu: Vec<(String, Tensor)> =
+        named.iter().map(|(k, t)| (k.clone(), t.to_device(tch::Device::Cpu).contiguous())).collect();
     Tensor::write_safetensors(&cpu, tmp.path()).map_err(|e| file(path, format!("cannot write: {e}")))?;
     tmp.as_file().sync_all().map_err(|e| file(path, format!("cannot sync: {e}")))?;
     crate::fault::point("checkpoint");

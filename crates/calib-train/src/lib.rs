@@ -19,6 +19,7 @@ mod fused;
 pub mod host_memory;
 pub mod init;
 pub mod loader;
+pub mod memory_format;
 pub mod observer;
 pub mod optim;
 pub mod precision;

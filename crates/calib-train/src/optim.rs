@@ -303,19 +303,18 @@ impl Optimizer {
         out
     }
 
-    /// Restores what [`Optimizer::state`] saved (tensors are moved to each parameter's device).
+    /// Restores what [`Optimizer::state`] saved. Each buffer takes its parameter's device and
+    /// memory layout: the fused kernels walk a parameter, its gradient and its buffers as flat
+    /// arrays, so a channels-last weight needs channels-last buffers, while checkpoints hold NCHW.
     pub fn load_state(&mut self, saved: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
         let steps = saved
             .get(&format!("{OPTIMIZER_PREFIX}steps"))
             .ok_or_else(|| file(path, "the checkpoint has no optimiser state"))?;
         self.steps = steps.int64_value(&[0]);
         for p in &mut self.params {
-            let fetch = |suffix: &str| {
-                saved.get(&format!("{OPTIMIZER_PREFIX}{}.{suffix}", p.name)).map(|t| t.to_device(p.value.device()))
-            };
-            p.a = fetch("a");
-            p.b = fetch("b");
-            for buf in [&p.a, &p.b].into_iter().flatten() {
+            let mut fetched = [None, None];
+            for (slot, suffix) in fetched.iter_mut().zip(["a", "b"]) {
+                let Some(buf) = saved.get(&format!("{OPTIMIZER_PREFIX}{}.{suffix}", p.name)) else { continue };
                 if buf.size() != p.value.size() {
                     return Err(file(
                         path,
@@ -327,7 +326,12 @@ impl Optimizer {
                         ),
                     ));
                 }
+                let mut like = p.value.detach().empty_like().to_kind(buf.kind());
+                tch::no_grad(|| like.copy_(buf));
+                *slot = Some(like);
             }
+            let [a, b] = fetched;
+            (p.a, p.b) = (a, b);
         }
         Ok(())
     }
@@ -544,6 +548,48 @@ mod tests {
             step(&mut fresh, s);
         }
         assert_close(&Vec::<f64>::try_from(lin.ws.flatten(0, -1)).unwrap(), &straight);
+    }
+
+    /// Fused SGD and Adam on channels-last convolution weights take the steps they take on NCHW
+    /// weights, across a save and load of their state (which checkpoints hold in NCHW order).
+    #[test]
+    fn channels_last_weights_step_as_nchw_ones_across_a_reload() {
+        use crate::memory_format::{channels_last, is_channels_last, to_channels_last};
+        let sgd = OptimizerConfig::Sgd { momentum: 0.9, dampening: 0.0, weight_decay: 5e-4, nesterov: false };
+        let adam = OptimizerConfig::Adam { beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 0.0 };
+        let x = Tensor::randn([4, 3, 5, 5], (Kind::Float, Device::Cpu));
+        for config in [sgd, adam] {
+            let run = |nhwc: bool| {
+                tch::manual_seed(3);
+                let vs = VarStore::new(Device::Cpu);
+                let conv = nn::conv2d(vs.root(), 3, 6, 3, Default::default());
+                if nhwc {
+                    to_channels_last(&vs);
+                }
+                let x = if nhwc { channels_last(&x) } else { x.shallow_clone() };
+                let mut opt = Optimizer::new(config.clone(), &vs);
+                let step = |opt: &mut Optimizer| {
+                    opt.zero_grad();
+                    x.apply(&conv).square().mean(Kind::Float).backward();
+                    opt.step(0.05).unwrap();
+                };
+                for _ in 0..3 {
+                    step(&mut opt);
+                }
+                let dir = tempfile::tempdir().unwrap();
+                let file = dir.path().join("state.safetensors");
+                crate::checkpoint::save_tensors(&file, &opt.state()).unwrap();
+                let mut opt = Optimizer::new(config.clone(), &vs);
+                opt.load_state(&crate::checkpoint::load_tensors(&file).unwrap(), &file).unwrap();
+                for _ in 0..3 {
+                    step(&mut opt);
+                }
+                assert_eq!(is_channels_last(&conv.ws), nhwc);
+                conv.ws.contiguous()
+            };
+            let (want, got) = (run(false), run(true));
+            assert!(got.allclose(&want, 1e-5, 1e-6, false), "{config:?}: {}", (got - want).abs().max());
+        }
     }
 
     #[test]

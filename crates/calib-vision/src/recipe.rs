@@ -59,6 +59,10 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub arch: String,
+    /// Weights and inputs in the channels-last (NHWC) layout, which oneDNN's CPU convolutions
+    /// and cuDNN's tensor-core kernels work in (docs/performance.md); the same values either way.
+    #[serde(default = "yes")]
+    pub channels_last: bool,
 }
 
 impl calib_train::recipe::Recipe for Recipe {

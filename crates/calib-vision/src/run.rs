@@ -31,7 +31,8 @@ pub fn train(recipe: &Recipe, out: &Path, device: tch::Device, fit: Fit<'_>) -> 
         recipe.normalization()?,
         recipe.data.augment,
         device,
-    )?;
+    )?
+    .channels_last(recipe.model.channels_last);
     create_dir(out)?;
     Ok(fit.config(calib_train::recipe::encode(recipe)?).run(&task, &recipe.train, out)?)
 }
@@ -61,7 +62,8 @@ pub fn predict(
         let images = recipe.read_ood(path)?.resized(splits.train.height, splits.train.width);
         splits.ood.push((name.clone(), images));
     }
-    let task = ImageTask::new(splits, recipe.arch()?, recipe.train.batch_size, recipe.normalization()?, false, device)?;
+    let task = ImageTask::new(splits, recipe.arch()?, recipe.train.batch_size, recipe.normalization()?, false, device)?
+        .channels_last(recipe.model.channels_last);
     trainer::load_weights(task.var_store(), &checkpoint::load_tensors(checkpoint_file)?, checkpoint_file)?;
     let dir = run.join("predictions");
     create_dir(&dir)?;

@@ -153,6 +153,7 @@ pub struct ImageTask {
     data: ImageData,
     vs: VarStore,
     model: Box<dyn Classifier>,
+    channels_last: bool,
 }
 
 impl ImageTask {
@@ -182,7 +183,25 @@ impl ImageTask {
         }
         let vs = VarStore::new(device);
         let model = models::build(arch, &vs.root(), classes as i64);
-        Ok(Self { data: ImageData { splits, batch_size, norm, augment }, vs, model })
+        Ok(Self { data: ImageData { splits, batch_size, norm, augment }, vs, model, channels_last: false })
+    }
+
+    /// The network's weights, and the images it is given, in the channels-last layout (see
+    /// [`calib_train::memory_format`]). Call it before training starts.
+    pub fn channels_last(mut self, on: bool) -> Self {
+        if on && !self.channels_last {
+            calib_train::memory_format::to_channels_last(&self.vs);
+        }
+        self.channels_last |= on;
+        self
+    }
+
+    /// A batch's images in the layout of the weights.
+    fn images(&self, batch: &ImageBatch) -> Tensor {
+        match self.channels_last {
+            true => calib_train::memory_format::channels_last(&batch.images),
+            false => batch.images.shallow_clone(),
+        }
     }
 
     pub fn splits(&self) -> &Splits {
@@ -199,7 +218,7 @@ impl Task for ImageTask {
     }
 
     fn forward(&self, batch: &ImageBatch, train: bool) -> calib_train::Result<(Tensor, Tensor)> {
-        Ok((self.model.forward_t(&batch.images, train), batch.labels.shallow_clone()))
+        Ok((self.model.forward_t(&self.images(batch), train), batch.labels.shallow_clone()))
     }
 
     fn var_store(&self) -> &VarStore {
@@ -215,6 +234,6 @@ impl Task for ImageTask {
     }
 
     fn features(&self, batch: &ImageBatch) -> Option<Features> {
-        Some(classifier::features(self.model.as_ref(), &batch.images, &batch.labels))
+        Some(classifier::features(self.model.as_ref(), &self.images(batch), &batch.labels))
     }
 }

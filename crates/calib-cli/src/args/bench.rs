@@ -55,6 +55,9 @@ pub struct TrainArgs {
     /// instead of libtorch's fused kernels: the lever's before and after in one run.
     #[arg(long)]
     pub unfused: bool,
+    /// Image networks: weights and inputs in the channels-last (NHWC) layout.
+    #[arg(long)]
+    pub channels_last: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
