@@ -15,9 +15,11 @@ clipping. Transformers: Adam (0.9, 0.98, 1e-9), label smoothing 0.1, gradient no
 post-norm nn.TransformerEncoderLayer / nn.TransformerDecoderLayer stacks (no final layer norm, as
 fairseq's post-norm model), tied embeddings scaled by sqrt(d), sinusoidal positions.
 
-Host memory: our binary keeps freed blocks in the process (glibc without mmap or trimming; see
-calib_train::host_memory); PyTorch leaves glibc at its defaults. --peer-malloc keep sets the peer up as
-ours, --ours-malloc glibc sets ours up as PyTorch, so the lever's share of a ratio can be read off.
+Each side runs as shipped unless told otherwise, and the flags set either side up as the other, so a
+lever's share of a ratio can be read off. Host memory: our binary keeps freed blocks in the process
+(glibc without mmap or trimming; see calib_train::host_memory), PyTorch leaves glibc at its defaults
+(--peer-malloc keep, --ours-malloc glibc). Layout of the image networks: ours is channels-last,
+PyTorch's NCHW (--peer-layout channels-last, --ours-layout nchw).
 """
 
 import argparse
@@ -214,8 +216,8 @@ def ours(args):
     for flag, value in [("--batch-size", args.batch_size), ("--tokens", args.tokens), ("--classes", args.classes)]:
         if value is not None:
             cmd += [flag, str(value)]
-    if args.channels_last:
-        cmd.append("--channels-last")
+    if args.ours_layout == "nchw":
+        cmd.append("--nchw")
     env = dict(os.environ)
     if args.ours_malloc == "glibc":
         # glibc's own default for the mmap count: our binary leaves an allocator tuned by the user alone.
@@ -257,7 +259,7 @@ def peer(args, threads):
         x = torch.randn(b, 3, args.image_size, args.image_size, device=device)
         y = torch.randint(0, classes, (b,), device=device)
         samples = b
-        if args.channels_last:
+        if args.peer_layout == "channels-last":
             model = model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -266,6 +268,10 @@ def peer(args, threads):
         clip = None
     model.train()
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    layout = "nchw"
+    if args.model not in TRANSFORMERS and any(
+            p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters()):
+        layout = "channels-last"
 
     def step():
         opt.zero_grad(set_to_none=False)
@@ -287,7 +293,7 @@ def peer(args, threads):
     seconds = time.perf_counter() - start
     return {"implementation": f"pytorch {torch.__version__} eager", "parameters": params,
             "step_ms": 1000 * seconds / args.steps, "samples_per_second": samples * args.steps / seconds,
-            "samples_per_step": samples, "threads": torch.get_num_threads()}
+            "samples_per_step": samples, "threads": torch.get_num_threads(), "layout": layout}
 
 
 def main():
@@ -303,8 +309,10 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    ap.add_argument("--channels-last", action="store_true",
-                    help="image networks: weights and inputs in the channels-last layout, on both sides")
+    ap.add_argument("--ours-layout", choices=["channels-last", "nchw"], default="channels-last",
+                    help="image networks: channels-last is what `calib train` uses")
+    ap.add_argument("--peer-layout", choices=["nchw", "channels-last"], default="nchw",
+                    help="image networks: nchw is PyTorch's default, channels-last its model.to(memory_format=...)")
     ap.add_argument("--ours-malloc", choices=["keep", "glibc"], default="keep",
                     help="keep: our binary's default (freed host memory stays in the process); glibc: glibc's default")
     ap.add_argument("--peer-malloc", choices=["glibc", "keep"], default="glibc",
@@ -316,7 +324,7 @@ def main():
         sys.exit(f"{args.model}: {a['parameters']} parameters in ours, {b['parameters']} in the PyTorch peer")
     print(json.dumps({"model": args.model, "device": args.device, "precision": args.precision,
                       "ours_malloc": args.ours_malloc, "peer_malloc": args.peer_malloc,
-                      "channels_last": args.channels_last and args.model not in TRANSFORMERS,
+                      "ours_layout": args.ours_layout, "peer_layout": args.peer_layout,
                       "samples_per_step": a["samples_per_step"], "unit": a["unit"], "threads": a["threads"],
                       "parameters": a["parameters"], "ours": a, "pytorch": b,
                       "ratio": a["samples_per_second"] / b["samples_per_second"]}))

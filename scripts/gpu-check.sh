@@ -26,8 +26,8 @@ case "${1:-}" in
     cargo build --release -p calib-cli && cargo build --release -p calib-torch
     rm -rf gpu && mkdir -p gpu/multi30k
     cp target/release/calib target/release/calib-torch gpu/
-    # The NCCL half of the data-parallel shim, found beside calib-torch.
-    bash scripts/build-nccl-shim.sh release && cp target/release/libcalib_nccl.so gpu/
+    # The shims that link libtorch_cuda.so (NCCL groups, CUDA-graph capture), found beside calib-torch.
+    bash scripts/build-cuda-shims.sh release && cp target/release/libcalib_{nccl,cudagraph}.so gpu/
     cp scripts/compare-weights.py gpu/
     cp ../shared/data/multi30k/{train,val,test_2016_flickr}.{en,de}.gz gpu/multi30k/
     mkdir -p gpu/sst gpu/20ng

@@ -45,9 +45,13 @@ fn compare_train_sets_pytorch_beside_us() {
     let python = root().join(".deps/bench-venv/bin/python");
     assert!(python.is_file(), "{} is missing: run bash benches/setup-python.sh", python.display());
     let calib = calib_fixtures::binary("calib");
-    for extra in [
-        &["--model", "small-cnn", "--batch-size", "4"][..],
-        &["--model", "transformer-small", "--tokens", "64", "--classes", "500"],
+    // As shipped (ours channels-last, PyTorch NCHW), then each side set up as the other.
+    let swapped = ["--ours-layout", "nchw", "--peer-layout", "channels-last", "--ours-malloc", "glibc"];
+    for (extra, layouts) in [
+        (&["--model", "small-cnn", "--batch-size", "4"][..], (true, "nchw")),
+        (&["--model", "small-cnn", "--batch-size", "4", "--peer-malloc", "keep"][..], (true, "nchw")),
+        (&[&["--model", "small-cnn", "--batch-size", "4"][..], &swapped].concat()[..], (false, "channels-last")),
+        (&["--model", "transformer-small", "--tokens", "64", "--classes", "500"], (false, "nchw")),
     ] {
         let o = Command::new(&python)
             .current_dir(root())
@@ -68,6 +72,7 @@ fn compare_train_sets_pytorch_beside_us() {
         let want =
             r["ours"]["samples_per_second"].as_f64().unwrap() / r["pytorch"]["samples_per_second"].as_f64().unwrap();
         assert!((ratio - want).abs() < 1e-9 && ratio > 0.0);
+        assert_eq!((r["ours"]["channels_last"].as_bool().unwrap(), r["pytorch"]["layout"].as_str().unwrap()), layouts);
     }
 }
 

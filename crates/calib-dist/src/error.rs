@@ -10,7 +10,7 @@ pub enum Error {
     #[error("{var}={value}: {problem}")]
     Env { var: &'static str, value: String, problem: String },
     /// The NCCL shim library could not be loaded.
-    #[error("{}: cannot load the NCCL shim: {problem} (build it with scripts/build-nccl-shim.sh, or set CALIB_NCCL_SHIM)", path.display())]
+    #[error("{}: cannot load the NCCL shim: {problem} (build it with scripts/build-cuda-shims.sh, or set CALIB_NCCL_SHIM)", path.display())]
     Shim { path: PathBuf, problem: String },
     /// Starting or supervising local ranks failed.
     #[error("{0}")]

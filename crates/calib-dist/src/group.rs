@@ -231,7 +231,7 @@ mod tests {
         };
         let e = ProcessGroup::join(Backend::Nccl, &rv).err().expect("no shim there").to_string();
         assert!(e.starts_with("/nonexistent/libcalib_nccl.so: cannot load the NCCL shim: "), "{e}");
-        assert!(e.ends_with("(build it with scripts/build-nccl-shim.sh, or set CALIB_NCCL_SHIM)"), "{e}");
+        assert!(e.ends_with("(build it with scripts/build-cuda-shims.sh, or set CALIB_NCCL_SHIM)"), "{e}");
     }
 
     #[test]

@@ -187,7 +187,7 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
             let classes = a.classes.unwrap_or(10) as i64;
             let model = calib_vision::models::build(arch, &vs.root(), classes);
             let x = Tensor::randn([b, 3, side, side], (Dtype::Float, device));
-            let x = if a.channels_last {
+            let x = if !a.nchw {
                 calib_train::memory_format::to_channels_last(&vs);
                 calib_train::memory_format::channels_last(&x)
             } else {
@@ -245,7 +245,7 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
         "precision": if precision == calib_train::precision::Precision::Bf16 { "bf16" } else { "fp32" },
         "samples_per_step": samples, "unit": unit, "steps": a.steps, "warmup": a.warmup,
         "optimizer": if a.unfused { "reference" } else { "fused" },
-        "channels_last": a.channels_last && transformer.is_none(),
+        "channels_last": !a.nchw && transformer.is_none(),
         "threads": tch::get_num_threads(), "step_ms": 1000.0 * seconds / a.steps as f64, "samples_per_second": rate,
     });
     emit(format, &json, || {

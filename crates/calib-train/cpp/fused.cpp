@@ -27,24 +27,38 @@ std::vector<at::Tensor> tensors(void* const* ptrs, size_t n) {
 extern "C" {
 
 // torch.optim.SGD(fused=True) on n parameters; `bufs` is ignored without momentum, and on the
-// first step the kernel sets each buffer to the gradient (with weight decay), as SGD does.
-int calib_fused_sgd(void* const* params, void* const* grads, void* const* bufs, size_t n, double lr, double momentum,
-                    double dampening, double weight_decay, int nesterov, int first_step, char** err) {
+// first step the kernel sets each buffer to the gradient (with weight decay), as SGD does. The rate
+// is `lr`, or the float32 scalar tensor `lr_tensor` on the parameters' device when it is not null
+// (what a CUDA graph replays with a rate that changes).
+int calib_fused_sgd(void* const* params, void* const* grads, void* const* bufs, size_t n, double lr,
+                    void* lr_tensor, double momentum, double dampening, double weight_decay, int nesterov,
+                    int first_step, char** err) {
   return calib::guarded(err, [&] {
     auto b = momentum == 0.0 ? std::vector<at::Tensor>{} : tensors(bufs, n);
-    at::_fused_sgd_(tensors(params, n), tensors(grads, n), b, weight_decay, momentum, lr, dampening, nesterov != 0,
-                    false, first_step != 0);
+    if (lr_tensor != nullptr) {
+      at::_fused_sgd_(tensors(params, n), tensors(grads, n), b, weight_decay, momentum,
+                      *static_cast<at::Tensor*>(lr_tensor), dampening, nesterov != 0, false, first_step != 0);
+    } else {
+      at::_fused_sgd_(tensors(params, n), tensors(grads, n), b, weight_decay, momentum, lr, dampening, nesterov != 0,
+                      false, first_step != 0);
+    }
   });
 }
 
 // torch.optim.Adam(fused=True) on n parameters at step `step` (a float32 scalar tensor on their
-// device, already counting this step), moments `m` and `v`.
+// device, already counting this step), moments `m` and `v`; the rate as in calib_fused_sgd.
 int calib_fused_adam(void* const* params, void* const* grads, void* const* m, void* const* v, size_t n, void* step,
-                     double lr, double beta1, double beta2, double weight_decay, double eps, char** err) {
+                     double lr, void* lr_tensor, double beta1, double beta2, double weight_decay, double eps,
+                     char** err) {
   return calib::guarded(err, [&] {
     std::vector<at::Tensor> steps(n, *static_cast<at::Tensor*>(step));
-    at::_fused_adam_(tensors(params, n), tensors(grads, n), tensors(m, n), tensors(v, n), {}, steps, lr, beta1, beta2,
-                     weight_decay, eps, false, false);
+    if (lr_tensor != nullptr) {
+      at::_fused_adam_(tensors(params, n), tensors(grads, n), tensors(m, n), tensors(v, n), {}, steps,
+                       *static_cast<at::Tensor*>(lr_tensor), beta1, beta2, weight_decay, eps, false, false);
+    } else {
+      at::_fused_adam_(tensors(params, n), tensors(grads, n), tensors(m, n), tensors(v, n), {}, steps, lr, beta1,
+                       beta2, weight_decay, eps, false, false);
+    }
   });
 }
 

@@ -12,6 +12,7 @@ extern "C" {
         bufs: *const *mut c_void,
         n: usize,
         lr: f64,
+        lr_tensor: *mut c_void,
         momentum: f64,
         dampening: f64,
         weight_decay: f64,
@@ -27,6 +28,7 @@ extern "C" {
         n: usize,
         step: *mut c_void,
         lr: f64,
+        lr_tensor: *mut c_void,
         beta1: f64,
         beta2: f64,
         weight_decay: f64,
@@ -45,6 +47,22 @@ extern "C" {
         err: *mut *mut c_char,
     ) -> c_int;
     fn calib_fused_free_error(err: *mut c_char);
+}
+
+/// A learning rate: a number, or a float32 scalar on the parameters' device, which a CUDA graph
+/// reads anew at every replay (a number would be recorded into it).
+pub(crate) enum Rate {
+    Value(f64),
+    Tensor(Tensor),
+}
+
+impl Rate {
+    fn split(&mut self) -> (f64, *mut c_void) {
+        match self {
+            Rate::Value(v) => (*v, std::ptr::null_mut()),
+            Rate::Tensor(t) => (0.0, t.as_mut_ptr() as *mut c_void),
+        }
+    }
 }
 
 /// The parameters of one call: values, gradients and the optimiser's buffers, index for index.
@@ -67,14 +85,15 @@ fn check(status: c_int, err: *mut c_char) -> Result<(), String> {
 /// SGD with momentum buffers `a` (set to the first step's direction when `first_step`).
 pub(crate) fn sgd(
     l: &mut Lists,
-    lr: f64,
+    mut lr: Rate,
     (momentum, dampening, weight_decay, nesterov): (f64, f64, f64, bool),
     first_step: bool,
 ) -> Result<(), String> {
     let (p, g, a) = (pointers(&mut l.params), pointers(&mut l.grads), pointers(&mut l.a));
+    let (lr, lr_tensor) = lr.split();
     let mut err = std::ptr::null_mut();
     // SAFETY: every pointer is a live at::Tensor of these lists, n of each (a may be empty
-    // without momentum, where the shim ignores it).
+    // without momentum, where the shim ignores it); lr_tensor is null or a live tensor.
     let status = unsafe {
         calib_fused_sgd(
             p.as_ptr(),
@@ -82,6 +101,7 @@ pub(crate) fn sgd(
             a.as_ptr(),
             p.len(),
             lr,
+            lr_tensor,
             momentum,
             dampening,
             weight_decay,
@@ -97,10 +117,11 @@ pub(crate) fn sgd(
 pub(crate) fn adam(
     l: &mut Lists,
     step: &mut Tensor,
-    lr: f64,
+    mut lr: Rate,
     (beta1, beta2, eps, weight_decay): (f64, f64, f64, f64),
 ) -> Result<(), String> {
     let (p, g, a, b) = (pointers(&mut l.params), pointers(&mut l.grads), pointers(&mut l.a), pointers(&mut l.b));
+    let (lr, lr_tensor) = lr.split();
     let mut err = std::ptr::null_mut();
     // SAFETY: as in `sgd`; `step` is a live tensor.
     let status = unsafe {
@@ -112,6 +133,7 @@ pub(crate) fn adam(
             p.len(),
             step.as_mut_ptr() as *mut c_void,
             lr,
+            lr_tensor,
             beta1,
             beta2,
             weight_decay,

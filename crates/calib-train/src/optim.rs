@@ -6,7 +6,7 @@
 //! `torch.optim.SGD`, `Adam` and `Adagrad` exactly (tested against libtorch's own SGD and Adam).
 
 use crate::error::{file, Result};
-use crate::fused::{self, Lists};
+use crate::fused::{self, Lists, Rate};
 use crate::run::OPTIMIZER_PREFIX;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -127,6 +127,15 @@ pub struct Optimizer {
     steps: i64,
     /// libtorch's fused kernels rather than the reference rule.
     fused: bool,
+    /// The rate and the step count on the device, for CUDA graphs.
+    counters: Option<Counters>,
+}
+
+/// The learning rate and the step count as float32 scalars on the parameters' device (see
+/// [`Optimizer::use_device_counters`]).
+struct Counters {
+    lr: Tensor,
+    steps: Tensor,
 }
 
 impl Optimizer {
@@ -140,7 +149,35 @@ impl Optimizer {
             .into_iter()
             .map(|(name, value)| Param { name, value, a: None, b: None, lr_scale: 1.0, weight_decay })
             .collect();
-        Self { config, params, steps: 0, fused: true }
+        Self { config, params, steps: 0, fused: true, counters: None }
+    }
+
+    /// Keeps the learning rate and the step count in float32 scalars on the parameters' device:
+    /// a CUDA graph that records [`Optimizer::step`] then replays with the rate last given to
+    /// [`Optimizer::set_lr`] (the `lr` argument of `step` is not read) and counts its steps
+    /// itself, where numbers would be frozen into the recording. The fused SGD and Adam kernels
+    /// take the rate as a tensor; the reference rule and AdaGrad cannot, and are refused.
+    pub fn use_device_counters(&mut self) -> Result<()> {
+        if !self.fused || matches!(self.config, OptimizerConfig::AdaGrad { .. }) {
+            return Err(crate::Error::Config(
+                "a recorded (CUDA-graph) step needs the fused SGD or Adam kernels, which read the rate from the device"
+                    .into(),
+            ));
+        }
+        let device = self.params.first().map_or(tch::Device::Cpu, |p| p.value.device());
+        self.counters = Some(Counters {
+            lr: Tensor::zeros([], (Kind::Float, device)),
+            steps: Tensor::full([], self.steps as f64, (Kind::Float, device)),
+        });
+        Ok(())
+    }
+
+    /// The rate the next steps take, with device counters (a no-op without): call it outside a
+    /// recording, before the step or the replay.
+    pub fn set_lr(&mut self, lr: f64) {
+        if let Some(c) = &mut self.counters {
+            let _ = c.lr.fill_(lr);
+        }
     }
 
     /// Gives the parameters of each group its rate factor and weight decay; a group that matches
@@ -204,6 +241,9 @@ impl Optimizer {
     /// CUDA kernel for it.
     pub fn step(&mut self, lr: f64) -> Result<()> {
         self.steps += 1;
+        if let Some(c) = &mut self.counters {
+            let _ = c.steps.g_add_scalar_(1.0);
+        }
         if !self.fused {
             let (config, t) = (self.config.clone(), self.steps);
             tch::no_grad(|| {
@@ -246,9 +286,14 @@ impl Optimizer {
                 }
                 continue;
             }
-            let (scaled, weight_decay) = {
+            let (scale, weight_decay) = {
                 let first = &self.params[members[0]];
-                (lr * first.lr_scale, first.weight_decay)
+                (first.lr_scale, first.weight_decay)
+            };
+            let rate = || match &self.counters {
+                Some(c) if scale == 1.0 => Rate::Tensor(c.lr.shallow_clone()),
+                Some(c) => Rate::Tensor(&c.lr * scale),
+                None => Rate::Value(lr * scale),
             };
             let mut lists = Lists { params: Vec::new(), grads: Vec::new(), a: Vec::new(), b: Vec::new() };
             for &i in &members {
@@ -268,19 +313,22 @@ impl Optimizer {
                 lists.params.push(p.value.shallow_clone());
                 lists.grads.push(g);
             }
-            let step = || Tensor::full([], t as f64, (Kind::Float, device));
+            let step = || match &self.counters {
+                Some(c) => c.steps.shallow_clone(),
+                None => Tensor::full([], t as f64, (Kind::Float, device)),
+            };
             match config {
                 OptimizerConfig::Sgd { momentum, dampening, nesterov, .. } => fused::sgd(
                     &mut lists,
-                    scaled,
+                    rate(),
                     (momentum, dampening, weight_decay, nesterov),
                     !has_state && momentum != 0.0,
                 ),
                 OptimizerConfig::Adam { beta1, beta2, eps, .. } => {
-                    fused::adam(&mut lists, &mut step(), scaled, (beta1, beta2, eps, weight_decay))
+                    fused::adam(&mut lists, &mut step(), rate(), (beta1, beta2, eps, weight_decay))
                 }
                 OptimizerConfig::AdaGrad { eps, .. } => {
-                    fused::adagrad(&mut lists, &mut step(), scaled, (eps, weight_decay))
+                    fused::adagrad(&mut lists, &mut step(), lr * scale, (eps, weight_decay))
                 }
             }
             .map_err(crate::Error::Optimizer)?;
@@ -291,7 +339,12 @@ impl Optimizer {
     /// The optimiser's state as named tensors (`optim.<param>.a`, `.b`, `optim.steps`), to be
     /// saved next to the weights.
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out = vec![(format!("{OPTIMIZER_PREFIX}steps"), Tensor::from_slice(&[self.steps]))];
+        // With device counters, the count a recorded step kept (replays do not pass through here).
+        let steps = match &self.counters {
+            Some(c) => c.steps.to_kind(Kind::Int64).to_device(tch::Device::Cpu).reshape([1]),
+            None => Tensor::from_slice(&[self.steps]),
+        };
+        let mut out = vec![(format!("{OPTIMIZER_PREFIX}steps"), steps)];
         for p in &self.params {
             if let Some(a) = &p.a {
                 out.push((format!("{OPTIMIZER_PREFIX}{}.a", p.name), a.shallow_clone()));
@@ -311,6 +364,9 @@ impl Optimizer {
             .get(&format!("{OPTIMIZER_PREFIX}steps"))
             .ok_or_else(|| file(path, "the checkpoint has no optimiser state"))?;
         self.steps = steps.int64_value(&[0]);
+        if let Some(c) = &mut self.counters {
+            let _ = c.steps.fill_(self.steps as f64);
+        }
         for p in &mut self.params {
             let mut fetched = [None, None];
             for (slot, suffix) in fetched.iter_mut().zip(["a", "b"]) {
@@ -558,11 +614,19 @@ mod tests {
         let sgd = OptimizerConfig::Sgd { momentum: 0.9, dampening: 0.0, weight_decay: 5e-4, nesterov: false };
         let adam = OptimizerConfig::Adam { beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 0.0 };
         let x = Tensor::randn([4, 3, 5, 5], (Kind::Float, Device::Cpu));
+        let (w0, b0) = (
+            Tensor::randn([6, 3, 3, 3], (Kind::Float, Device::Cpu)) / 4.0,
+            Tensor::zeros([6], (Kind::Float, Device::Cpu)),
+        );
         for config in [sgd, adam] {
             let run = |nhwc: bool| {
-                tch::manual_seed(3);
                 let vs = VarStore::new(Device::Cpu);
                 let conv = nn::conv2d(vs.root(), 3, 6, 3, Default::default());
+                // The same start on both sides, whatever other tests draw from libtorch's generator.
+                tch::no_grad(|| {
+                    conv.ws.shallow_clone().copy_(&w0);
+                    conv.bs.as_ref().expect("bias").shallow_clone().copy_(&b0);
+                });
                 if nhwc {
                     to_channels_last(&vs);
                 }
@@ -590,6 +654,53 @@ mod tests {
             let (want, got) = (run(false), run(true));
             assert!(got.allclose(&want, 1e-5, 1e-6, false), "{config:?}: {}", (got - want).abs().max());
         }
+    }
+
+    /// With the rate and step count on the device, SGD and Adam take the steps they take with
+    /// numbers (a changing rate, a group with its own factor, a save and load of the state), and
+    /// the reference rule is refused.
+    #[test]
+    fn device_counters_step_as_numbers_do() {
+        let sgd = OptimizerConfig::Sgd { momentum: 0.9, dampening: 0.0, weight_decay: 5e-4, nesterov: true };
+        let adam = OptimizerConfig::Adam { beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 1e-4 };
+        for config in [sgd, adam] {
+            let run = |counters: bool| {
+                let (vs, lin, x, y) = problem(7);
+                let groups = [ParamGroup::new("lin.bias", 0.5, None)];
+                let new = || {
+                    let mut opt = Optimizer::new(config.clone(), &vs).with_groups(&groups).unwrap();
+                    if counters {
+                        opt.use_device_counters().unwrap();
+                    }
+                    opt
+                };
+                let step = |opt: &mut Optimizer, s: usize| {
+                    // Powers of two: the device rate is a float32, the parameters are f64.
+                    let lr = 0.125 / (1 << s) as f64;
+                    opt.set_lr(lr);
+                    opt.zero_grad();
+                    (lin.forward(&x) - &y).square().mean(Kind::Double).backward();
+                    // With counters the rate comes from set_lr: a wrong number here must not matter.
+                    opt.step(if counters { 123.0 } else { lr }).unwrap();
+                };
+                let mut opt = new();
+                for s in 0..3 {
+                    step(&mut opt, s);
+                }
+                let saved: HashMap<String, Tensor> = opt.state().into_iter().map(|(k, t)| (k, t.copy())).collect();
+                assert_eq!(saved[&format!("{OPTIMIZER_PREFIX}steps")].int64_value(&[0]), 3);
+                let mut opt = new();
+                opt.load_state(&saved, Path::new("test")).unwrap();
+                for s in 3..6 {
+                    step(&mut opt, s);
+                }
+                Vec::<f64>::try_from(lin.ws.flatten(0, -1)).unwrap()
+            };
+            assert_close(&run(true), &run(false));
+        }
+        let (vs, ..) = problem(7);
+        let sgd = OptimizerConfig::Sgd { momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false };
+        assert!(Optimizer::new(sgd, &vs).unfused().use_device_counters().is_err());
     }
 
     #[test]

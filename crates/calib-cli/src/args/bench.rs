@@ -55,9 +55,10 @@ pub struct TrainArgs {
     /// instead of libtorch's fused kernels: the lever's before and after in one run.
     #[arg(long)]
     pub unfused: bool,
-    /// Image networks: weights and inputs in the channels-last (NHWC) layout.
+    /// Image networks: weights and inputs in the NCHW layout instead of channels-last, which
+    /// `calib train` uses by default (`[model] channels_last`): the lever's before and after.
     #[arg(long)]
-    pub channels_last: bool,
+    pub nchw: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
