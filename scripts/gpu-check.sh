@@ -17,7 +17,9 @@
 # subset) and `calib bench text` gives their speed (trees/s level-batched against node by node, documents/s); a
 # one-rank NCCL group trains the Tree-LSTM to the weights of a single process; `calib bench train` and
 # benches/compare_train.py (the device's PyTorch beside us) for ResNet-50, both ResNet-110s and Transformer-base in fp32
-# and bf16; benches/compare_decode.py (the Multi30k run exported to Hugging Face Marian: identical translations, speed). A failed step does not stop the others; $OUT/summary.md lists them all.
+# and bf16; the training step recorded as a CUDA graph (train.cuda_graph: the same loss as without, and its speed
+# against the eager step); benches/compare_decode.py (the Multi30k run exported to Hugging Face Marian: identical
+# translations, speed). A failed step does not stop the others; $OUT/summary.md lists them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -164,6 +166,40 @@ PY
       $C bench text --recipe recipes/20ng/gp-cnn.toml --set 'data.dir="gpu/20ng"' --set "data.glove=\"$GLOVE\"" \
         --set data.val_size=100 --batches 10 --device "$DEV" --format json
     }
+    cuda_graph() {
+      # The recorded step (train.cuda_graph, off by default until measured here). Dry run: refused on the CPU with its
+      # message. Device: the quickstart's first 30 steps end with the same loss with and without the graph, and
+      # `calib bench train` without and with --cuda-graph, where launches set the pace (ResNet-110 of He et al., 330
+      # parameters; the small CNN).
+      if [ "$DRY" = 1 ]; then
+        if $C train --recipe recipes/quickstart/small-cnn.toml --epochs 1 --set train.cuda_graph=true \
+          --out "$OUT/graph-refused" --device cpu --quiet 2> "$OUT/graph-refused.err"; then return 1; fi
+        grep "cuda_graph needs a CUDA device" "$OUT/graph-refused.err"
+        return
+      fi
+      for g in false true; do
+        $C train --recipe recipes/quickstart/small-cnn.toml --epochs 1 --set train.max_batches=30 \
+          --set train.cuda_graph=$g --out "$OUT/graph-$g" --device "$DEV" --quiet --format json
+      done
+      "$PY" - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+a, b = (json.loads(open(f"{out}/graph-{g}/metrics.jsonl").readline()) for g in ("true", "false"))
+print(json.dumps({"train_loss_graph": a["train_loss"], "train_loss_eager": b["train_loss"],
+                  "samples_per_second_graph": a["samples_per_second"], "samples_per_second_eager": b["samples_per_second"]}))
+assert abs(a["train_loss"] - b["train_loss"]) <= 1e-3 * abs(b["train_loss"]), "the recorded step trains differently"
+PY
+      for m in resnet110 small-cnn; do
+        for p in fp32 bf16; do
+          for g in "" --cuda-graph; do
+            $C bench train --model "$m" --precision "$p" --batch-size 128 --steps 50 --device "$DEV" --format json $g \
+              > "$OUT/graph-bench-$m-$p${g:+-graph}.json"
+          done
+          "$PY" -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); print(json.dumps({"model": a["model"], "precision": a["precision"], "eager": a["samples_per_second"], "graph": b["samples_per_second"], "ratio": b["samples_per_second"]/a["samples_per_second"]}))' \
+            "$OUT/graph-bench-$m-$p.json" "$OUT/graph-bench-$m-$p-graph.json"
+        done
+      done
+    }
     [ "$DRY" = 1 ] || step device device
     step loss-vs-cpu loss_vs_cpu
     step train-steps-vs-cpu steps_vs_cpu
@@ -175,6 +211,7 @@ PY
         step "compare-train-$m-$p" compare_train "$m" "$p"
       done
     done
+    step cuda-graph cuda_graph
     step data-parallel-one-rank nccl_one_rank
     step translation translation
     step compare-decode compare_decode

@@ -31,6 +31,7 @@ fn the_gpu_check_runs_dry_on_the_cpu() {
         "quickstart-bf16",
         "bench-train-small-cnn-fp32",
         "bench-train-transformer-small-bf16",
+        "cuda-graph",
         "data-parallel-one-rank",
         "translation",
         "compare-decode",

@@ -13,6 +13,7 @@ use calib_mt::decode::{translate, Specials};
 use calib_text::task::{DocBatch, TreeBatch};
 use calib_train::device;
 use calib_train::optim::{Optimizer, OptimizerConfig};
+use calib_train::step_graph::{CudaGraph, GraphedStep, StepOut};
 use calib_train::task::{Batch, Data, Shard, Task};
 use calib_train::trainer::TrainConfig;
 use serde_json::json;
@@ -151,10 +152,11 @@ pub fn text(a: &TextArgs, format: Format) -> Result<()> {
     emit(format, &json, || json.to_string())
 }
 
-/// What `calib bench train` steps: an image network or a Transformer, and its synthetic batch.
+/// What `calib bench train` steps: an image network or a Transformer. Its synthetic batch is
+/// `[x, y]` or `[src, tgt_in, y]`.
 enum Bench {
-    Image { model: Box<dyn calib_train::classifier::Classifier>, x: Tensor, y: Tensor },
-    Transformer { model: Box<calib_mt::transformer::Transformer>, src: Tensor, tgt_in: Tensor, y: Tensor },
+    Image(Box<dyn calib_train::classifier::Classifier>),
+    Transformer(Box<calib_mt::transformer::Transformer>),
 }
 
 pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
@@ -165,21 +167,17 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
     let transformer = a.model.strip_prefix("transformer-");
     // The recipes' settings: SGD as the official image code (no clipping), Adam and clipping at
     // 1 as the translation recipes; cross-entropy, label smoothing 0.1 for translation.
-    let (bench, samples, optimizer, clip, loss) = match transformer {
+    let (bench, inputs, samples, optimizer, clip, loss) = match transformer {
         Some(size) => {
             let vocab = a.classes.unwrap_or(32_000) as i64;
             let config = calib_mt::transformer::Config::preset(size, vocab).map_err(anyhow::Error::msg)?;
             let (len, tokens) = (a.length as i64, a.tokens.unwrap_or(4096) as i64);
             let n = (tokens / len).max(1);
             let ids = |_| Tensor::randint_low(4, vocab, [n, len], (Dtype::Int64, device));
-            let bench = Bench::Transformer {
-                model: Box::new(calib_mt::transformer::Transformer::new(&vs.root(), config)),
-                src: ids(0),
-                tgt_in: ids(1),
-                y: ids(2).view([-1]),
-            };
+            let bench = Bench::Transformer(Box::new(calib_mt::transformer::Transformer::new(&vs.root(), config)));
+            let inputs = vec![ids(0), ids(1), ids(2).view([-1])];
             let adam = OptimizerConfig::Adam { beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 0.0 };
-            (bench, n * len, adam, Some(1.0), "ls:0.1")
+            (bench, inputs, n * len, adam, Some(1.0), "ls:0.1")
         }
         None => {
             let arch: calib_vision::models::Arch = a.model.parse().map_err(anyhow::Error::msg)?;
@@ -193,34 +191,60 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
             } else {
                 x
             };
-            let bench = Bench::Image { model, x, y: Tensor::randint(classes, [b], (Dtype::Int64, device)) };
+            let bench = Bench::Image(model);
+            let inputs = vec![x, Tensor::randint(classes, [b], (Dtype::Int64, device))];
             let sgd = OptimizerConfig::Sgd { momentum: 0.9, dampening: 0.0, weight_decay: 5e-4, nesterov: false };
-            (bench, b, sgd, None, "ce")
+            (bench, inputs, b, sgd, None, "ce")
         }
     };
     let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     let loss = calib::loss::Loss::new(loss.parse()?, calib::loss::Reduction::Mean);
     let opt = Optimizer::new(optimizer, &vs);
     let mut opt = if a.unfused { opt.unfused() } else { opt };
-    let mut step = || -> Result<()> {
+    if a.cuda_graph {
+        opt.use_device_counters()?;
+        opt.set_lr(0.01);
+    }
+    // The step on a batch: what a CUDA graph records with --cuda-graph (then the rate of
+    // opt.step is the one on the device).
+    let mut body = |batch: &Vec<Tensor>| -> calib_train::Result<StepOut> {
         opt.zero_grad();
         let (logits, y) = calib_train::precision::with(precision, device, || -> Result<(Tensor, Tensor)> {
             Ok(match &bench {
-                Bench::Image { model, x, y } => (model.forward_t(x, true), y.shallow_clone()),
-                Bench::Transformer { model, src, tgt_in, y } => {
-                    let pad = src.eq(1);
-                    let memory = model.encode(src, &pad, true)?;
-                    let logits = model.decode(tgt_in, &memory, &pad, true)?;
+                Bench::Image(model) => (model.forward_t(&batch[0], true), batch[1].shallow_clone()),
+                Bench::Transformer(model) => {
+                    let pad = batch[0].eq(1);
+                    let memory = model.encode(&batch[0], &pad, true)?;
+                    let logits = model.decode(&batch[1], &memory, &pad, true)?;
                     let v = logits.size()[2];
-                    (logits.view([-1, v]), y.shallow_clone())
+                    (logits.view([-1, v]), batch[2].shallow_clone())
                 }
             })
-        })?;
-        loss.forward(&logits.to_kind(Dtype::Float), &y, 0).backward();
+        })
+        .map_err(|e| calib_train::Error::Task(e.to_string()))?;
+        let value = loss.forward(&logits.to_kind(Dtype::Float), &y, 0);
+        value.backward();
         if let Some(max) = clip {
             let _ = opt.clip_grad_norm(max);
         }
         opt.step(0.01)?;
+        let zero = || Tensor::zeros([], (Dtype::Int64, device));
+        Ok(StepOut { loss: value.detach(), nll: zero(), wrong: zero(), rows: y.size()[0] as usize })
+    };
+    let mut graphed = if a.cuda_graph {
+        if !device.is_cuda() {
+            anyhow::bail!("--cuda-graph needs a CUDA device; this run is on {device:?}");
+        }
+        Some(GraphedStep::new(Box::new(CudaGraph::new()?)))
+    } else {
+        None
+    };
+    let mut step = || -> Result<()> {
+        match graphed.as_mut() {
+            // The same tensors every step: the copy into the recorded batch is the one a run pays.
+            Some(g) => g.step(inputs.iter().map(Tensor::shallow_clone).collect(), &mut body)?,
+            None => body(&inputs)?,
+        };
         Ok(())
     };
     let sync = || {
@@ -246,6 +270,7 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
         "samples_per_step": samples, "unit": unit, "steps": a.steps, "warmup": a.warmup,
         "optimizer": if a.unfused { "reference" } else { "fused" },
         "channels_last": !a.nchw && transformer.is_none(),
+        "cuda_graph": a.cuda_graph,
         "threads": tch::get_num_threads(), "step_ms": 1000.0 * seconds / a.steps as f64, "samples_per_second": rate,
     });
     emit(format, &json, || {

@@ -28,6 +28,7 @@ pub mod recipe;
 pub mod run;
 pub mod schedule;
 pub mod shim;
+pub mod step_graph;
 pub mod task;
 pub mod trainer;
 

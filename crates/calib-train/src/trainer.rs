@@ -16,6 +16,7 @@ use crate::precision::{self, Precision};
 use crate::probe::{grad_norms, GradNorms, RowStats, PREFETCH};
 use crate::run::{append_log, state_from, state_tensors, truncate_log, EpochLog, RunState};
 use crate::schedule::Schedule;
+use crate::step_graph::{CudaGraph, GraphedStep, Recorder, StepOut};
 use crate::task::{Batches, Data, Shard, Task};
 use calib::loss::{Loss, LossSpec, Reduction};
 use calib::npy::RowWriter;
@@ -79,6 +80,11 @@ pub struct TrainConfig {
     /// measurements); all of them when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_batches: Option<usize>,
+    /// Record the training step as a CUDA graph and replay it (crate::step_graph): for small
+    /// models on a GPU, where kernel launches set the pace. CUDA only, one process, one batch an
+    /// update, the fused SGD or Adam kernels; off by default until measured on a GPU.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cuda_graph: bool,
 }
 
 fn one() -> usize {
@@ -112,6 +118,7 @@ impl TrainConfig {
             precision: Precision::Fp32,
             probe_grad_norms: 0,
             max_batches: None,
+            cuda_graph: false,
         }
     }
 
@@ -128,6 +135,9 @@ impl TrainConfig {
             if !(c.is_finite() && c > 0.0) {
                 return Err(Error::Config(format!("clip_grad_norm {c} must be positive")));
             }
+        }
+        if self.cuda_graph && self.accumulate > 1 {
+            return Err(Error::Config("cuda_graph records one batch an update: set accumulate = 1".into()));
         }
         Ok(())
     }
@@ -189,6 +199,66 @@ pub struct Fit<'a> {
     observer: Option<&'a mut dyn Observer>,
     log_every: usize,
     config: Option<String>,
+    /// What records the step when `cuda_graph` is set (a CUDA graph; the tests' CPU stand-in).
+    recorder: RecorderFactory,
+}
+
+/// Makes the recorder of each epoch's step for a model on this device.
+type RecorderFactory = fn(tch::Device) -> Result<Box<dyn Recorder>>;
+
+fn cuda_graph(device: tch::Device) -> Result<Box<dyn Recorder>> {
+    if !device.is_cuda() {
+        return Err(Error::Config(format!("cuda_graph needs a CUDA device; this run is on {device:?}")));
+    }
+    Ok(Box::new(CudaGraph::new()?))
+}
+
+/// The batch's logits in float32 whatever the forward ran in (as autocast leaves softmax in
+/// float32), and its targets.
+fn logits_for_loss<T: Task>(task: &T, batch: &T::Batch, config: &TrainConfig) -> Result<(Tensor, Tensor)> {
+    let device = task.var_store().device();
+    let (logits, targets) = precision::with(config.precision, device, || task.forward(batch, true))?;
+    let logits = if config.precision == Precision::Fp32 { logits } else { logits.to_kind(Kind::Float) };
+    Ok((logits, targets))
+}
+
+/// The batch's share of the epoch's figures, on the device: the loss summed over its rows, the
+/// true classes' −log p, the rows predicted wrong.
+fn batch_sums(value: &Tensor, logits: &Tensor, targets: &Tensor, mean: bool) -> StepOut {
+    tch::no_grad(|| {
+        let rows = targets.size()[0] as usize;
+        let v = value.detach().to_kind(Kind::Double);
+        // −log p_y = logsumexp(z) − z_y in the logits' precision, summed in f64: a log_softmax
+        // in f64 would copy the whole [rows, classes] block twice a step.
+        let picked = logits.gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
+        StepOut {
+            loss: if mean { v * rows as f64 } else { v },
+            nll: (logits.logsumexp([1], false) - picked).sum(Kind::Double),
+            wrong: logits.argmax(1, false).ne_tensor(targets).sum(Kind::Int64),
+            rows,
+        }
+    })
+}
+
+/// The step a CUDA graph records (one batch an update, one process): the gradient, clipping,
+/// the update at the rate already on the device, and the batch's sums.
+fn recorded_step<T: Task>(
+    task: &T,
+    batch: &T::Batch,
+    (loss, mean, epoch): (&Loss, bool, usize),
+    opt: &mut Optimizer,
+    config: &TrainConfig,
+) -> Result<StepOut> {
+    opt.zero_grad();
+    let (logits, targets) = logits_for_loss(task, batch, config)?;
+    let value = loss.forward(&logits, &targets, epoch);
+    value.backward();
+    if let Some(max) = config.clip_grad_norm {
+        let _ = opt.clip_grad_norm(max);
+    }
+    // The rate argument is not read with device counters (see Optimizer::use_device_counters).
+    opt.step(f64::NAN)?;
+    Ok(batch_sums(&value, &logits, &targets, mean))
 }
 
 impl Default for Fit<'_> {
@@ -200,7 +270,14 @@ impl Default for Fit<'_> {
 impl<'a> Fit<'a> {
     /// A fresh single-process run that reports nothing, checking the loss every 100 batches.
     pub fn new() -> Self {
-        Self { resume: false, collective: &SingleProcess, observer: None, log_every: 100, config: None }
+        Self {
+            resume: false,
+            collective: &SingleProcess,
+            observer: None,
+            log_every: 100,
+            config: None,
+            recorder: cuda_graph,
+        }
     }
 
     /// The resolved recipe, kept as the run's `config.toml`. It is written once the run has been
@@ -209,6 +286,13 @@ impl<'a> Fit<'a> {
     /// the folder as it was.
     pub fn config(mut self, text: String) -> Self {
         self.config = Some(text);
+        self
+    }
+
+    /// Records the step with `make` instead of a CUDA graph (the tests' CPU stand-in).
+    #[cfg(test)]
+    fn recorder(mut self, make: RecorderFactory) -> Self {
+        self.recorder = make;
         self
     }
 
@@ -238,14 +322,15 @@ impl<'a> Fit<'a> {
 
     /// Trains `task` into the run folder `run`.
     pub fn run<T: Task>(self, task: &T, config: &TrainConfig, run: &Path) -> Result<RunState> {
-        let Fit { resume, collective, observer, log_every, config: text } = self;
+        let Fit { resume, collective, observer, log_every, config: text, recorder } = self;
         let mut silent = Silent;
         let rank0 = collective.rank() == 0;
         let observer: &mut dyn Observer = match observer {
             Some(o) if rank0 => o,
             _ => &mut silent,
         };
-        fit(task, config, run, Start { resume, config: text.as_deref() }, collective, observer, log_every)
+        let start = Start { resume, config: text.as_deref(), recorder };
+        fit(task, config, run, start, collective, observer, log_every)
     }
 }
 
@@ -253,6 +338,7 @@ impl<'a> Fit<'a> {
 struct Start<'a> {
     resume: bool,
     config: Option<&'a str>,
+    recorder: RecorderFactory,
 }
 
 /// Everything the settings ask of the task is there before the first step.
@@ -360,9 +446,24 @@ fn fit<T: Task>(
     let per_epoch = task.data().train_batches_per_epoch(shard).min(config.max_batches.unwrap_or(usize::MAX));
     let caps = task.capabilities();
     let zero = |kind: Kind| Tensor::zeros([], (kind, device));
+    if config.cuda_graph {
+        if group {
+            return Err(Error::Config("cuda_graph records one process's step: it does not run data-parallel".into()));
+        }
+        opt.use_device_counters()?;
+    }
+    let mut graphed: Option<GraphedStep<T::Batch>> = None;
     for epoch in state.epochs_done..config.epochs {
         // Dropout masks: rank 0 draws as a single process does; other ranks draw their own.
         tch::manual_seed(config.seed as i64 + epoch as i64 + 1_000_003 * rank as i64);
+        if config.cuda_graph {
+            // Recorded anew each epoch: the loss may read the epoch (FLSc's γ).
+            let recorder = (start.recorder)(device)?;
+            match graphed.as_mut() {
+                Some(g) => g.new_epoch(recorder),
+                None => graphed = Some(GraphedStep::new(recorder)),
+            }
+        }
         let started = Instant::now();
         observer.epoch_started(epoch + 1, config.epochs, per_epoch);
         let mut lr = config.schedule.lr(epoch, state.global_step);
@@ -383,38 +484,41 @@ fn fit<T: Task>(
             let mut interval = Interval { first_step: 1, loss: 0.0, rows: 0 };
             let mut step = 0usize;
             for batch in it.by_ref() {
-                if !pending {
+                let out = if let Some(g) = graphed.as_mut() {
+                    // One batch an update, one process (checked): the recorded step.
                     lr = config.schedule.lr(epoch, state.global_step);
-                    opt.zero_grad();
-                }
-                let (logits, targets) = precision::with(config.precision, device, || task.forward(&batch, true))?;
-                // The loss in float32 whatever the forward ran in (as autocast does for softmax).
-                let logits = if config.precision == Precision::Fp32 { logits } else { logits.to_kind(Kind::Float) };
-                let value = loss.forward(&logits, &targets, epoch);
-                let n = targets.size()[0] as usize;
-                if by_rows {
-                    (&value * n as f64).backward();
-                } else {
-                    value.backward();
-                }
-                group_rows += n;
-                pending = (step + 1) % config.accumulate != 0;
-                if !pending {
-                    update(&mut opt, config, (lr, by_rows, group_rows), collective, &mut reducing)?;
+                    opt.set_lr(lr);
+                    let out = g.step(batch, &mut |b| recorded_step(task, b, (&loss, mean, epoch), &mut opt, config))?;
                     state.global_step += 1;
-                    group_rows = 0;
-                }
+                    out
+                } else {
+                    if !pending {
+                        lr = config.schedule.lr(epoch, state.global_step);
+                        opt.zero_grad();
+                    }
+                    let (logits, targets) = logits_for_loss(task, &batch, config)?;
+                    let value = loss.forward(&logits, &targets, epoch);
+                    let n = targets.size()[0] as usize;
+                    if by_rows {
+                        (&value * n as f64).backward();
+                    } else {
+                        value.backward();
+                    }
+                    group_rows += n;
+                    pending = (step + 1) % config.accumulate != 0;
+                    if !pending {
+                        update(&mut opt, config, (lr, by_rows, group_rows), collective, &mut reducing)?;
+                        state.global_step += 1;
+                        group_rows = 0;
+                    }
+                    batch_sums(&value, &logits, &targets, mean)
+                };
                 tch::no_grad(|| {
-                    let v = value.detach().to_kind(Kind::Double);
-                    let v = if mean { v * n as f64 } else { v };
-                    loss_sum += &v;
-                    // −log p_y = logsumexp(z) − z_y in the logits' precision, summed in f64: a
-                    // log_softmax in f64 would copy the whole [rows, classes] block twice a step.
-                    let picked = logits.gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
-                    nll_sum += (logits.logsumexp([1], false) - picked).sum(Kind::Double);
-                    wrong += logits.argmax(1, false).ne_tensor(&targets).sum(Kind::Int64);
+                    loss_sum += &out.loss;
+                    nll_sum += &out.nll;
+                    wrong += &out.wrong;
                 });
-                seen += n;
+                seen += out.rows;
                 step += 1;
                 observer.batch_done();
                 crate::fault::point("batch");
@@ -646,6 +750,8 @@ mod tests {
         poisoned: bool,
         /// How long building a batch takes (a slow loader).
         delay: std::time::Duration,
+        /// One process also takes the rows left over as a last, shorter batch.
+        tail: bool,
     }
 
     impl Rows {
@@ -668,10 +774,12 @@ mod tests {
             // Rank r takes every world-th sample; its batches are the global batches' parts.
             let mine = shard.take((0..16).collect::<Vec<usize>>());
             let per_rank = self.batch / shard.world();
-            Box::new((0..mine.len() / per_rank).map(move |i| self.batch(&mine[i * per_rank..(i + 1) * per_rank])))
+            let full = (0..mine.len() / per_rank).map(move |i| mine[i * per_rank..(i + 1) * per_rank].to_vec());
+            let tail = (self.tail && 16 % self.batch != 0).then(|| (16 - 16 % self.batch..16).collect::<Vec<usize>>());
+            Box::new(full.chain(tail).map(move |rows| self.batch(&rows)))
         }
         fn train_batches_per_epoch(&self, shard: Shard) -> usize {
-            16 / self.batch.max(shard.world())
+            16 / self.batch.max(shard.world()) + usize::from(self.tail && 16 % self.batch != 0)
         }
         fn eval_batches(&self, _split: &str) -> Result<Batches<'_, Vec<Tensor>>> {
             Ok(Box::new([(0..16).collect::<Vec<usize>>()].into_iter().map(|r| self.batch(&r))))
@@ -704,7 +812,7 @@ mod tests {
             Self {
                 vs,
                 lin,
-                data: Rows { x, y, batch, poisoned: false, delay: std::time::Duration::ZERO },
+                data: Rows { x, y, batch, poisoned: false, delay: std::time::Duration::ZERO, tail: false },
                 features: true,
             }
         }
@@ -786,6 +894,77 @@ mod tests {
         assert_eq!(got("train_error"), error.double_value(&[]));
         // Label smoothing's loss is not the NLL.
         assert!((got("train_loss") - got("train_nll")).abs() > 1e-3);
+    }
+
+    /// Calls of the stand-in recorder, by kind: eager, record, replay.
+    static RECORDER_CALLS: [std::sync::atomic::AtomicUsize; 3] = [const { std::sync::atomic::AtomicUsize::new(0) }; 3];
+
+    /// [`crate::step_graph::tests::Rerun`], counting its calls.
+    struct CountingRerun;
+
+    impl Recorder for CountingRerun {
+        fn eager(&mut self, run: &mut dyn FnMut() -> Result<StepOut>) -> Result<StepOut> {
+            RECORDER_CALLS[0].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            crate::step_graph::tests::Rerun.eager(run)
+        }
+        fn record(&mut self, run: &mut dyn FnMut() -> Result<StepOut>) -> Result<StepOut> {
+            RECORDER_CALLS[1].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            crate::step_graph::tests::Rerun.record(run)
+        }
+        fn replay(&mut self, run: &mut dyn FnMut() -> Result<StepOut>, recorded: &StepOut) -> Result<StepOut> {
+            RECORDER_CALLS[2].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            crate::step_graph::tests::Rerun.replay(run, recorded)
+        }
+    }
+
+    /// The recorded step (batches copied into the recorded one, the rate and step count on the
+    /// device, a short last batch taken eagerly, a new recording each epoch) trains as the plain
+    /// loop does, with SGD and with Adam under a changing rate and clipping; on the CPU the
+    /// CUDA recorder is refused.
+    #[test]
+    fn the_recorded_step_trains_as_the_plain_loop() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let adam = OptimizerConfig::Adam { beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 0.0 };
+        for (optimizer, schedule) in [
+            (config(1, 1, 0).optimizer, config(1, 1, 0).schedule),
+            (adam, Schedule::InverseSqrt { peak: 0.1, warmup: 3 }),
+        ] {
+            let train = |graph: bool| {
+                let mut task = Linear::new(5);
+                task.data.tail = true;
+                let mut c = config(1, 3, 0);
+                (c.optimizer, c.schedule, c.clip_grad_norm, c.cuda_graph) =
+                    (optimizer.clone(), schedule.clone(), Some(0.5), graph);
+                let dir = tempfile::tempdir().unwrap();
+                Fit::new().recorder(|_| Ok(Box::new(CountingRerun))).run(&task, &c, dir.path()).unwrap();
+                let log = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+                (task.lin.ws.copy(), log)
+            };
+            let calls = || RECORDER_CALLS.each_ref().map(|c| c.swap(0, SeqCst));
+            let (plain, plain_log) = train(false);
+            assert_eq!(calls(), [0, 0, 0]);
+            let (recorded, recorded_log) = train(true);
+            // 3 epochs of batches 5, 5, 5, 1. Epoch 1: 3 eager warm-up steps, then its short
+            // batch is recorded. Epochs 2 and 3: the first batch recorded, 2 replays, the short
+            // batch eager (its shape differs from the recording's).
+            assert_eq!(calls(), [3 + 2, 3, 4], "{optimizer:?}");
+            assert!(recorded.allclose(&plain, 1e-5, 1e-6, false), "{optimizer:?}: {recorded} vs {plain}");
+            let losses = |log: &str| -> Vec<f64> {
+                log.lines()
+                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["train_loss"].as_f64().unwrap())
+                    .collect()
+            };
+            for (a, b) in losses(&recorded_log).iter().zip(losses(&plain_log)) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            }
+        }
+        let mut c = config(1, 1, 0);
+        c.cuda_graph = true;
+        let dir = tempfile::tempdir().unwrap();
+        let e = Fit::new().run(&Linear::new(4), &c, dir.path()).err().unwrap().to_string();
+        assert!(e.contains("cuda_graph needs a CUDA device; this run is on Cpu"), "{e}");
+        c.accumulate = 2;
+        assert!(c.validate().err().unwrap().to_string().contains("set accumulate = 1"));
     }
 
     /// Two accumulated batches of 4 make the step one batch of 8 makes (mean reduction).

@@ -59,6 +59,10 @@ pub struct TrainArgs {
     /// `calib train` uses by default (`[model] channels_last`): the lever's before and after.
     #[arg(long)]
     pub nchw: bool,
+    /// Record the step as a CUDA graph and replay it (`train.cuda_graph`; CUDA only): the
+    /// lever's after, against the same command without it.
+    #[arg(long)]
+    pub cuda_graph: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
