@@ -60,11 +60,12 @@ pub trait Recorder {
 /// The training step behind a [`Recorder`]: warm-up, one recording per epoch (FLSc's γ and
 /// every other number the loss reads are fixed per epoch), replays.
 pub struct GraphedStep<B> {
+    /// The batch the step was recorded with (its tensors are the graph's inputs), those tensors
+    /// listed in order, and the recording's outputs. Declared before the recorder, so that they
+    /// are dropped before the graph whose memory pool holds them.
+    recorded: Option<(B, Vec<Tensor>, StepOut)>,
     recorder: Box<dyn Recorder>,
     eager_steps: usize,
-    /// The batch the step was recorded with (its tensors are the graph's inputs), those tensors
-    /// listed in order, and the recording's outputs.
-    recorded: Option<(B, Vec<Tensor>, StepOut)>,
 }
 
 impl<B: Batch> GraphedStep<B> {
@@ -74,8 +75,9 @@ impl<B: Batch> GraphedStep<B> {
 
     /// A new epoch: the next full batch is recorded anew.
     pub fn new_epoch(&mut self, recorder: Box<dyn Recorder>) {
-        self.recorder = recorder;
+        // The recording's tensors first, then the graph whose memory pool holds them.
         self.recorded = None;
+        self.recorder = recorder;
     }
 
     /// One training step on `batch` by `body`.

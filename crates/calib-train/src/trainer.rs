@@ -213,54 +213,6 @@ fn cuda_graph(device: tch::Device) -> Result<Box<dyn Recorder>> {
     Ok(Box::new(CudaGraph::new()?))
 }
 
-/// The batch's logits in float32 whatever the forward ran in (as autocast leaves softmax in
-/// float32), and its targets.
-fn logits_for_loss<T: Task>(task: &T, batch: &T::Batch, config: &TrainConfig) -> Result<(Tensor, Tensor)> {
-    let device = task.var_store().device();
-    let (logits, targets) = precision::with(config.precision, device, || task.forward(batch, true))?;
-    let logits = if config.precision == Precision::Fp32 { logits } else { logits.to_kind(Kind::Float) };
-    Ok((logits, targets))
-}
-
-/// The batch's share of the epoch's figures, on the device: the loss summed over its rows, the
-/// true classes' −log p, the rows predicted wrong.
-fn batch_sums(value: &Tensor, logits: &Tensor, targets: &Tensor, mean: bool) -> StepOut {
-    tch::no_grad(|| {
-        let rows = targets.size()[0] as usize;
-        let v = value.detach().to_kind(Kind::Double);
-        // −log p_y = logsumexp(z) − z_y in the logits' precision, summed in f64: a log_softmax
-        // in f64 would copy the whole [rows, classes] block twice a step.
-        let picked = logits.gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
-        StepOut {
-            loss: if mean { v * rows as f64 } else { v },
-            nll: (logits.logsumexp([1], false) - picked).sum(Kind::Double),
-            wrong: logits.argmax(1, false).ne_tensor(targets).sum(Kind::Int64),
-            rows,
-        }
-    })
-}
-
-/// The step a CUDA graph records (one batch an update, one process): the gradient, clipping,
-/// the update at the rate already on the device, and the batch's sums.
-fn recorded_step<T: Task>(
-    task: &T,
-    batch: &T::Batch,
-    (loss, mean, epoch): (&Loss, bool, usize),
-    opt: &mut Optimizer,
-    config: &TrainConfig,
-) -> Result<StepOut> {
-    opt.zero_grad();
-    let (logits, targets) = logits_for_loss(task, batch, config)?;
-    let value = loss.forward(&logits, &targets, epoch);
-    value.backward();
-    if let Some(max) = config.clip_grad_norm {
-        let _ = opt.clip_grad_norm(max);
-    }
-    // The rate argument is not read with device counters (see Optimizer::use_device_counters).
-    opt.step(f64::NAN)?;
-    Ok(batch_sums(&value, &logits, &targets, mean))
-}
-
 impl Default for Fit<'_> {
     fn default() -> Self {
         Self::new()
@@ -371,6 +323,54 @@ fn check_capabilities<T: Task>(task: &T, config: &TrainConfig) -> Result<()> {
 
 fn scalar(t: &Tensor) -> f64 {
     t.double_value(&[])
+}
+
+/// The batch's logits in float32 whatever the forward ran in (as autocast leaves softmax in
+/// float32), and its targets.
+fn logits_for_loss<T: Task>(task: &T, batch: &T::Batch, config: &TrainConfig) -> Result<(Tensor, Tensor)> {
+    let device = task.var_store().device();
+    let (logits, targets) = precision::with(config.precision, device, || task.forward(batch, true))?;
+    let logits = if config.precision == Precision::Fp32 { logits } else { logits.to_kind(Kind::Float) };
+    Ok((logits, targets))
+}
+
+/// The batch's share of the epoch's figures, on the device: the loss summed over its rows, the
+/// true classes' −log p, the rows predicted wrong.
+fn batch_sums(value: &Tensor, logits: &Tensor, targets: &Tensor, mean: bool) -> StepOut {
+    tch::no_grad(|| {
+        let rows = targets.size()[0] as usize;
+        let v = value.detach().to_kind(Kind::Double);
+        // −log p_y = logsumexp(z) − z_y in the logits' precision, summed in f64: a log_softmax
+        // in f64 would copy the whole [rows, classes] block twice a step.
+        let picked = logits.gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
+        StepOut {
+            loss: if mean { v * rows as f64 } else { v },
+            nll: (logits.logsumexp([1], false) - picked).sum(Kind::Double),
+            wrong: logits.argmax(1, false).ne_tensor(targets).sum(Kind::Int64),
+            rows,
+        }
+    })
+}
+
+/// The step a CUDA graph records (one batch an update, one process): the gradient, clipping,
+/// the update at the rate already on the device, and the batch's sums.
+fn recorded_step<T: Task>(
+    task: &T,
+    batch: &T::Batch,
+    (loss, mean, epoch): (&Loss, bool, usize),
+    opt: &mut Optimizer,
+    config: &TrainConfig,
+) -> Result<StepOut> {
+    opt.zero_grad();
+    let (logits, targets) = logits_for_loss(task, batch, config)?;
+    let value = loss.forward(&logits, &targets, epoch);
+    value.backward();
+    if let Some(max) = config.clip_grad_norm {
+        let _ = opt.clip_grad_norm(max);
+    }
+    // The rate argument is not read with device counters (see Optimizer::use_device_counters).
+    opt.step(f64::NAN)?;
+    Ok(batch_sums(&value, &logits, &targets, mean))
 }
 
 fn fit<T: Task>(
