@@ -15,6 +15,10 @@
 #   --cell I             only grid cell I (0-based, network-major), without the report: what each array task runs
 #   --report             only the report of what has been evaluated
 #   --checkpoint NAME    the checkpoint evaluated (default last; best is the one of lowest validation error)
+#   --bootstrap N        resamples of `calib eval`'s intervals (its default unless given; short runs)
+#   --study-t GRID       translation: the temperatures of `calib study temperature` (default 0.5:2.0:0.1), which every
+#                        translation cell runs after `calib eval` for Table K.1 and Figure K.1; --study-limit N: only
+#                        the first N test sentences (short runs)
 #   --slurm              write DIR/slurm/{array,report}.sbatch and DIR/slurm/submit.sh instead of running: an array
 #                        of one task per cell (each resumable: a restarted task continues its run) and a report job
 #                        that starts when every task has succeeded. --partition, --time, --gpus, --cpus, --mem set
@@ -30,17 +34,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 calib=${CALIB:-target/release/calib}
 out=runs/paper/$dataset checkpoint=last cell="" report_only=0 slurm=0
 partition="" time_limit="" gpus="" cpus=8 mem=""
-train_args=() eval_args=() forward=()
+train_args=() eval_args=() study_args=() study_t=0.5:2.0:0.1 forward=()
 while [ $# -gt 0 ]; do
   opt=$1
   case $opt in
-    --out|--data|--device|--epochs|--set|--ood|--losses|--networks|--cell|--checkpoint|--partition|--time|--gpus|--cpus|--mem)
+    --out|--data|--device|--epochs|--set|--ood|--losses|--networks|--cell|--checkpoint|--bootstrap|--study-t|--study-limit|--partition|--time|--gpus|--cpus|--mem)
       [ $# -ge 2 ] || die "$opt needs a value";;
   esac
   case $opt in
     --out) out=$2;;
     --data|--device|--epochs) train_args+=("$opt" "$2"); forward+=("$opt" "$2")
-      [ "$opt" = --device ] && eval_args+=("$opt" "$2");;
+      [ "$opt" = --device ] && eval_args+=("$opt" "$2") && study_args+=("$opt" "$2");;
+    --bootstrap) eval_args+=(--bootstrap "$2"); forward+=("$opt" "$2");;
+    --study-t) study_t=$2; forward+=("$opt" "$2");;
+    --study-limit) study_args+=(--limit "$2"); forward+=("$opt" "$2");;
     --set) train_args+=(--set "$2"); forward+=(--set "$2");;
     --ood) eval_args+=(--ood "$2"); forward+=(--ood "$2");;
     --losses) losses=$2;;
@@ -76,6 +83,11 @@ run_cell() {
   "$calib" train --recipe "$here/$dataset/$net.toml" --loss "$loss" --out "$dir" ${resume[@]+"${resume[@]}"} \
     --set train.probe_test=true ${train_args[@]+"${train_args[@]}"}
   "$calib" eval --run "$dir" --checkpoint "$checkpoint" ${eval_args[@]+"${eval_args[@]}"}
+  # Translation: test BLEU and validation ECE against T on the recipe's own pairs (Table K.1, Figure K.1).
+  if grep -q '^task = "translation"' "$here/$dataset/$net.toml"; then
+    "$calib" study temperature --run "$dir" --checkpoint "$checkpoint" --t "$study_t" --quiet \
+      ${study_args[@]+"${study_args[@]}"}
+  fi
 }
 
 report() { "$calib" report "$out" --out "$out/report"; }

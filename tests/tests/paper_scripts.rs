@@ -109,3 +109,70 @@ fn a_grid_runs_in_its_short_cpu_mode() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(out.join("tree-lstm/flsd-53/metrics.jsonl")).unwrap(), log);
 }
+
+/// Multi30k's grid in a tiny form: the translation cell trains, is evaluated, and runs the
+/// temperature study on its recipe's own test and validation pairs, so the report holds Table
+/// K.1 and its figure.
+#[test]
+fn a_translation_grid_studies_the_temperature_for_table_k1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("multi30k");
+    // The first 40 validation and test pairs (the recipe reads them by name from its data folder;
+    // an absolute name stands alone), so that evaluation takes seconds in a debug build.
+    let mut pairs = Vec::new();
+    for (key, file) in [
+        ("valid_src", "val.en.gz"),
+        ("valid_tgt", "val.de.gz"),
+        ("test_src", "test_2016_flickr.en.gz"),
+        ("test_tgt", "test_2016_flickr.de.gz"),
+    ] {
+        let all = calib_mt::corpus::read_lines(&calib_e2e::data("multi30k").join(file), calib_mt::corpus::Empty::Keep)
+            .unwrap();
+        let path = tmp.path().join(file.trim_end_matches(".gz"));
+        std::fs::write(&path, all[..40].join("\n") + "\n").unwrap();
+        pairs.push(format!("data.{key}=\"{}\"", path.display()));
+    }
+    let mut args = vec![
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--losses",
+        "ls:0.1",
+        "--bootstrap",
+        "10",
+        "--study-t",
+        "0.8,1",
+        "--study-limit",
+        "5",
+    ];
+    for set in [
+        "data.limit=3000",
+        "data.vocab_size=600",
+        "model.d_model=64",
+        "model.ffn=128",
+        "model.encoder_layers=1",
+        "model.decoder_layers=1",
+        "train.max_batches=2",
+        "train.keep_epochs=0",
+    ] {
+        args.extend(["--set", set]);
+    }
+    for set in &pairs {
+        args.extend(["--set", set.as_str()]);
+    }
+    let o = script(&root().join("recipes/multi30k/paper.sh"), &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = out.join("transformer-small/ls-0.1");
+    let study: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("study-temperature/study.json")).unwrap()).unwrap();
+    let ts: Vec<f64> = study["points"].as_array().unwrap().iter().map(|p| p["t"].as_f64().unwrap()).collect();
+    assert_eq!(ts, [0.8, 1.0]);
+    let k1 = std::fs::read_to_string(out.join("report/tableK1-translation.md")).unwrap();
+    assert!(k1.contains("LS-0.1") && k1.contains("BLEU ") && k1.contains(" → "), "{k1}");
+    let figures: Vec<String> = std::fs::read_dir(out.join("report/figures"))
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(figures.iter().any(|f| f.starts_with("figureK1-") && f.ends_with(".svg")), "{figures:?}");
+}

@@ -179,6 +179,27 @@ fn multi30k_end_to_end() {
     for f in ["study.json", "study.md", "temperature.svg"] {
         assert!(out.join("study-temperature").join(f).is_file(), "{f}");
     }
+    // Without the data arguments the study reads the run's recipe's test and validation pairs:
+    // the same first 60 test sentences and validation set, so the same point at T = 1.
+    let other = dir.path().join("study-defaults");
+    let d = ok(&[
+        "study",
+        "temperature",
+        "--run",
+        out_s,
+        "--t",
+        "1",
+        "--limit",
+        "60",
+        "--out",
+        other.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--quiet",
+    ]);
+    let at_one = points.iter().find(|p| p["t"] == 1.0).unwrap();
+    assert_eq!(&d["points"][0]["bleu"], &at_one["bleu"]);
+    assert_eq!(&d["points"][0]["val_ece"], &at_one["val_ece"]);
 
     // Bad input.
     let o =

@@ -181,6 +181,16 @@ impl MtRecipe {
         self.data.dir.join(name)
     }
 
+    /// The validation pair's files (source, reference).
+    pub fn valid_files(&self) -> (PathBuf, PathBuf) {
+        (self.path(&self.data.valid_src), self.path(&self.data.valid_tgt))
+    }
+
+    /// The test pair's files, when the recipe names them.
+    pub fn test_files(&self) -> Option<(PathBuf, PathBuf)> {
+        Some((self.path(self.data.test_src.as_ref()?), self.path(self.data.test_tgt.as_ref()?)))
+    }
+
     /// The vocabulary of a run: a resumed run's own `tokenizer.json`; otherwise the recipe's
     /// tokenizer, or one trained on the training text. The caller saves it into the run folder
     /// once the corpora have been read, so bad data leaves no stale vocabulary behind.

@@ -59,23 +59,36 @@ pub fn run(study: &Study, format: Format) -> Result<()> {
         // Every validation pair the model can take counts.
         let max_len = recipe.model.config(vocab.size())?.max_positions as usize - 1;
         let opts = ReadOptions::new(max_len);
-        let val = data::read(&a.valid_src, &a.valid_ref, vocab, opts)?;
+        let (src, reference) = match (&a.valid_src, &a.valid_ref) {
+            (Some(s), Some(r)) => (s.clone(), r.clone()),
+            _ => recipe.valid_files(),
+        };
+        let val = data::read(&src, &reference, vocab, opts)?;
         Ok(HashMap::from([("val".to_string(), val)]))
     })?;
     let (vocab, model) = (&loaded.vocab, loaded.task.model());
-    let sources = read_limited(&a.src, a.limit)?;
-    let refs = a.refs.iter().map(|r| read_limited(r, a.limit)).collect::<Result<Vec<_>>>()?;
-    for (r, path) in refs.iter().zip(&a.refs) {
+    let (src, ref_files) = match &a.src {
+        Some(src) => (src.clone(), a.refs.clone()),
+        None => {
+            let (src, reference) = loaded.recipe.test_files().with_context(|| {
+                format!("{}: the run's recipe names no test pair; give --src and --ref", a.weights.run.display())
+            })?;
+            (src, vec![reference])
+        }
+    };
+    let sources = read_limited(&src, a.limit)?;
+    let refs = ref_files.iter().map(|r| read_limited(r, a.limit)).collect::<Result<Vec<_>>>()?;
+    for (r, path) in refs.iter().zip(&ref_files) {
         anyhow::ensure!(
             r.len() == sources.len(),
             "{} has {} segments but {} has {}",
             path.display(),
             r.len(),
-            a.src.display(),
+            src.display(),
             sources.len()
         );
     }
-    let ids = encode_checked(vocab, &sources, model.config.max_positions, 1, &a.src.display().to_string())?;
+    let ids = encode_checked(vocab, &sources, model.config.max_positions, 1, &src.display().to_string())?;
     if !a.quiet {
         eprintln!("validation token-level ECE at {} temperatures", temps.len());
     }

@@ -15,17 +15,19 @@ pub enum Study {
 pub struct TemperatureArgs {
     #[command(flatten)]
     pub weights: RunArgs,
-    /// Test source sentences (plain text, .gz or WMT .sgm).
-    #[arg(long)]
-    pub src: PathBuf,
-    /// Test references (repeatable).
-    #[arg(long = "ref", required = true)]
+    /// Test source sentences (plain text, .gz or WMT .sgm); default: the run's recipe's
+    /// `data.test_src`.
+    #[arg(long, requires = "refs")]
+    pub src: Option<PathBuf>,
+    /// Test references (repeatable); default: the recipe's `data.test_tgt`.
+    #[arg(long = "ref", requires = "src")]
     pub refs: Vec<PathBuf>,
-    /// Validation pairs for the token-level ECE.
-    #[arg(long)]
-    pub valid_src: PathBuf,
-    #[arg(long)]
-    pub valid_ref: PathBuf,
+    /// Validation pairs for the token-level ECE; default: the recipe's `data.valid_src` and
+    /// `data.valid_tgt`.
+    #[arg(long, requires = "valid_ref")]
+    pub valid_src: Option<PathBuf>,
+    #[arg(long, requires = "valid_src")]
+    pub valid_ref: Option<PathBuf>,
     /// Temperatures: FROM:TO:STEP, or a comma-separated list.
     #[arg(long = "t", default_value = "0.5:2.0:0.1")]
     pub temperatures: String,
