@@ -70,6 +70,18 @@ pub fn epoch_log(run: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `--set` overrides that shrink the Multi30k recipe to seconds of CPU: 3,000 training pairs, a
+/// 600-entry vocabulary, d 64 with 1+1 layers, no kept epochs.
+pub const TINY_TRANSLATION: [&str; 7] = [
+    "data.limit=3000",
+    "data.vocab_size=600",
+    "model.d_model=64",
+    "model.ffn=128",
+    "model.encoder_layers=1",
+    "model.decoder_layers=1",
+    "train.keep_epochs=0",
+];
+
 /// Small real SST inputs for runs that take a second, as `--set` values: the first 100 dev
 /// sentences stand in for the dev and test sets, the first 5,000 GloVe rows for the vectors
 /// (files written into `dir`).

@@ -86,15 +86,7 @@ fn compare_decode_finds_the_same_translations_as_hugging_face() {
     let run = tmp.path().join("mt");
     let mut args = vec!["train", "--recipe", "recipes/multi30k/transformer-small.toml", "--out", run.to_str().unwrap()];
     args.extend(["--epochs", "1", "--device", "cpu", "--quiet"]);
-    for set in [
-        "data.limit=3000",
-        "data.vocab_size=600",
-        "model.d_model=64",
-        "model.ffn=128",
-        "model.encoder_layers=1",
-        "model.decoder_layers=1",
-        "train.keep_epochs=0",
-    ] {
+    for set in calib_e2e::TINY_TRANSLATION {
         args.extend(["--set", set]);
     }
     ok(&args);

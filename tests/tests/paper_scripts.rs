@@ -146,16 +146,7 @@ fn a_translation_grid_studies_the_temperature_for_table_k1() {
         "--study-limit",
         "5",
     ];
-    for set in [
-        "data.limit=3000",
-        "data.vocab_size=600",
-        "model.d_model=64",
-        "model.ffn=128",
-        "model.encoder_layers=1",
-        "model.decoder_layers=1",
-        "train.max_batches=2",
-        "train.keep_epochs=0",
-    ] {
+    for set in calib_e2e::TINY_TRANSLATION.into_iter().chain(["train.max_batches=2"]) {
         args.extend(["--set", set]);
     }
     for set in &pairs {
