@@ -13,7 +13,7 @@ use calib_mt::decode::{translate, Specials};
 use calib_text::task::{DocBatch, TreeBatch};
 use calib_train::device;
 use calib_train::optim::{Optimizer, OptimizerConfig};
-use calib_train::step_graph::{CudaGraph, GraphedStep, StepOut};
+use calib_train::step_graph::{CudaGraph, GraphedStep, StepOut, WARM_UP_STEPS};
 use calib_train::task::{Batch, Data, Shard, Task};
 use calib_train::trainer::TrainConfig;
 use serde_json::json;
@@ -252,7 +252,9 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
             tch::Cuda::synchronize(i as i64);
         }
     };
-    for _ in 0..a.warmup {
+    // With --cuda-graph the untimed steps include the eager warm-up and the recording.
+    let warmup = if a.cuda_graph { a.warmup.max(WARM_UP_STEPS as u64 + 1) } else { a.warmup };
+    for _ in 0..warmup {
         step()?;
     }
     sync();
@@ -267,7 +269,7 @@ pub fn train(a: &TrainArgs, format: Format) -> Result<()> {
     let json = json!({
         "implementation": "calib", "model": a.model, "parameters": params, "device": format!("{device:?}"),
         "precision": if precision == calib_train::precision::Precision::Bf16 { "bf16" } else { "fp32" },
-        "samples_per_step": samples, "unit": unit, "steps": a.steps, "warmup": a.warmup,
+        "samples_per_step": samples, "unit": unit, "steps": a.steps, "warmup": warmup,
         "optimizer": if a.unfused { "reference" } else { "fused" },
         "channels_last": !a.nchw && transformer.is_none(),
         "cuda_graph": a.cuda_graph,
