@@ -1,7 +1,7 @@
 //! How freed host memory is kept. glibc hands every block over its mmap threshold (32 MiB at most)
 //! to the kernel with its own `mmap`, and `munmap`s it on `free`; it also trims the top of the heap
 //! back to the kernel once enough of it is free. A CPU training step allocates and frees the same
-//! large tensors every step (Transformer-small's logits at 2,048 tokens × 8,000 entries are 64 MiB
+//! large tensors every step (Transformer-small's logits at 2,048 tokens × 8,000 entries are 62.5 MiB
 //! in f32 and their log-probabilities as much again), so each step faulted those pages back in and
 //! the kernel zeroed them: 16 % of a Multi30k step was kernel time (`perf`), mostly
 //! `clear_page_erms` and page faults. Keeping freed blocks in the process, as PyTorch's CUDA
