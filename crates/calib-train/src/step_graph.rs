@@ -254,25 +254,8 @@ impl Recorder for CudaGraph {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// The CPU stand-in the trainer's tests use: a "replay" runs the step again on the tensors
-    /// it was recorded with, so the static batch, the copies into it and the device counters are
-    /// all exercised; only the capture is not.
-    pub(crate) struct Rerun;
-
-    impl Recorder for Rerun {
-        fn eager(&mut self, run: &mut dyn FnMut() -> Result<StepOut>) -> Result<StepOut> {
-            run()
-        }
-        fn record(&mut self, run: &mut dyn FnMut() -> Result<StepOut>) -> Result<StepOut> {
-            run()
-        }
-        fn replay(&mut self, run: &mut dyn FnMut() -> Result<StepOut>, _recorded: &StepOut) -> Result<StepOut> {
-            run()
-        }
-    }
 
     #[test]
     fn a_missing_shim_is_a_clear_error() {

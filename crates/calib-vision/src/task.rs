@@ -38,7 +38,8 @@ pub struct Splits {
     pub ood: Vec<(String, Images)>,
 }
 
-/// Normalised NCHW images and their labels.
+/// Normalised images, indexed NCHW (laid out channels-last when the task asks, see
+/// [`ImageTask::channels_last`]), and their labels.
 pub struct ImageBatch {
     pub images: Tensor,
     pub labels: Tensor,
@@ -56,6 +57,8 @@ pub struct ImageData {
     batch_size: usize,
     norm: Normalization,
     augment: bool,
+    /// Batches laid out channels-last (NHWC in memory), as the weights are.
+    channels_last: bool,
 }
 
 impl ImageData {
@@ -77,11 +80,17 @@ impl ImageData {
 
     /// NCHW float batch of `rows`, normalised; with `crops` = Some((dy, dx, flip)) per image, the
     /// image is shifted by (dy − 4, dx − 4) inside a zero-padded frame and optionally mirrored.
+    /// Channels-last batches are written in that order here, where the batch is built anyway
+    /// (on the loader thread), and viewed as NCHW: the training step copies nothing.
     fn batch(&self, images: &Images, rows: &[usize], crops: Option<&[(usize, usize, bool)]>) -> ImageBatch {
         let (h, w) = (images.height, images.width);
         let plane = h * w;
         let mut data = vec![0f32; rows.len() * 3 * plane];
         let norm = self.norm;
+        let at = |c: usize, y: usize, x: usize| match self.channels_last {
+            true => (y * w + x) * 3 + c,
+            false => c * plane + y * w + x,
+        };
         data.par_chunks_mut(3 * plane).enumerate().for_each(|(b, out)| {
             let img = images.image(rows[b]);
             let (dy, dx, flip) = crops.map_or((4, 4, false), |c| c[b]);
@@ -92,16 +101,18 @@ impl ImageData {
                     let inside = iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w;
                     for c in 0..3 {
                         let v = if inside { img[(iy as usize * w + ix as usize) * 3 + c] as f32 / 255.0 } else { 0.0 };
-                        out[c * plane + y * w + x] = (v - norm.mean[c]) / norm.std[c];
+                        out[at(c, y, x)] = (v - norm.mean[c]) / norm.std[c];
                     }
                 }
             }
         });
         let labels: Vec<i64> = rows.iter().map(|&r| images.labels[r]).collect();
-        ImageBatch {
-            images: Tensor::from_slice(&data).view([rows.len() as i64, 3, h as i64, w as i64]),
-            labels: Tensor::from_slice(&labels),
-        }
+        let (n, h, w) = (rows.len() as i64, h as i64, w as i64);
+        let images = match self.channels_last {
+            true => Tensor::from_slice(&data).view([n, h, w, 3]).permute([0, 3, 1, 2]),
+            false => Tensor::from_slice(&data).view([n, 3, h, w]),
+        };
+        ImageBatch { images, labels: Tensor::from_slice(&labels) }
     }
 }
 
@@ -153,7 +164,6 @@ pub struct ImageTask {
     data: ImageData,
     vs: VarStore,
     model: Box<dyn Classifier>,
-    channels_last: bool,
 }
 
 impl ImageTask {
@@ -183,25 +193,18 @@ impl ImageTask {
         }
         let vs = VarStore::new(device);
         let model = models::build(arch, &vs.root(), classes as i64);
-        Ok(Self { data: ImageData { splits, batch_size, norm, augment }, vs, model, channels_last: false })
+        let data = ImageData { splits, batch_size, norm, augment, channels_last: false };
+        Ok(Self { data, vs, model })
     }
 
-    /// The network's weights, and the images it is given, in the channels-last layout (see
+    /// The network's weights, and the batches it is given, in the channels-last layout (see
     /// [`calib_train::memory_format`]). Call it before training starts.
     pub fn channels_last(mut self, on: bool) -> Self {
-        if on && !self.channels_last {
+        if on && !self.data.channels_last {
             calib_train::memory_format::to_channels_last(&self.vs);
         }
-        self.channels_last |= on;
+        self.data.channels_last |= on;
         self
-    }
-
-    /// A batch's images in the layout of the weights.
-    fn images(&self, batch: &ImageBatch) -> Tensor {
-        match self.channels_last {
-            true => calib_train::memory_format::channels_last(&batch.images),
-            false => batch.images.shallow_clone(),
-        }
     }
 
     pub fn splits(&self) -> &Splits {
@@ -218,7 +221,7 @@ impl Task for ImageTask {
     }
 
     fn forward(&self, batch: &ImageBatch, train: bool) -> calib_train::Result<(Tensor, Tensor)> {
-        Ok((self.model.forward_t(&self.images(batch), train), batch.labels.shallow_clone()))
+        Ok((self.model.forward_t(&batch.images, train), batch.labels.shallow_clone()))
     }
 
     fn var_store(&self) -> &VarStore {
@@ -234,6 +237,35 @@ impl Task for ImageTask {
     }
 
     fn features(&self, batch: &ImageBatch) -> Option<Features> {
-        Some(classifier::features(self.model.as_ref(), &self.images(batch), &batch.labels))
+        Some(classifier::features(self.model.as_ref(), &batch.images, &batch.labels))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both layouts hold the same normalised, cropped and mirrored values; the channels-last
+    /// batch is one in memory as built, with no copy.
+    #[test]
+    fn channels_last_batches_hold_the_same_values() {
+        let images = Images {
+            height: 5,
+            width: 6,
+            pixels: (0..2 * 5 * 6 * 3).map(|i| (i * 7 % 256) as u8).collect(),
+            labels: vec![0, 1],
+            classes: vec!["a".into(), "b".into()],
+        };
+        let norm = Normalization { mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] };
+        let data = |channels_last| {
+            let splits = Splits { train: images.clone(), val: images.clone(), test: None, ood: Vec::new() };
+            ImageData { splits, batch_size: 2, norm, augment: true, channels_last }
+        };
+        let crops = [(1, 7, true), (4, 4, false)];
+        let nchw = data(false).batch(&images, &[1, 0], Some(&crops));
+        let nhwc = data(true).batch(&images, &[1, 0], Some(&crops));
+        assert!(!calib_train::memory_format::is_channels_last(&nchw.images));
+        assert!(calib_train::memory_format::is_channels_last(&nhwc.images));
+        assert!(nhwc.images.equal(&nchw.images) && nhwc.labels.equal(&nchw.labels));
     }
 }
