@@ -97,12 +97,13 @@ impl Data for TranslationData {
         self.per_epoch / shard.world()
     }
 
-    fn eval_batches(&self, split: &str) -> Result<Batches<'_, PairBatch>> {
+    fn eval_batches(&self, split: &str, shard: Shard) -> Result<Batches<'_, PairBatch>> {
         let data = match split {
             "train" => &self.train,
             _ => self.splits.get(split).ok_or_else(|| Error::Task(format!("this run has no {split} set")))?,
         };
-        Ok(self.batches(data, 0, 0, Shard::WHOLE))
+        let order = order(data, self.max_tokens, 0, 0).expect("checked in new");
+        Ok(Box::new(shard.every(order).map(move |rows| self.batch(data, &rows))))
     }
 
     fn has_split(&self, split: &str) -> bool {

@@ -98,9 +98,9 @@ impl Data for DocData {
         per_epoch(self.splits["train"].len(), self.batch_size, shard)
     }
 
-    fn eval_batches(&self, split: &str) -> Result<Batches<'_, DocBatch>> {
+    fn eval_batches(&self, split: &str, shard: Shard) -> Result<Batches<'_, DocBatch>> {
         let docs = self.split(split)?;
-        Ok(Box::new(in_order(docs.len()).into_iter().map(move |rows| Self::batch(docs, &rows))))
+        Ok(Box::new(shard.every(in_order(docs.len())).map(move |rows| Self::batch(docs, &rows))))
     }
 
     fn has_split(&self, split: &str) -> bool {
@@ -268,9 +268,9 @@ impl Data for TreeData {
         per_epoch(self.splits["train"].len(), self.batch_size, shard)
     }
 
-    fn eval_batches(&self, split: &str) -> Result<Batches<'_, TreeBatch>> {
+    fn eval_batches(&self, split: &str, shard: Shard) -> Result<Batches<'_, TreeBatch>> {
         let trees = self.split(split)?;
-        Ok(Box::new(in_order(trees.len()).into_iter().map(move |rows| self.batch(trees, &rows))))
+        Ok(Box::new(shard.every(in_order(trees.len())).map(move |rows| self.batch(trees, &rows))))
     }
 
     fn has_split(&self, split: &str) -> bool {

@@ -74,8 +74,7 @@ impl RowStats {
     pub fn of_shard_at<T: Task>(task: &T, split: &str, temps: &[f64], shard: Shard) -> Result<Vec<Self>> {
         let mut stats = vec![Self::default(); temps.len()];
         let device = task.var_store().device();
-        let batches: Batches<'_, T::Batch> =
-            Box::new(task.data().eval_batches(split)?.skip(shard.rank()).step_by(shard.world()));
+        let batches: Batches<'_, T::Batch> = task.data().eval_batches(split, shard)?;
         tch::no_grad(|| {
             with_prefetch(batches, PREFETCH, device, |it| -> Result<()> {
                 for b in it {
@@ -199,7 +198,7 @@ pub fn grad_norms<T: Task>(task: &T, loss: &Loss, epoch: usize, n: usize) -> Res
     }
     let per_sample = loss.clone().with_reduction(Reduction::Sum);
     let device = task.var_store().device();
-    let batches = task.data().eval_batches("train")?;
+    let batches = task.data().eval_batches("train", Shard::WHOLE)?;
     let mut out = Vec::with_capacity(n);
     with_prefetch(batches, PREFETCH, device, |it| -> Result<()> {
         for b in it {

@@ -54,6 +54,13 @@ impl Shard {
         let each = items.len() / self.world;
         items.into_iter().skip(self.rank).step_by(self.world).take(each).collect()
     }
+
+    /// This rank's items of an evaluation list: every `world`-th from `rank`, none cut (the
+    /// parts are gathered, not stepped together). Lazy, so a batch built from an item is built
+    /// only by the rank that uses it.
+    pub fn every<I: IntoIterator>(&self, items: I) -> std::iter::StepBy<std::iter::Skip<I::IntoIter>> {
+        items.into_iter().skip(self.rank).step_by(self.world)
+    }
 }
 
 /// The data of a task: host-side batches (CPU tensors), built where the trainer asks, on a
@@ -66,8 +73,10 @@ pub trait Data: Sync {
     fn train_batches(&self, epoch: usize, seed: u64, shard: Shard) -> Batches<'_, Self::Batch>;
     /// How many batches [`Data::train_batches`] yields (progress bars, schedules).
     fn train_batches_per_epoch(&self, shard: Shard) -> usize;
-    /// Evaluation batches of a split (`train`, `val`, `test`, `ood-…`), in a fixed order.
-    fn eval_batches(&self, split: &str) -> Result<Batches<'_, Self::Batch>>;
+    /// Evaluation batches of a split (`train`, `val`, `test`, `ood-…`), in a fixed order: those
+    /// of `shard`'s part, every world-th from its rank ([`Shard::every`]; all of them with
+    /// [`Shard::WHOLE`]). Only that part is built.
+    fn eval_batches(&self, split: &str, shard: Shard) -> Result<Batches<'_, Self::Batch>>;
     /// Whether [`Data::eval_batches`] knows `split`.
     fn has_split(&self, split: &str) -> bool;
     /// Whether `batch_size` is each rank's (token batches: fairseq's `--max-tokens` is per
@@ -152,5 +161,12 @@ mod tests {
         assert_eq!(parts, vec![vec![0, 3, 6], vec![1, 4, 7], vec![2, 5, 8]]);
         assert_eq!(Shard::WHOLE.take(items.clone()), items);
         assert!(Shard::new(2, 2).is_err() && Shard::new(0, 0).is_err());
+    }
+
+    #[test]
+    fn evaluation_parts_keep_the_tail() {
+        let parts: Vec<Vec<usize>> = (0..3).map(|r| Shard::new(r, 3).unwrap().every(0..11).collect()).collect();
+        assert_eq!(parts, vec![vec![0, 3, 6, 9], vec![1, 4, 7, 10], vec![2, 5, 8]]);
+        assert_eq!(Shard::new(1, 4).unwrap().every(vec!["a", "b"]).collect::<Vec<_>>(), vec!["b"]);
     }
 }

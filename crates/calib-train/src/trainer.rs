@@ -168,7 +168,7 @@ pub fn load_weights(vs: &VarStore, saved: &HashMap<String, Tensor>, path: &Path)
 /// `dir/{split}_labels.npy`, a batch at a time; returns the rows written.
 pub fn predict_to<T: Task>(task: &T, split: &str, dir: &Path) -> Result<usize> {
     let device = task.var_store().device();
-    let batches = task.data().eval_batches(split)?;
+    let batches = task.data().eval_batches(split, Shard::WHOLE)?;
     let (logits_path, labels_path) = (dir.join(format!("{split}_logits.npy")), dir.join(format!("{split}_labels.npy")));
     let mut writers: Option<(RowWriter<f32>, RowWriter<i64>)> = None;
     tch::no_grad(|| {
@@ -781,8 +781,8 @@ mod tests {
         fn train_batches_per_epoch(&self, shard: Shard) -> usize {
             16 / self.batch.max(shard.world()) + usize::from(self.tail && 16 % self.batch != 0)
         }
-        fn eval_batches(&self, _split: &str) -> Result<Batches<'_, Vec<Tensor>>> {
-            Ok(Box::new([(0..16).collect::<Vec<usize>>()].into_iter().map(|r| self.batch(&r))))
+        fn eval_batches(&self, _split: &str, shard: Shard) -> Result<Batches<'_, Vec<Tensor>>> {
+            Ok(Box::new(shard.every([(0..16).collect::<Vec<usize>>()]).map(|r| self.batch(&r))))
         }
         fn has_split(&self, split: &str) -> bool {
             ["train", "val", "test"].contains(&split)

@@ -144,12 +144,13 @@ impl Data for ImageData {
         (self.splits.train.len() / shard.world()).div_ceil(bs)
     }
 
-    fn eval_batches(&self, split: &str) -> calib_train::Result<Batches<'_, ImageBatch>> {
+    fn eval_batches(&self, split: &str, shard: Shard) -> calib_train::Result<Batches<'_, ImageBatch>> {
         let images = self.split(split).map_err(|e| calib_train::Error::Task(e.to_string()))?;
         let bs = self.batch_size.max(256);
         let rows: Vec<usize> = (0..images.len()).collect();
         Ok(Box::new(
-            (0..images.len().div_ceil(bs))
+            shard
+                .every(0..images.len().div_ceil(bs))
                 .map(move |b| self.batch(images, &rows[b * bs..((b + 1) * bs).min(images.len())], None)),
         ))
     }
@@ -267,5 +268,30 @@ mod tests {
         assert!(!calib_train::memory_format::is_channels_last(&nchw.images));
         assert!(calib_train::memory_format::is_channels_last(&nhwc.images));
         assert!(nhwc.images.equal(&nchw.images) && nhwc.labels.equal(&nchw.labels));
+    }
+
+    /// A rank's evaluation batches are every world-th of the whole split's, the last short
+    /// batch included.
+    #[test]
+    fn evaluation_shards_take_every_world_th_batch() {
+        let n = 600;
+        let images = Images {
+            height: 2,
+            width: 2,
+            pixels: (0..n * 2 * 2 * 3).map(|i| (i % 251) as u8).collect(),
+            labels: (0..n as i64).map(|i| i % 3).collect(),
+            classes: vec!["a".into(), "b".into(), "c".into()],
+        };
+        let norm = Normalization { mean: [0.5; 3], std: [0.25; 3] };
+        let splits = Splits { train: images.clone(), val: images, test: None, ood: Vec::new() };
+        let data = ImageData { splits, batch_size: 128, norm, augment: false, channels_last: false };
+        let labels = |shard| -> Vec<Vec<i64>> {
+            data.eval_batches("val", shard).unwrap().map(|b| Vec::<i64>::try_from(b.labels).unwrap()).collect()
+        };
+        let whole = labels(Shard::WHOLE);
+        assert_eq!(whole.iter().map(Vec::len).collect::<Vec<_>>(), vec![256, 256, 88]);
+        assert_eq!(labels(Shard::new(0, 2).unwrap()), vec![whole[0].clone(), whole[2].clone()]);
+        assert_eq!(labels(Shard::new(1, 2).unwrap()), vec![whole[1].clone()]);
+        assert!(labels(Shard::new(3, 4).unwrap()).is_empty());
     }
 }
