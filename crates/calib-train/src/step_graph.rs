@@ -3,7 +3,8 @@
 //! graph launches them all at once. The recording fixes every address and every number: the
 //! batch is copied into the tensors the step was recorded with, the learning rate and the step
 //! count live on the device ([`crate::optim::Optimizer::use_device_counters`]), and a batch of
-//! another shape (the epoch's last, shorter one) takes the step without the graph.
+//! another shape (the epoch's last, shorter one) takes the step without the graph. Only a shape
+//! two consecutive batches have shared is recorded, so a short batch never is.
 //!
 //! [`Recorder`] separates what is recorded from how: [`CudaGraph`] captures with libtorch's
 //! `at::cuda::CUDAGraph` through the shim `cpp/cuda_graph.cpp` (built by
@@ -66,14 +67,21 @@ pub struct GraphedStep<B> {
     recorded: Option<(B, Vec<Tensor>, StepOut)>,
     recorder: Box<dyn Recorder>,
     eager_steps: usize,
+    /// The shapes of the step before, and the latest shapes two consecutive batches shared
+    /// (the epoch's full batches): the only ones recorded.
+    previous: Option<Shapes>,
+    steady: Option<Shapes>,
 }
+
+/// The shape and kind of each of a batch's tensors.
+type Shapes = Vec<(Vec<i64>, tch::Kind)>;
 
 impl<B: Batch> GraphedStep<B> {
     pub fn new(recorder: Box<dyn Recorder>) -> Self {
-        Self { recorder, eager_steps: 0, recorded: None }
+        Self { recorder, eager_steps: 0, recorded: None, previous: None, steady: None }
     }
 
-    /// A new epoch: the next full batch is recorded anew.
+    /// A new epoch: the next batch of the steady shape is recorded anew.
     pub fn new_epoch(&mut self, recorder: Box<dyn Recorder>) {
         // The recording's tensors first, then the graph whose memory pool holds them.
         self.recorded = None;
@@ -82,20 +90,25 @@ impl<B: Batch> GraphedStep<B> {
 
     /// One training step on `batch` by `body`.
     pub fn step(&mut self, batch: B, body: &mut Body<'_, B>) -> Result<StepOut> {
+        let (batch, given) = listed(batch);
+        let now = shapes(&given);
+        if self.previous.as_ref() == Some(&now) {
+            self.steady = Some(now.clone());
+        }
+        self.previous = Some(now.clone());
         if self.eager_steps < WARM_UP_STEPS {
             self.eager_steps += 1;
             return self.recorder.eager(&mut || body(&batch));
         }
         match &self.recorded {
-            None => {
-                let (batch, inputs) = listed(batch);
+            None if self.steady.as_ref() == Some(&now) => {
                 let out = self.recorder.record(&mut || body(&batch))?;
-                self.recorded = Some((batch, inputs, out.shallow_clone()));
+                self.recorded = Some((batch, given, out.shallow_clone()));
                 Ok(out)
             }
+            None => self.recorder.eager(&mut || body(&batch)),
             Some((recorded, inputs, outputs)) => {
-                let (batch, given) = listed(batch);
-                if !same_shapes(inputs, &given) {
+                if shapes(inputs) != now {
                     return self.recorder.eager(&mut || body(&batch));
                 }
                 tch::no_grad(|| {
@@ -119,8 +132,8 @@ fn listed<B: Batch>(batch: B) -> (B, Vec<Tensor>) {
     (batch, list)
 }
 
-fn same_shapes(a: &[Tensor], b: &[Tensor]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.size() == y.size() && x.kind() == y.kind())
+fn shapes(tensors: &[Tensor]) -> Shapes {
+    tensors.iter().map(|t| (t.size(), t.kind())).collect()
 }
 
 /// A CUDA graph of the step (see the module's doc).
