@@ -87,9 +87,9 @@ fn draw(r: &mut ChaCha8Rng, n: usize) -> Vec<usize> {
     (0..n).map(|_| r.random_range(0..n)).collect()
 }
 
-/// Entries of the per-(sample, class) table above which resamples are evaluated in full (about
-/// 200 MB: 10⁴ CIFAR-100 samples take 10⁶).
-const SAMPLES_LIMIT: usize = 20_000_000;
+/// Resamples whose class masses are computed together (one matrix product): a bound on the
+/// weights `[batch, n]` and masses `[batch, K]` held at once.
+const MASS_BATCH: usize = 256;
 
 /// Linear-interpolated percentile (numpy's default) of sorted values, `q` in [0, 1]; NaN for
 /// no values.
@@ -125,33 +125,22 @@ pub fn metrics_with_progress<F: Real>(
 ) -> Result<MetricIntervals> {
     settings.validate()?;
     let full = metrics::evaluate(scores, opts)?;
-    let draws = |b: u64| draw(&mut rng(settings.seed, b), scores.n());
-    // Per-sample values once, then sums per resample; a full evaluation per resample only when
-    // the per-(sample, class) table would not fit (vocabulary-wide token predictions).
-    let reports: Vec<Resampled> = match Samples::new(scores, opts, SAMPLES_LIMIT)? {
-        Some(samples) => (0..settings.resamples as u64)
+    // Per-sample values once, then sums per resample; the classes' masses a batch at a time.
+    let samples = Samples::new(scores, opts)?;
+    let mut reports: Vec<Resampled> = Vec::with_capacity(settings.resamples);
+    for first in (0..settings.resamples).step_by(MASS_BATCH) {
+        let batch: Vec<Vec<usize>> = (first..(first + MASS_BATCH).min(settings.resamples))
             .into_par_iter()
-            .map(|b| {
-                let r = samples.resample(&draws(b));
-                tick();
-                r
-            })
-            .collect(),
-        None => (0..settings.resamples as u64)
-            .into_par_iter()
-            .map(|b| {
-                let r = metrics::evaluate(&scores.select(&draws(b)), opts).map(|r| Resampled {
-                    ece: r.ece,
-                    adaece: r.adaece,
-                    classwise_ece: r.classwise_ece,
-                    nll: r.nll,
-                    error: r.error,
-                });
-                tick();
-                r
-            })
-            .collect::<Result<Vec<_>>>()?,
-    };
+            .map(|b| draw(&mut rng(settings.seed, b as u64), scores.n()))
+            .collect();
+        let mass = samples.class_mass(&batch);
+        let k = scores.k();
+        reports.par_extend(batch.par_iter().zip(mass.par_chunks(k)).map(|(idx, mass)| {
+            let r = samples.resample(idx, mass);
+            tick();
+            r
+        }));
+    }
     let ci = |est: f64, f: fn(&Resampled) -> f64| interval(est, reports.iter().map(f).collect(), settings.level);
     Ok(MetricIntervals {
         level: settings.level,
@@ -218,10 +207,12 @@ mod tests {
         for mode in [metrics::Mode::Corrected, metrics::Mode::Paper] {
             for t in [None, Some(1.7)] {
                 let opts = Options::new(15, mode).with_temperature_opt(t);
-                let samples = Samples::new(&s, &opts, usize::MAX).unwrap().unwrap();
+                let samples = Samples::new(&s, &opts).unwrap();
                 let no_top: Vec<usize> = (0..s.n()).filter(|i| s.labels()[*i] != 4).collect();
-                for idx in [draw(&mut rng(3, 0), s.n()), draw(&mut rng(3, 1), s.n()), no_top] {
-                    let (fast, full) = (samples.resample(&idx), metrics::evaluate(&s.select(&idx), &opts).unwrap());
+                let resamples = [draw(&mut rng(3, 0), s.n()), draw(&mut rng(3, 1), s.n()), no_top];
+                let mass = samples.class_mass(&resamples);
+                for (idx, mass) in resamples.iter().zip(mass.chunks(s.k())) {
+                    let (fast, full) = (samples.resample(idx, mass), metrics::evaluate(&s.select(idx), &opts).unwrap());
                     let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
                     assert!(close(fast.ece, full.ece), "{mode:?} {t:?}: ece {} vs {}", fast.ece, full.ece);
                     assert!(close(fast.adaece, full.adaece), "{mode:?} {t:?}: adaece");
@@ -230,8 +221,51 @@ mod tests {
                 }
             }
         }
-        // Past the table's limit there is no table: the bootstrap then evaluates each resample in full.
-        assert!(Samples::new(&s, &Options::default(), 10).unwrap().is_none());
+    }
+
+    /// The same past one block of classes (700 classes: blocks of 256, 256 and 188) and for
+    /// float32 logits and for probabilities: the class masses rebuilt block by block are the
+    /// softmax's own values.
+    #[test]
+    fn vocabulary_wide_resamples_equal_full_evaluations() {
+        let (n, k) = (300, 700);
+        let mut logits = Vec::with_capacity(n * k);
+        let labels: Vec<i64> = (0..n).map(|i| ((i * 37) % k) as i64).collect();
+        for (i, &y) in labels.iter().enumerate() {
+            for j in 0..k {
+                let noise = ((i * 131 + j * 71) % 97) as f64 / 24.0;
+                logits.push(noise + if j == y as usize && i % 3 != 0 { 9.0 } else { 0.0 });
+            }
+        }
+        let probs: Vec<f64> = logits
+            .chunks(k)
+            .flat_map(|row| {
+                let sum: f64 = row.iter().map(|z| z.exp()).sum();
+                row.iter().map(move |z| z.exp() / sum).collect::<Vec<_>>()
+            })
+            .collect();
+        let wide = Scores::new(logits.clone(), k, &labels, ScoreKind::Logits).unwrap();
+        let narrow = Scores::new(logits.iter().map(|&v| v as f32).collect(), k, &labels, ScoreKind::Logits).unwrap();
+        let given = Scores::new(probs, k, &labels, ScoreKind::Probs).unwrap();
+        let resamples = [draw(&mut rng(5, 0), n), draw(&mut rng(5, 1), n)];
+        fn check<F: Real>(s: &Scores<F>, opts: &Options, resamples: &[Vec<usize>], what: &str) {
+            let samples = Samples::new(s, opts).unwrap();
+            let mass = samples.class_mass(resamples);
+            for (idx, mass) in resamples.iter().zip(mass.chunks(s.k())) {
+                let (fast, full) = (samples.resample(idx, mass), metrics::evaluate(&s.select(idx), opts).unwrap());
+                let gap = (fast.classwise_ece - full.classwise_ece).abs();
+                assert!(gap < 1e-12, "{what}: classwise {} vs {}", fast.classwise_ece, full.classwise_ece);
+                assert!((fast.ece - full.ece).abs() < 1e-12 && fast.error == full.error, "{what}");
+            }
+        }
+        for mode in [metrics::Mode::Corrected, metrics::Mode::Paper] {
+            for t in [None, Some(1.3)] {
+                let opts = Options::new(15, mode).with_temperature_opt(t);
+                check(&wide, &opts, &resamples, &format!("f64 {mode:?} {t:?}"));
+                check(&narrow, &opts, &resamples, &format!("f32 {mode:?} {t:?}"));
+            }
+            check(&given, &Options::new(15, mode), &resamples, &format!("probabilities {mode:?}"));
+        }
     }
 
     #[test]

@@ -298,15 +298,30 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
 
 /// What a bootstrap resample needs of every sample, computed once (softmax under the
 /// temperature, bins), so a resample costs sums over its drawn rows instead of a new softmax of
-/// the whole matrix. The classwise bins cost one entry per (sample, class).
-pub(crate) struct Samples<F> {
+/// the whole matrix.
+///
+/// Classwise ECE needs, per class and bin, the drawn probabilities' sum and the drawn labels.
+/// The labels take one bin per sample (that of its label's probability). Of a row's
+/// probabilities at most `m − 1` lie above the first bin (they sum to 1), kept as a short list;
+/// the first bin's sum is the class's whole drawn mass less those, and the mass of every class
+/// in every resample of a batch is one matrix product, weights `[resamples, n]` × probabilities
+/// `[n, K]` ([`Samples::class_mass`]). So vocabulary-wide token predictions (K = 8,000) cost
+/// seconds, not a full evaluation per resample.
+pub(crate) struct Samples<'a, F> {
+    scores: &'a Scores<F>,
+    t: Option<F>,
     conf: Vec<F>,
     correct: Vec<bool>,
     ece_bin: Vec<u16>,
     nll: Option<Vec<f64>>,
-    /// Per sample and class (row-major): the class probability's bin and the probability.
-    class_bin: Vec<u16>,
-    class_p: Vec<f64>,
+    /// Per sample: the max of z/T its softmax subtracted (to rebuild its probabilities).
+    max: Vec<F>,
+    /// Per sample: the bin of its label's probability.
+    label_bin: Vec<u16>,
+    /// The (class, bin, probability) entries above the first bin, sample by sample; sample i's
+    /// are `high[high_rows[i]..high_rows[i + 1]]`.
+    high: Vec<(u32, u16, f64)>,
+    high_rows: Vec<usize>,
     labels: Vec<usize>,
     k: usize,
     m: usize,
@@ -315,6 +330,11 @@ pub(crate) struct Samples<F> {
 
 /// "No bin": a value of 0 (or outside [0, 1]) is in no `(lo, hi]` bin.
 const NO_BIN: u16 = u16::MAX;
+
+/// Columns of the probability matrix per task of [`Samples::class_mass`], and rows per matrix
+/// product: fixed, so the sums' order (and so the results) does not depend on the thread count.
+const MASS_COLUMNS: usize = 256;
+const MASS_ROWS: usize = 128;
 
 /// The five metrics the bootstrap intervals cover.
 pub(crate) struct Resampled {
@@ -325,65 +345,147 @@ pub(crate) struct Resampled {
     pub error: f64,
 }
 
-impl<F: Real> Samples<F> {
-    /// Per-sample values of `scores` under `opts` (checked), or None when the classwise entries
-    /// would exceed `limit` (the caller then evaluates each resample in full).
-    pub fn new(scores: &Scores<F>, opts: &Options, limit: usize) -> Result<Option<Self>> {
+impl<'a, F: Real> Samples<'a, F> {
+    /// Per-sample values of `scores` under `opts` (checked).
+    pub fn new(scores: &'a Scores<F>, opts: &Options) -> Result<Self> {
         opts.validate()?;
         scores.check_temperature(opts.temperature)?;
         let (n, k, m) = (scores.n(), scores.k(), opts.bins);
-        if n.saturating_mul(k) > limit || m >= NO_BIN as usize {
-            return Ok(None);
+        if m >= NO_BIN as usize {
+            return Err(Error::Parameter(format!("{m} bins: the bootstrap takes at most {}", NO_BIN - 1)));
         }
         let binning = Binning::<F>::new(m);
         let t = temperature_of::<F>(scores.kind(), opts.temperature);
         let logits = scores.kind() == ScoreKind::Logits;
         let bin = |c: F| binning.bin_of(c).map_or(NO_BIN, |b| b as u16);
-        // The per-class entries straight into their rows of the table; the per-sample ones collected.
-        let (mut class_bin, mut class_p) = (vec![NO_BIN; n * k], vec![0.0f64; n * k]);
-        let per_sample: Vec<(F, bool, u16, f64)> = class_bin
-            .par_chunks_mut(k)
-            .zip(class_p.par_chunks_mut(k))
-            .enumerate()
+        struct Sample<F> {
+            conf: F,
+            correct: bool,
+            ece_bin: u16,
+            nll: f64,
+            max: F,
+            label_bin: u16,
+            high: Vec<(u32, u16, f64)>,
+        }
+        let per_sample: Vec<Sample<F>> = (0..n)
+            .into_par_iter()
             .map_init(
                 || Row::new(k),
-                |row, (i, (bins, ps))| {
+                |row, i| {
                     let y = scores.labels()[i];
                     let st = row.compute(scores.row(i), scores.kind(), t);
-                    for ((b, p), &v) in bins.iter_mut().zip(ps.iter_mut()).zip(&row.p) {
-                        (*b, *p) = (bin(v), v.f64());
+                    let high = (row.p.iter().enumerate())
+                        .filter_map(|(c, &v)| {
+                            let b = bin(v);
+                            (b != NO_BIN && b > 0).then(|| (c as u32, b, v.f64()))
+                        })
+                        .collect();
+                    Sample {
+                        conf: st.conf,
+                        correct: st.pred == y,
+                        ece_bin: bin(st.conf),
+                        nll: if logits { row.nll(&st, y).f64() } else { 0.0 },
+                        max: row.max,
+                        label_bin: bin(row.p[y]),
+                        high,
                     }
-                    let nll = if logits { row.nll(&st, y).f64() } else { 0.0 };
-                    (st.conf, st.pred == y, bin(st.conf), nll)
                 },
             )
             .collect();
-        let out = Samples {
-            conf: per_sample.iter().map(|s| s.0).collect(),
-            correct: per_sample.iter().map(|s| s.1).collect(),
-            ece_bin: per_sample.iter().map(|s| s.2).collect(),
-            nll: logits.then(|| per_sample.iter().map(|s| s.3).collect()),
-            class_bin,
-            class_p,
+        let mut high_rows = Vec::with_capacity(n + 1);
+        high_rows.push(0);
+        for s in &per_sample {
+            high_rows.push(high_rows.last().expect("starts at 0") + s.high.len());
+        }
+        Ok(Samples {
+            scores,
+            t,
+            conf: per_sample.iter().map(|s| s.conf).collect(),
+            correct: per_sample.iter().map(|s| s.correct).collect(),
+            ece_bin: per_sample.iter().map(|s| s.ece_bin).collect(),
+            nll: logits.then(|| per_sample.iter().map(|s| s.nll).collect()),
+            max: per_sample.iter().map(|s| s.max).collect(),
+            label_bin: per_sample.iter().map(|s| s.label_bin).collect(),
+            high: per_sample.into_iter().flat_map(|s| s.high).collect(),
+            high_rows,
             labels: scores.labels().to_vec(),
             k,
             m,
             mode: opts.mode,
-        };
-        Ok(Some(out))
+        })
     }
 
-    /// The metrics of the resample that takes rows `idx` (with repeats), equal to
-    /// [`evaluate`] of `scores.select(idx)` up to the order of floating-point sums.
-    pub fn resample(&self, idx: &[usize]) -> Resampled {
-        let (n, k, m) = (idx.len(), self.k, self.m);
+    /// For each resample (row indices, with repeats), the sum of each class's probability over
+    /// its rows: `[resamples.len() · K]`, resample-major. One matrix product of the resamples'
+    /// row counts and the probabilities, rebuilt `MASS_COLUMNS` classes at a time in parallel.
+    pub fn class_mass(&self, resamples: &[Vec<usize>]) -> Vec<f64> {
+        let (n, k, r) = (self.labels.len(), self.k, resamples.len());
+        let mut weights = vec![0.0f64; r * n];
+        for (w, idx) in weights.chunks_mut(n).zip(resamples) {
+            for &i in idx {
+                w[i] += 1.0;
+            }
+        }
+        let blocks: Vec<(usize, Vec<f64>)> = (0..k.div_ceil(MASS_COLUMNS))
+            .into_par_iter()
+            .map(|block| {
+                let cols = block * MASS_COLUMNS..((block + 1) * MASS_COLUMNS).min(k);
+                let width = cols.len();
+                let (mut part, mut p) = (vec![F::zero(); width], vec![0.0f64; MASS_ROWS * width]);
+                let mut mass = vec![0.0f64; r * width];
+                for rows in (0..n).step_by(MASS_ROWS).map(|a| a..(a + MASS_ROWS).min(n)) {
+                    for (i, dst) in rows.clone().zip(p.chunks_mut(width)) {
+                        let z = self.scores.row(i).sub(cols.clone());
+                        Row::part(z, self.scores.kind(), self.t, self.max[i], self.conf[i], &mut part);
+                        dst.iter_mut().zip(&part).for_each(|(d, &v)| *d = v.f64());
+                    }
+                    // SAFETY: weights is [r, n] (row stride n, the columns `rows` in range), p holds
+                    // rows.len() rows of `width`, mass is [r, width]; none of them overlap.
+                    unsafe {
+                        matrixmultiply::dgemm(
+                            r,
+                            rows.len(),
+                            width,
+                            1.0,
+                            weights.as_ptr().add(rows.start),
+                            n as isize,
+                            1,
+                            p.as_ptr(),
+                            width as isize,
+                            1,
+                            1.0,
+                            mass.as_mut_ptr(),
+                            width as isize,
+                            1,
+                        );
+                    }
+                }
+                (cols.start, mass)
+            })
+            .collect();
+        let mut out = vec![0.0f64; r * k];
+        for (start, mass) in blocks {
+            let width = mass.len() / r.max(1);
+            for (dst, src) in out.chunks_mut(k).zip(mass.chunks(width.max(1))) {
+                dst[start..start + width].copy_from_slice(src);
+            }
+        }
+        out
+    }
+
+    /// The metrics of the resample that takes rows `idx` (with repeats), whose classes' summed
+    /// probabilities are `mass` (from [`Samples::class_mass`]); equal to [`evaluate`] of
+    /// `scores.select(idx)` up to the order of floating-point sums.
+    pub fn resample(&self, idx: &[usize], mass: &[f64]) -> Resampled {
+        let (n, m) = (idx.len(), self.m);
         let mut ece = BinSums::new(m);
         let (mut wrong, mut nll) = (0usize, 0.0);
         let classes = match self.mode {
             Mode::Paper => idx.iter().map(|&i| self.labels[i]).max().map_or(0, |l| l + 1),
-            Mode::Corrected => k,
+            Mode::Corrected => self.k,
         };
-        let mut classwise = vec![BinSums::new(m); classes];
+        // Per (class, bin): the drawn probabilities' sum (the first bin filled in last) and labels.
+        let (mut sums, mut hits) = (vec![0.0f64; classes * m], vec![0.0f64; classes * m]);
         for &i in idx {
             let (c, hit) = (self.conf[i], self.correct[i]);
             wrong += usize::from(!hit);
@@ -393,19 +495,27 @@ impl<F: Real> Samples<F> {
             if let Some(v) = &self.nll {
                 nll += v[i];
             }
-            let y = self.labels[i];
-            for (cls, sums) in classwise.iter_mut().enumerate() {
-                let b = self.class_bin[i * k + cls];
-                if b != NO_BIN {
-                    sums.add(b as usize, self.class_p[i * k + cls], y == cls);
+            if self.label_bin[i] != NO_BIN {
+                hits[self.labels[i] * m + self.label_bin[i] as usize] += 1.0;
+            }
+            for &(cls, b, p) in &self.high[self.high_rows[i]..self.high_rows[i + 1]] {
+                if (cls as usize) < classes {
+                    sums[cls as usize * m + b as usize] += p;
                 }
             }
         }
+        let per_class: Vec<f64> = (0..classes)
+            .map(|cls| {
+                let (s, h) = (&mut sums[cls * m..(cls + 1) * m], &hits[cls * m..(cls + 1) * m]);
+                s[0] = mass[cls] - s[1..].iter().sum::<f64>();
+                // A bin's (count/n)·|mean p − accuracy| is |Σ p − Σ hits| / n.
+                s.iter().zip(h).map(|(a, b)| (a - b).abs()).sum::<f64>() / n as f64
+            })
+            .collect();
         let picked = SampleConf {
             conf: idx.iter().map(|&i| self.conf[i]).collect(),
             correct: idx.iter().map(|&i| self.correct[i]).collect(),
         };
-        let per_class: Vec<f64> = classwise.iter().map(|s| s.ece(n)).collect();
         Resampled {
             ece: ece.ece(n),
             adaece: adaptive(&picked, m, self.mode).value,

@@ -87,11 +87,31 @@ pub(crate) struct RowStats<F> {
 pub(crate) struct Row<F> {
     pub shifted: Vec<F>,
     pub p: Vec<F>,
+    /// The max of z/T subtracted last (logits).
+    pub max: F,
 }
 
 impl<F: Real> Row<F> {
     pub fn new(k: usize) -> Self {
-        Self { shifted: vec![F::zero(); k], p: vec![F::zero(); k] }
+        Self { shifted: vec![F::zero(); k], p: vec![F::zero(); k], max: F::zero() }
+    }
+
+    /// The probabilities of a part `z` of a row whose [`Row::compute`] found the max `max` and
+    /// the confidence `conf` (= 1/Σ for logits), into `out`: the same operations element by
+    /// element, so the same values, without the rest of the row.
+    #[inline(always)]
+    pub fn part(z: Slice, kind: ScoreKind, t: Option<F>, max: F, conf: F, out: &mut [F]) {
+        F::load(z, out);
+        if kind == ScoreKind::Probs {
+            return;
+        }
+        for v in out.iter_mut() {
+            let s = match t {
+                Some(t) => *v / t,
+                None => *v,
+            };
+            *v = (s - max).exp_nonpos() * conf;
+        }
     }
 
     /// Softmax of `z / t` (or `z` itself for probabilities) in precision `F`, whatever `z`'s,
@@ -154,6 +174,7 @@ impl<F: Real> Row<F> {
             self.shifted.iter_mut().for_each(|s| *s = *s / t);
         }
         let max = lane_max(&self.shifted);
+        self.max = max;
         self.shifted.iter_mut().for_each(|s| *s = *s - max);
         self.p.iter_mut().zip(&self.shifted).for_each(|(p, &s)| *p = s.exp_nonpos());
         lane_sum(&self.p)
