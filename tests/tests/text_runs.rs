@@ -51,7 +51,27 @@ fn tree_lstm_learns_sst_and_reports_at_the_root() {
     let mut all = args.to_vec();
     all.extend(["--out", avg.to_str().unwrap()]);
     ok(&all);
-    ok(&["eval", "--run", o, "--checkpoint", avg.to_str().unwrap(), "--bootstrap", "10"]);
+    // Evaluated into another folder (--out), which leaves the run's own evaluation as it was.
+    let (kept, elsewhere) = (std::fs::read(out.join("report.json")).unwrap(), tmp.path().join("avg-eval"));
+    let kept_logits = std::fs::read(out.join("predictions/test_logits.npy")).unwrap();
+    let e = ok(&[
+        "eval",
+        "--run",
+        o,
+        "--checkpoint",
+        avg.to_str().unwrap(),
+        "--bootstrap",
+        "10",
+        "--out",
+        elsewhere.to_str().unwrap(),
+    ]);
+    assert_eq!(e["checkpoint"], avg.to_str().unwrap());
+    assert_eq!(rows(&elsewhere.join("predictions/test_logits.npy")), 1821);
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(elsewhere.join("report.json")).unwrap()).unwrap();
+    assert_eq!(written["checkpoint"], avg.to_str().unwrap());
+    assert_eq!(std::fs::read(out.join("report.json")).unwrap(), kept);
+    assert_eq!(std::fs::read(out.join("predictions/test_logits.npy")).unwrap(), kept_logits);
 
     // A vocabulary that no longer fits the checkpoint: one line naming both, nothing written.
     std::fs::remove_dir_all(out.join("predictions")).unwrap();

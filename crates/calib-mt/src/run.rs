@@ -99,10 +99,10 @@ pub fn load(
 }
 
 /// Token-level predictions of a run (one row per teacher-forced target token, padding dropped)
-/// on its validation and test sets, streamed to `run/predictions/`; returns that folder.
-pub fn predict(run: &Path, checkpoint_file: &Path, device: tch::Device) -> Result<PathBuf> {
+/// on its validation and test sets, streamed to `out/predictions/`; returns that folder.
+pub fn predict(run: &Path, checkpoint_file: &Path, out: &Path, device: tch::Device) -> Result<PathBuf> {
     let loaded = load(run, checkpoint_file, None, device, |recipe, vocab| recipe.eval_splits(vocab))?;
-    let dir = run.join("predictions");
+    let dir = out.join("predictions");
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::File { path: dir.clone(), problem: format!("cannot create: {e}") })?;
     for split in ["val", "test"] {

@@ -96,9 +96,9 @@ pub fn train_trees(
     fit_task(&task, &words, recipe, &recipe.train, out, fit, resume)
 }
 
-/// Streams `task`'s validation and test predictions to `run/predictions/`.
-fn write_predictions<T: Task>(task: &T, run: &Path) -> Result<PathBuf> {
-    let dir = run.join("predictions");
+/// Streams `task`'s validation and test predictions to `out/predictions/`.
+fn write_predictions<T: Task>(task: &T, out: &Path) -> Result<PathBuf> {
+    let dir = out.join("predictions");
     create_dir(&dir)?;
     for split in ["val", "test"] {
         if task.data().has_split(split) {
@@ -119,9 +119,10 @@ fn embedding_dim(saved: &std::collections::HashMap<String, tch::Tensor>) -> i64 
     saved["embedding"].size()[1]
 }
 
-/// Loads a 20 Newsgroups run with `checkpoint_file` and writes its predictions; returns the
-/// folder. Nothing is written when the vocabulary and checkpoint disagree.
-pub fn predict_docs(run: &Path, checkpoint_file: &Path, device: tch::Device) -> Result<PathBuf> {
+/// Loads a 20 Newsgroups run with `checkpoint_file` and writes its predictions to
+/// `out/predictions/`; returns that folder. Nothing is written when the vocabulary and checkpoint
+/// disagree.
+pub fn predict_docs(run: &Path, checkpoint_file: &Path, out: &Path, device: tch::Device) -> Result<PathBuf> {
     let recipe = DocRecipe::load(&run.join("config.toml"), &[])?;
     let words = load_vocab(run)?;
     let rows = words.len() + 2;
@@ -131,11 +132,12 @@ pub fn predict_docs(run: &Path, checkpoint_file: &Path, device: tch::Device) -> 
     let placeholder = tch::Tensor::zeros([rows as i64, config.dim], (tch::Kind::Float, tch::Device::Cpu));
     let task = DocTask::new(&config, &placeholder, DocData::new(corpus.splits, recipe.train.batch_size), device);
     trainer::load_weights(task.var_store(), &saved, checkpoint_file)?;
-    write_predictions(&task, run)
+    write_predictions(&task, out)
 }
 
-/// Loads an SST run with `checkpoint_file` and writes its root-level predictions.
-pub fn predict_trees(run: &Path, checkpoint_file: &Path, device: tch::Device) -> Result<PathBuf> {
+/// Loads an SST run with `checkpoint_file` and writes its root-level predictions to
+/// `out/predictions/`; returns that folder.
+pub fn predict_trees(run: &Path, checkpoint_file: &Path, out: &Path, device: tch::Device) -> Result<PathBuf> {
     let recipe = TreeRecipe::load(&run.join("config.toml"), &[])?;
     let words = load_vocab(run)?;
     let rows = words.len() + 1;
@@ -146,5 +148,5 @@ pub fn predict_trees(run: &Path, checkpoint_file: &Path, device: tch::Device) ->
     let data = TreeData::new(corpus.splits, corpus.vocab, recipe.data.lowercase, recipe.train.batch_size)?;
     let task = TreeTask::new(&config, &placeholder, data, device);
     trainer::load_weights(task.var_store(), &saved, checkpoint_file)?;
-    write_predictions(&task, run)
+    write_predictions(&task, out)
 }

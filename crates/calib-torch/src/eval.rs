@@ -13,14 +13,15 @@ use calib_train::run::EpochLog;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-fn report_of(run: &Path, pred: &Path, bootstrap: usize) -> Result<CalibrationReport> {
-    let opts = report::Options::new(vec![pred.to_path_buf()], run).with_bootstrap(bootstrap);
+/// The calibration report of the predictions in `pred`, written to `out`.
+fn report_of(out: &Path, pred: &Path, bootstrap: usize) -> Result<CalibrationReport> {
+    let opts = report::Options::new(vec![pred.to_path_buf()], out).with_bootstrap(bootstrap);
     Ok(report::build(&opts, &Bars::default())?)
 }
 
 /// The gradient-norm histograms a run probed (`train.probe_grad_norms`), at up to four epochs
-/// from first to last, as `plots/grad-norms.svg`; None when it probed none.
-fn grad_norm_plot(run: &Path, log: &[EpochLog]) -> Result<Option<PathBuf>> {
+/// from first to last, as `out/plots/grad-norms.svg`; None when it probed none.
+fn grad_norm_plot(run: &Path, out: &Path, log: &[EpochLog]) -> Result<Option<PathBuf>> {
     let probed: Vec<_> = log.iter().filter_map(|e| e.grad_norms.clone().map(|g| (e.epoch, g))).collect();
     if probed.is_empty() {
         return Ok(None);
@@ -38,8 +39,8 @@ fn grad_norm_plot(run: &Path, log: &[EpochLog]) -> Result<Option<PathBuf>> {
     let config = calib_train::recipe::load(&run.join("config.toml"), &[])?;
     let loss = config.get("train").and_then(|t| t.get("loss")).and_then(|l| l.as_str()).unwrap_or("?");
     let title = format!("Per-sample gradient norms, {loss}");
-    let path = run.join("plots/grad-norms.svg");
-    std::fs::create_dir_all(run.join("plots")).with_context(|| format!("{}: cannot create plots/", run.display()))?;
+    let path = out.join("plots/grad-norms.svg");
+    std::fs::create_dir_all(out.join("plots")).with_context(|| format!("{}: cannot create plots/", out.display()))?;
     calib_report::plot::save(&path, &calib_report::plot::grad_norm_histograms(&series, &title)?)?;
     Ok(Some(path))
 }
@@ -52,24 +53,25 @@ pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
     let log = calib_train::run::read_log(run)?;
     let device = device::select(crate::args::device(a.device))?;
     let checkpoint = a.weights.file();
+    let out = a.out.as_deref().unwrap_or(run);
     if kind != Kind::Image {
         anyhow::ensure!(a.ood.is_empty(), "--ood applies to image runs; {} is not one", run.display());
     }
     // An image run's predictions also name its OOD sets, scored after the report.
     let (pred, image) = match kind {
-        Kind::Translation => (calib_mt::run::predict(run, &checkpoint, device)?, None),
-        Kind::Text => (calib_text::run::predict_docs(run, &checkpoint, device)?, None),
-        Kind::Tree => (calib_text::run::predict_trees(run, &checkpoint, device)?, None),
+        Kind::Translation => (calib_mt::run::predict(run, &checkpoint, out, device)?, None),
+        Kind::Text => (calib_text::run::predict_docs(run, &checkpoint, out, device)?, None),
+        Kind::Tree => (calib_text::run::predict_trees(run, &checkpoint, out, device)?, None),
         Kind::Image => {
-            let p = calib_vision::run::predict(run, &checkpoint, &ood_sets(a)?, device)?;
+            let p = calib_vision::run::predict(run, &checkpoint, &ood_sets(a)?, out, device)?;
             (p.dir.clone(), Some(p))
         }
     };
-    let report = report_of(run, &pred, a.bootstrap)?;
+    let report = report_of(out, &pred, a.bootstrap)?;
     let (mut json, mut table) = (report.to_json()?, report.terminal_text());
     // Which weights were evaluated: the paper's tables name it (the official scripts evaluate the last epoch).
     json["checkpoint"] = json!(a.weights.checkpoint);
-    if let Some(plot) = grad_norm_plot(run, &log)? {
+    if let Some(plot) = grad_norm_plot(run, out, &log)? {
         table.push_str(&format!("\ngradient norms of the last layer: {}", plot.display()));
     }
     if let Some(pred) = image.filter(|p| !p.ood.is_empty()) {
@@ -86,7 +88,7 @@ pub fn evaluate(a: &Args) -> Result<(serde_json::Value, String)> {
         }
         json["ood"] = serde_json::Value::Object(results);
     }
-    calib::atomic::write(&run.join("report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    calib::atomic::write(&out.join("report.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
     Ok((json, table))
 }
 

@@ -47,7 +47,7 @@ pub fn run(a: &Args, format: Format) -> Result<()> {
         }
         let mut bars = EpochBars::new(a.quiet);
         calib_vision::run::train(&recipe, &run, device, Fit::new().observer(&mut bars))?;
-        runs.push(calib_vision::run::predict(&run, &run.join("best.safetensors"), &[], device)?.dir);
+        runs.push(calib_vision::run::predict(&run, &run.join("best.safetensors"), &[], &run, device)?.dir);
     }
     let r = report::build(&report::Options::new(runs, &a.out).with_bootstrap(a.bootstrap), &Bars::default())?;
     emit(format, &r.to_json()?, || r.terminal_text())

@@ -46,11 +46,12 @@ pub struct Predictions {
 }
 
 /// Loads the run's `checkpoint` (a file) and streams its val, test and OOD predictions to
-/// `run/predictions/`. `ood` are `(name, path)` pairs (see [`Recipe::read_ood`]).
+/// `out/predictions/`. `ood` are `(name, path)` pairs (see [`Recipe::read_ood`]).
 pub fn predict(
     run: &Path,
     checkpoint_file: &Path,
     ood: &[(String, PathBuf)],
+    out: &Path,
     device: tch::Device,
 ) -> Result<Predictions> {
     let recipe = Recipe::load(&run.join("config.toml"), &[])?;
@@ -65,7 +66,7 @@ pub fn predict(
     let task = ImageTask::new(splits, recipe.arch()?, recipe.train.batch_size, recipe.normalization()?, false, device)?
         .channels_last(recipe.model.channels_last);
     trainer::load_weights(task.var_store(), &checkpoint::load_tensors(checkpoint_file)?, checkpoint_file)?;
-    let dir = run.join("predictions");
+    let dir = out.join("predictions");
     create_dir(&dir)?;
     let names: Vec<String> = ood.iter().map(|(n, _)| n.clone()).collect();
     for split in ["val".to_string(), "test".to_string()].into_iter().chain(names.iter().map(|n| format!("ood-{n}"))) {

@@ -15,4 +15,9 @@ pub struct Args {
     pub bootstrap: usize,
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     pub device: DeviceArg,
+    /// Where predictions/, plots/, report.json and report.md go. The default, the run folder, is
+    /// where `calib report RUNS` reads them; another folder keeps that evaluation, e.g. when
+    /// evaluating a second checkpoint of the run.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
 }
