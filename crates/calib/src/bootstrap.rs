@@ -204,9 +204,11 @@ mod tests {
     #[test]
     fn per_sample_resamples_equal_full_evaluations() {
         let s = scores();
-        for mode in [metrics::Mode::Corrected, metrics::Mode::Paper] {
+        for (mode, bins) in
+            [(metrics::Mode::Corrected, 15), (metrics::Mode::Paper, 15), (metrics::Mode::Corrected, 70_000)]
+        {
             for t in [None, Some(1.7)] {
-                let opts = Options::new(15, mode).with_temperature_opt(t);
+                let opts = Options::new(bins, mode).with_temperature_opt(t);
                 let samples = Samples::new(&s, &opts).unwrap();
                 let no_top: Vec<usize> = (0..s.n()).filter(|i| s.labels()[*i] != 4).collect();
                 let resamples = [draw(&mut rng(3, 0), s.n()), draw(&mut rng(3, 1), s.n()), no_top];
@@ -223,12 +225,8 @@ mod tests {
         }
     }
 
-    /// The same past one block of classes (700 classes: blocks of 256, 256 and 188) and for
-    /// float32 logits and for probabilities: the class masses rebuilt block by block are the
-    /// softmax's own values.
-    #[test]
-    fn vocabulary_wide_resamples_equal_full_evaluations() {
-        let (n, k) = (300, 700);
+    /// Logits of `n` rows over `k` classes, the label raised in two rows of three.
+    fn wide_logits(n: usize, k: usize) -> (Vec<f64>, Vec<i64>) {
         let mut logits = Vec::with_capacity(n * k);
         let labels: Vec<i64> = (0..n).map(|i| ((i * 37) % k) as i64).collect();
         for (i, &y) in labels.iter().enumerate() {
@@ -237,6 +235,16 @@ mod tests {
                 logits.push(noise + if j == y as usize && i % 3 != 0 { 9.0 } else { 0.0 });
             }
         }
+        (logits, labels)
+    }
+
+    /// The same past one block of classes (700 classes: blocks of 256, 256 and 188) and for
+    /// float32 logits and for probabilities: the class masses rebuilt block by block are the
+    /// softmax's own values.
+    #[test]
+    fn vocabulary_wide_resamples_equal_full_evaluations() {
+        let (n, k) = (300, 700);
+        let (logits, labels) = wide_logits(n, k);
         let probs: Vec<f64> = logits
             .chunks(k)
             .flat_map(|row| {
@@ -291,5 +299,11 @@ mod tests {
             assert!(i.lower <= i.upper && i.lower < i.estimate + 0.05 && i.upper > i.estimate - 0.05, "{i:?}");
         }
         assert!(metrics(&s, &opts, &Settings { resamples: 1, ..settings }).is_err());
+        // Past one batch of resamples and one block of classes as well.
+        let (logits, labels) = wide_logits(300, 600);
+        let wide = Scores::new(logits, 600, &labels, ScoreKind::Logits).unwrap();
+        let settings = Settings { resamples: 300, level: 0.9, seed: 7 };
+        let many = metrics(&wide, &opts, &settings).unwrap();
+        assert_eq!(many, one.install(|| metrics(&wide, &opts, &settings)).unwrap());
     }
 }

@@ -312,15 +312,15 @@ pub(crate) struct Samples<'a, F> {
     t: Option<F>,
     conf: Vec<F>,
     correct: Vec<bool>,
-    ece_bin: Vec<u16>,
+    ece_bin: Vec<u32>,
     nll: Option<Vec<f64>>,
     /// Per sample: the max of z/T its softmax subtracted (to rebuild its probabilities).
     max: Vec<F>,
     /// Per sample: the bin of its label's probability.
-    label_bin: Vec<u16>,
+    label_bin: Vec<u32>,
     /// The (class, bin, probability) entries above the first bin, sample by sample; sample i's
     /// are `high[high_rows[i]..high_rows[i + 1]]`.
-    high: Vec<(u32, u16, f64)>,
+    high: Vec<(u32, u32, f64)>,
     high_rows: Vec<usize>,
     labels: Vec<usize>,
     k: usize,
@@ -329,7 +329,7 @@ pub(crate) struct Samples<'a, F> {
 }
 
 /// "No bin": a value of 0 (or outside [0, 1]) is in no `(lo, hi]` bin.
-const NO_BIN: u16 = u16::MAX;
+const NO_BIN: u32 = u32::MAX;
 
 /// Columns of the probability matrix per task of [`Samples::class_mass`], and rows per matrix
 /// product: fixed, so the sums' order (and so the results) does not depend on the thread count.
@@ -351,21 +351,18 @@ impl<'a, F: Real> Samples<'a, F> {
         opts.validate()?;
         scores.check_temperature(opts.temperature)?;
         let (n, k, m) = (scores.n(), scores.k(), opts.bins);
-        if m >= NO_BIN as usize {
-            return Err(Error::Parameter(format!("{m} bins: the bootstrap takes at most {}", NO_BIN - 1)));
-        }
         let binning = Binning::<F>::new(m);
         let t = temperature_of::<F>(scores.kind(), opts.temperature);
         let logits = scores.kind() == ScoreKind::Logits;
-        let bin = |c: F| binning.bin_of(c).map_or(NO_BIN, |b| b as u16);
+        let bin = |c: F| binning.bin_of(c).map_or(NO_BIN, |b| b as u32);
         struct Sample<F> {
             conf: F,
             correct: bool,
-            ece_bin: u16,
+            ece_bin: u32,
             nll: f64,
             max: F,
-            label_bin: u16,
-            high: Vec<(u32, u16, f64)>,
+            label_bin: u32,
+            high: Vec<(u32, u32, f64)>,
         }
         let per_sample: Vec<Sample<F>> = (0..n)
             .into_par_iter()

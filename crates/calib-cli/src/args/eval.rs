@@ -17,7 +17,7 @@ pub struct Args {
     pub device: DeviceArg,
     /// Where predictions/, plots/, report.json and report.md go. The default, the run folder, is
     /// where `calib report RUNS` reads them; another folder keeps that evaluation, e.g. when
-    /// evaluating a second checkpoint of the run.
+    /// evaluating a second checkpoint of the run (the report then names the model after DIR).
     #[arg(long, value_name = "DIR")]
     pub out: Option<std::path::PathBuf>,
 }
