@@ -81,3 +81,29 @@ fn bad_input() {
     let e = Vocab::load(&path).err().expect("no <s>").to_string();
     assert!(e.contains("nospecials.json") && e.contains("no <s> token"), "{e}");
 }
+
+/// A rank's evaluation batches of the real validation pairs are every world-th of the whole
+/// split's token batches, the last one included.
+#[cfg(feature = "model")]
+#[test]
+fn evaluation_shards_take_every_world_th_token_batch() {
+    use calib_mt::decode::Specials;
+    use calib_mt::task::TranslationData;
+    use calib_train::task::{Data, Shard};
+    use std::collections::HashMap;
+
+    let dir = tempfile::tempdir().unwrap();
+    let v = vocab(dir.path());
+    let read = |s: &str, t: &str| data::read(&data(s), &data(t), &v, read_opts().with_limit(Some(300))).unwrap();
+    let splits = HashMap::from([("val".to_string(), read("val.en.gz", "val.de.gz"))]);
+    let d = TranslationData::new(read("train.en.gz", "train.de.gz"), splits, 512, Specials::from(&v)).unwrap();
+    let targets = |shard| -> Vec<Vec<i64>> {
+        d.eval_batches("val", shard).unwrap().map(|b| Vec::<i64>::try_from(b.targets).unwrap()).collect()
+    };
+    let whole = targets(Shard::WHOLE);
+    assert!(whole.len() >= 7, "{} batches", whole.len());
+    for rank in 0..3 {
+        let want: Vec<Vec<i64>> = whole.iter().skip(rank).step_by(3).cloned().collect();
+        assert_eq!(targets(Shard::new(rank, 3).unwrap()), want, "rank {rank}");
+    }
+}
