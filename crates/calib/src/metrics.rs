@@ -423,7 +423,7 @@ impl<'a, F: Real> Samples<'a, F> {
                 w[i] += 1.0;
             }
         }
-        let blocks: Vec<(usize, Vec<f64>)> = (0..k.div_ceil(MASS_COLUMNS))
+        let blocks: Vec<(std::ops::Range<usize>, Vec<f64>)> = (0..k.div_ceil(MASS_COLUMNS))
             .into_par_iter()
             .map(|block| {
                 let cols = block * MASS_COLUMNS..((block + 1) * MASS_COLUMNS).min(k);
@@ -457,14 +457,13 @@ impl<'a, F: Real> Samples<'a, F> {
                         );
                     }
                 }
-                (cols.start, mass)
+                (cols, mass)
             })
             .collect();
         let mut out = vec![0.0f64; r * k];
-        for (start, mass) in blocks {
-            let width = mass.len() / r.max(1);
-            for (dst, src) in out.chunks_mut(k).zip(mass.chunks(width.max(1))) {
-                dst[start..start + width].copy_from_slice(src);
+        for (cols, mass) in blocks {
+            for (dst, src) in out.chunks_mut(k).zip(mass.chunks(cols.len())) {
+                dst[cols.clone()].copy_from_slice(src);
             }
         }
         out
