@@ -605,12 +605,13 @@ fn write_figures(runs: &[RunCell], dir: &Path) -> Result<Vec<PathBuf>, PaperErro
             })
             .collect();
         save(format!("figure4-ece-{}.svg", slug(&row)), plot::ci_bars(&bars, &format!("Test ECE, {row}"), "ECE (%)")?)?;
-        let panels: [(&str, Pick); 5] = [
-            ("NLL", |p| p.nll),
-            ("ECE (%)", |p| p.ece.map(|v| 100.0 * v)),
-            ("entropy of correct samples", |p| p.entropy_correct),
-            ("entropy of wrong samples", |p| p.entropy_wrong),
-            ("last-layer weight norm", |p| p.weight_norm),
+        // (name, whether the value belongs to a split, how to read it)
+        let panels: [(&str, bool, Pick); 5] = [
+            ("NLL", true, |p| p.nll),
+            ("ECE (%)", true, |p| p.ece.map(|v| 100.0 * v)),
+            ("entropy of correct samples", true, |p| p.entropy_correct),
+            ("entropy of wrong samples", true, |p| p.entropy_wrong),
+            ("last-layer weight norm", false, |p| p.weight_norm),
         ];
         let probed: Vec<(String, Vec<f64>, Vec<u64>)> = ordered
             .iter()
@@ -646,17 +647,34 @@ fn write_figures(runs: &[RunCell], dir: &Path) -> Result<Vec<PathBuf>, PaperErro
             let svg = plot::bleu_ece_vs_temperature(&t, &bleu, &ece, s.chosen, &title)?;
             save(format!("figureK1-{}-{}.svg", slug(&row), slug(&r.loss)), svg)?;
         }
-        for (i, (name, pick)) in panels.iter().enumerate() {
+        // A run that probed the test split is drawn from its test epochs, one that did not from its
+        // validation epochs; where a row has both kinds, the legend marks the validation curves so
+        // that no validation figure passes for a test one.
+        let probed_test = |r: &RunCell| r.epochs.iter().any(|p| p.test);
+        let any_test = ordered.iter().any(|r| probed_test(r));
+        let all_test = ordered.iter().all(|r| probed_test(r));
+        for (i, (name, per_split, pick)) in panels.iter().enumerate() {
             let series: Vec<(String, Vec<(f64, f64)>)> = ordered
                 .iter()
                 .map(|r| {
-                    (r.loss.clone(), r.epochs.iter().filter_map(|p| pick(p).map(|v| (p.epoch as f64, v))).collect())
+                    let test = probed_test(r);
+                    let label = if *per_split && any_test && !test {
+                        format!("{} (validation)", r.loss)
+                    } else {
+                        r.loss.clone()
+                    };
+                    let points = r.epochs.iter().filter(|p| !per_split || p.test == test);
+                    (label, points.filter_map(|p| pick(p).map(|v| (p.epoch as f64, v))).collect())
                 })
                 .filter(|(_, pts): &(String, Vec<(f64, f64)>)| !pts.is_empty())
                 .collect();
             if !series.is_empty() {
-                let split = if ordered.iter().any(|r| r.epochs.iter().any(|p| p.test)) { "test" } else { "validation" };
-                let title = format!("{row}: {split} {name} by epoch");
+                let title = match (per_split, any_test, all_test) {
+                    (false, _, _) => format!("{row}: {name} by epoch"),
+                    (true, true, true) => format!("{row}: test {name} by epoch"),
+                    (true, true, false) => format!("{row}: test {name} by epoch (validation where marked)"),
+                    (true, false, _) => format!("{row}: validation {name} by epoch"),
+                };
                 save(format!("figure1-{}-{}.svg", i + 1, slug(&row)), plot::curves(&series, &title, "epoch", name)?)?;
             }
         }
@@ -785,6 +803,25 @@ mod tests {
         assert_eq!((o.roc[0], *o.roc.last().unwrap()), ((0.0, 0.0), (1.0, 1.0)));
         let area: f64 = o.roc.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum();
         assert!((area - o.before).abs() < 1e-9, "{area} vs {}", o.before);
+    }
+
+    #[test]
+    fn a_row_of_probed_and_unprobed_runs_marks_its_validation_curves() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join("runs");
+        write_run(&runs.join("ce"), "cifar10", "ce", 4.0, true);
+        write_run(&runs.join("brier"), "cifar10", "brier", 2.0, false);
+        let out = dir.path().join("out");
+        build(&Options::new(vec![runs], &out).with_bootstrap(20), &()).unwrap();
+        let figure =
+            |i: usize| std::fs::read_to_string(out.join(format!("figures/figure1-{i}-cifar10---resnet50.svg")));
+        let ece = figure(2).unwrap();
+        assert!(ece.contains("test ECE (%) by epoch (validation where marked)"), "{ece}");
+        assert!(ece.contains("Brier (validation)") && !ece.contains("CE (validation)"), "{ece}");
+        // The weight norm belongs to no split: neither marked nor named for one.
+        let norm = figure(5).unwrap();
+        assert!(norm.contains("cifar10 / resnet50: last-layer weight norm by epoch"), "{norm}");
+        assert!(!norm.contains("(validation)"), "{norm}");
     }
 
     #[test]
