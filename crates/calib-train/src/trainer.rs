@@ -286,6 +286,26 @@ impl<'a> Fit<'a> {
     }
 }
 
+/// A resume under another recipe (`--resume --set …`) would lose the recipe that trained the
+/// epochs so far, which `metrics.jsonl` alone cannot tell (a learning rate, a loss changed midway):
+/// it is kept as `config-to-epoch-N.toml` beside the new `config.toml`, N the last epoch it
+/// trained, as fairseq keeps each checkpoint's arguments.
+fn keep_replaced_config(run: &Path, epochs_done: usize, text: &str) -> Result<()> {
+    let path = run.join("config.toml");
+    if epochs_done == 0 {
+        return Ok(());
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(old) if old != text => {
+            calib::atomic::write(&run.join(format!("config-to-epoch-{epochs_done}.toml")), old.as_bytes())?;
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(file(&path, format!("cannot read: {e}"))),
+    }
+}
+
 /// How [`fit`] starts: resumed or fresh, and the `config.toml` text to keep.
 struct Start<'a> {
     resume: bool,
@@ -431,6 +451,7 @@ fn fit<T: Task>(
         std::fs::remove_file(&log_file).map_err(|e| file(&log_file, format!("cannot remove: {e}")))?;
     }
     if let (true, Some(text)) = (rank0, start.config) {
+        keep_replaced_config(run, state.epochs_done, text)?;
         calib::atomic::write(&run.join("config.toml"), text.as_bytes())?;
     }
     let group = collective.communicates();
@@ -1024,6 +1045,29 @@ mod tests {
             assert!(paths[0].join("last.safetensors").exists() && paths[0].join("metrics.jsonl").exists());
             assert_eq!(std::fs::read_dir(&paths[1]).unwrap().count(), 0, "rank 1 wrote files");
         }
+    }
+
+    /// A resume under a changed recipe keeps the one that trained the epochs so far; a resume
+    /// under the same recipe, or a fresh start, keeps nothing extra.
+    #[test]
+    fn a_resume_under_another_recipe_keeps_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+        let kept = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.starts_with("config"))
+                .collect();
+            names.sort();
+            names
+        };
+        Fit::new().config("lr = 1".into()).run(&Linear::new(4), &config(1, 1, 0), dir.path()).unwrap();
+        Fit::new().resume(true).config("lr = 1".into()).run(&Linear::new(4), &config(1, 2, 0), dir.path()).unwrap();
+        assert_eq!(kept(), ["config.toml"]);
+        Fit::new().resume(true).config("lr = 2".into()).run(&Linear::new(4), &config(1, 3, 0), dir.path()).unwrap();
+        assert_eq!(kept(), ["config-to-epoch-2.toml", "config.toml"]);
+        assert_eq!((read("config-to-epoch-2.toml"), read("config.toml")), ("lr = 1".into(), "lr = 2".into()));
     }
 
     /// A resume that fails (a model the checkpoint does not fit) leaves `config.toml` and the log
