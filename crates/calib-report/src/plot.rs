@@ -303,10 +303,35 @@ pub fn curves(series: &[(String, Vec<(f64, f64)>)], title: &str, x_desc: &str, y
         for (i, (label, points)) in series.iter().enumerate() {
             labelled_line(&mut chart, points.clone(), Palette99::pick(i).to_rgba(), label.clone(), title)?;
         }
-        legend(&mut chart, SeriesLabelPosition::UpperRight, title)?;
+        let all: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+        legend(&mut chart, emptiest_corner(&all, (x0, x1), (y0, y1)), title)?;
         root.present().map_err(&err)?;
     }
     Ok(svg)
+}
+
+/// The corner of the plot that the fewest points fall in, for the legend: training curves end
+/// high or low depending on the metric (a rising NLL, a falling error), and a legend in a fixed
+/// corner hides their ends, the part a reader looks at. Ties keep the upper right.
+fn emptiest_corner(points: &[(f64, f64)], (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> SeriesLabelPosition {
+    // The legend's share of the plot's width and height, about what four labels take.
+    let (w, h) = (0.4, 0.35);
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let inside = |&(_, right, upper): &(SeriesLabelPosition, bool, bool)| {
+        points
+            .iter()
+            .filter(|&&(x, y)| {
+                let (fx, fy) = ((x - x0) / (x1 - x0), (y - y0) / (y1 - y0));
+                (if right { fx >= 1.0 - w } else { fx <= w }) && (if upper { fy >= 1.0 - h } else { fy <= h })
+            })
+            .count()
+    };
+    corners.into_iter().min_by_key(inside).map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }
 
 /// Writes an SVG atomically.
@@ -360,6 +385,19 @@ pub fn save_with_png(path: &Path, svg: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_legend_goes_where_the_curves_are_not() {
+        let line =
+            |f: fn(f64) -> f64| -> Vec<(f64, f64)> { (0..=10).map(|i| (f64::from(i), f(f64::from(i)))).collect() };
+        let corner = |points: &[(f64, f64)]| emptiest_corner(points, (0.0, 10.0), (0.0, 10.0));
+        // A rising NLL fills the upper right; a falling error the upper left; a flat line at the top
+        // both upper corners; no points ties everywhere and keeps the upper right.
+        assert!(matches!(corner(&line(|x| x)), SeriesLabelPosition::UpperLeft));
+        assert!(matches!(corner(&line(|x| 10.0 - x)), SeriesLabelPosition::UpperRight));
+        assert!(matches!(corner(&line(|_| 9.5)), SeriesLabelPosition::LowerRight));
+        assert!(matches!(corner(&[]), SeriesLabelPosition::UpperRight));
+    }
 
     #[test]
     fn gradient_norm_histograms_label_every_series() {
