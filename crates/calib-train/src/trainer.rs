@@ -289,15 +289,16 @@ impl<'a> Fit<'a> {
 /// A resume under another recipe (`--resume --set …`) would lose the recipe that trained the
 /// epochs so far, which `metrics.jsonl` alone cannot tell (a learning rate, a loss changed midway):
 /// it is kept as `config-to-epoch-N.toml` beside the new `config.toml`, N the last epoch it
-/// trained, as fairseq keeps each checkpoint's arguments.
+/// trained, as fairseq keeps each checkpoint's arguments. A second change before another epoch
+/// ends keeps the first file: the recipe in between trained nothing.
 fn keep_replaced_config(run: &Path, epochs_done: usize, text: &str) -> Result<()> {
-    let path = run.join("config.toml");
-    if epochs_done == 0 {
+    let (path, kept) = (run.join("config.toml"), run.join(format!("config-to-epoch-{epochs_done}.toml")));
+    if epochs_done == 0 || kept.exists() {
         return Ok(());
     }
     match std::fs::read_to_string(&path) {
         Ok(old) if old != text => {
-            calib::atomic::write(&run.join(format!("config-to-epoch-{epochs_done}.toml")), old.as_bytes())?;
+            calib::atomic::write(&kept, old.as_bytes())?;
             Ok(())
         }
         Ok(_) => Ok(()),
@@ -1068,6 +1069,16 @@ mod tests {
         Fit::new().resume(true).config("lr = 2".into()).run(&Linear::new(4), &config(1, 3, 0), dir.path()).unwrap();
         assert_eq!(kept(), ["config-to-epoch-2.toml", "config.toml"]);
         assert_eq!((read("config-to-epoch-2.toml"), read("config.toml")), ("lr = 1".into(), "lr = 2".into()));
+        // Epoch 3 trained under "lr = 2"; all 3 epochs are done, so the next resumes train nothing.
+        // A change keeps "lr = 2" as epoch 3's recipe, and a second change, with no epoch trained
+        // under the first, leaves that file alone.
+        Fit::new().resume(true).config("lr = 3".into()).run(&Linear::new(4), &config(1, 3, 0), dir.path()).unwrap();
+        Fit::new().resume(true).config("lr = 4".into()).run(&Linear::new(4), &config(1, 3, 0), dir.path()).unwrap();
+        assert_eq!(kept(), ["config-to-epoch-2.toml", "config-to-epoch-3.toml", "config.toml"]);
+        assert_eq!(
+            (read("config-to-epoch-2.toml"), read("config-to-epoch-3.toml"), read("config.toml")),
+            ("lr = 1".into(), "lr = 2".into(), "lr = 4".into())
+        );
     }
 
     /// A resume that fails (a model the checkpoint does not fit) leaves `config.toml` and the log
