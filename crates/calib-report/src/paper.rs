@@ -650,14 +650,13 @@ fn write_figures(runs: &[RunCell], dir: &Path) -> Result<Vec<PathBuf>, PaperErro
         // A run that probed the test split is drawn from its test epochs, one that did not from its
         // validation epochs; where a row has both kinds, the legend marks the validation curves so
         // that no validation figure passes for a test one.
-        let probed_test = |r: &RunCell| r.epochs.iter().any(|p| p.test);
-        let any_test = ordered.iter().any(|r| probed_test(r));
-        let all_test = ordered.iter().all(|r| probed_test(r));
+        let probed_test: Vec<bool> = ordered.iter().map(|r| r.epochs.iter().any(|p| p.test)).collect();
+        let (any_test, all_test) = (probed_test.contains(&true), !probed_test.contains(&false));
         for (i, (name, per_split, pick)) in panels.iter().enumerate() {
             let series: Vec<(String, Vec<(f64, f64)>)> = ordered
                 .iter()
-                .map(|r| {
-                    let test = probed_test(r);
+                .zip(&probed_test)
+                .map(|(r, &test)| {
                     let label = if *per_split && any_test && !test {
                         format!("{} (validation)", r.loss)
                     } else {

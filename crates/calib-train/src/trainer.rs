@@ -297,13 +297,9 @@ fn keep_replaced_config(run: &Path, epochs_done: usize, text: &str) -> Result<()
         return Ok(());
     }
     match std::fs::read_to_string(&path) {
-        Ok(old) if old != text => {
-            calib::atomic::write(&kept, old.as_bytes())?;
-            Ok(())
-        }
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(file(&path, format!("cannot read: {e}"))),
+        Ok(old) if old != text => Ok(calib::atomic::write(&kept, old.as_bytes())?),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(file(&path, format!("cannot read: {e}"))),
+        _ => Ok(()),
     }
 }
 
