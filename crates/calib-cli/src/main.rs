@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         match &cli.command {
             Command::Metrics(a) => cmd::metrics::run(a, cli.format),
             Command::Calibrate(a) => cmd::calibrate::run(a, cli.format),
+            Command::Apply(a) => cmd::calibrate::apply(a, cli.format),
             Command::Ood(a) => cmd::ood::run(a, cli.format),
             Command::Gamma(a) => cmd::gamma::run(a, cli.format),
             Command::Bleu(a) => cmd::bleu::run(a, cli.format),

@@ -226,7 +226,7 @@ mod tests {
         let mut text = src.clone();
         text.extend(tgt.iter().cloned());
         let tok_path = dir.path().join("tok.json");
-        tokenize::save(&tokenize::train(&text, 200, tokenize::Kind::Bpe, false).unwrap(), &tok_path).unwrap();
+        tokenize::save(&tokenize::train(&text, 200, tokenize::Kind::Bpe, false, "test").unwrap(), &tok_path).unwrap();
         let vocab = Vocab::load(&tok_path).unwrap();
         let opts = ReadOptions { max_len: 12, max_ratio: None, limit: None, empty: Empty::Reject };
         let whole = read_chunked(&s, &t, &vocab, opts, 1 << 20).unwrap();

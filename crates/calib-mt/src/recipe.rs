@@ -215,7 +215,12 @@ impl MtRecipe {
                     text.len()
                 ));
                 let kind = self.data.vocab_kind.parse()?;
-                (tokenize::train(&text, self.data.vocab_size, kind, false)?, run.join("tokenizer.json"))
+                let origin = format!(
+                    "{}, {}",
+                    self.path(&self.data.train_src).display(),
+                    self.path(&self.data.train_tgt).display()
+                );
+                (tokenize::train(&text, self.data.vocab_size, kind, false, &origin)?, run.join("tokenizer.json"))
             }
         };
         Ok(Vocab::new(tok, &path)?)

@@ -18,8 +18,8 @@ pub enum Error {
     Kind(String),
     #[error("vocabulary size {0} is too small (at least {min})", min = SPECIALS.len() + 1)]
     Size(usize),
-    #[error("no training text")]
-    Empty,
+    #[error("{origin}: no training text (the input is empty or holds only blank lines)")]
+    Empty { origin: String },
     #[error("{path}: {problem}")]
     File { path: String, problem: String },
     #[error("tokenizer: {0}")]
@@ -56,12 +56,15 @@ fn metaspace() -> Metaspace {
 }
 
 /// Trains a joint vocabulary of `size` entries (specials included) on `sentences`.
-pub fn train(sentences: &[String], size: usize, kind: Kind, progress: bool) -> Result<Tokenizer> {
+///
+/// `origin` names where the sentences came from (the files, joined by ", "), for the error when
+/// they hold no text.
+pub fn train(sentences: &[String], size: usize, kind: Kind, progress: bool, origin: &str) -> Result<Tokenizer> {
     if size <= SPECIALS.len() {
         return Err(Error::Size(size));
     }
     if sentences.iter().all(|s| s.trim().is_empty()) {
-        return Err(Error::Empty);
+        return Err(Error::Empty { origin: origin.into() });
     }
     let specials: Vec<AddedToken> = SPECIALS.iter().map(|s| AddedToken::from(*s, true)).collect();
     let (model, mut trainer): (tokenizers::models::ModelWrapper, TrainerWrapper) = match kind {

@@ -13,7 +13,7 @@ fn data(rel: &str) -> PathBuf {
 
 fn vocab(dir: &Path) -> Vocab {
     let text: Vec<String> = read_lines(&data("train.en.gz"), Empty::Keep).unwrap().into_iter().take(3000).collect();
-    let tok = tokenize::train(&text, 1000, Kind::Bpe, false).unwrap();
+    let tok = tokenize::train(&text, 1000, Kind::Bpe, false, "test").unwrap();
     let path = dir.join("tok.json");
     tokenize::save(&tok, &path).unwrap();
     Vocab::load(&path).unwrap()
@@ -72,7 +72,7 @@ fn bad_input() {
     let e = data::read(&s, &t, &v, ReadOptions::new(1)).unwrap_err().to_string();
     assert!(e.contains("no sentence pairs are left") && e.contains("3 longer than 1 tokens"), "{e}");
     // A vocabulary without the specials translation needs.
-    let plain = tokenize::train(&["ein Hund".to_string()], 30, Kind::Bpe, false).unwrap();
+    let plain = tokenize::train(&["ein Hund".to_string()], 30, Kind::Bpe, false, "test").unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&plain.to_string(false).unwrap()).unwrap();
     json["added_tokens"] = serde_json::json!([]);
     json["model"]["vocab"].as_object_mut().unwrap().remove("<s>");

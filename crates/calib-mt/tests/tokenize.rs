@@ -16,7 +16,7 @@ fn bpe_and_unigram_round_trip_multi30k() {
     let val: Vec<String> = read_lines(&data("val.de.gz"), Empty::Keep).unwrap().into_iter().take(200).collect();
     let dir = tempfile::tempdir().unwrap();
     for kind in [Kind::Bpe, Kind::Unigram] {
-        let tok = tokenize::train(&text, 4000, kind, false).unwrap();
+        let tok = tokenize::train(&text, 4000, kind, false, "test").unwrap();
         assert_eq!(tok.get_vocab_size(true), 4000, "{kind:?}");
         for (id, s) in SPECIALS.iter().enumerate() {
             assert_eq!(tok.token_to_id(s), Some(id as u32), "{kind:?} {s}");
@@ -41,8 +41,9 @@ fn bpe_and_unigram_round_trip_multi30k() {
 fn bad_settings() {
     let text = vec!["ein Hund".to_string()];
     assert!("wordpiece".parse::<Kind>().is_err());
-    assert!(tokenize::train(&text, 3, Kind::Bpe, false).unwrap_err().to_string().contains("too small"));
-    assert!(tokenize::train(&["".to_string()], 100, Kind::Bpe, false).is_err());
+    assert!(tokenize::train(&text, 3, Kind::Bpe, false, "test").unwrap_err().to_string().contains("too small"));
+    let empty = tokenize::train(&["".to_string(), " ".to_string()], 100, Kind::Bpe, false, "a.en, a.de").unwrap_err();
+    assert_eq!(empty.to_string(), "a.en, a.de: no training text (the input is empty or holds only blank lines)");
     let e = tokenize::load(&PathBuf::from("/no/tok.json")).unwrap_err().to_string();
     assert!(e.contains("/no/tok.json"), "{e}");
 }

@@ -34,8 +34,63 @@ pub fn kind(table: &toml::Table, path: &Path, kinds: &[&str]) -> Result<String> 
 }
 
 /// The recipe as the domain's struct (unknown keys are errors there: `deny_unknown_fields`).
+///
+/// A value of the wrong type is an error that names its key path and where the value came from:
+/// the recipe's line (`path:line`) when the file holds it, `--set` when an override put it there.
+/// The table no longer knows which, so the file is read again on that error path only.
 pub fn decode<R: DeserializeOwned>(table: toml::Table, path: &Path) -> Result<R> {
-    toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| file(path, e.message()))
+    let value = toml::Value::Table(table);
+    serde_path_to_error::deserialize(value.clone()).map_err(|e: serde_path_to_error::Error<toml::de::Error>| {
+        let key = e.path().to_string();
+        let message = e.inner().message().to_string();
+        if key.is_empty() || key == "?" {
+            return file(path, message);
+        }
+        let text = std::fs::read_to_string(path).ok();
+        let in_file = text.as_deref().and_then(|t| toml::from_str::<toml::Value>(t).ok());
+        let at = |v: &toml::Value| lookup(v, &key).cloned();
+        match (text.as_deref(), in_file.as_ref().and_then(at), at(&value)) {
+            (Some(text), Some(from_file), Some(used)) if from_file == used => match line_of(text, &key) {
+                Some(line) => file(format!("{}:{line}", path.display()), format!("{key}: {message}")),
+                None => file(path, format!("{key}: {message}")),
+            },
+            (Some(_), _, Some(used)) => file(path, format!("{key}: {message} (from --set {key}={used})")),
+            _ => file(path, format!("{key}: {message}")),
+        }
+    })
+}
+
+/// The value at a dotted key path (`train.schedule.milestones[1]`) of a TOML value.
+fn lookup<'a>(value: &'a toml::Value, key: &str) -> Option<&'a toml::Value> {
+    key.split('.').try_fold(value, |v, part| {
+        let (name, indices) = part.split_once('[').map_or((part, ""), |(n, rest)| (n, rest));
+        let mut v = v.get(name)?;
+        for index in indices.split('[').filter(|s| !s.is_empty()) {
+            v = v.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+        Some(v)
+    })
+}
+
+/// The 1-based line of a recipe's text that sets `key` (indices dropped): the `name = …` line
+/// under the `[table]` header that, joined with the name, gives the key path.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let key: String = key.split('.').map(|p| p.split('[').next().unwrap_or(p)).collect::<Vec<_>>().join(".");
+    let unquote = |s: &str| s.split('.').map(|p| p.trim().trim_matches('"').to_string()).collect::<Vec<_>>().join(".");
+    let mut table = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(header) = t.strip_prefix('[') {
+            table = unquote(header.trim_start_matches('[').split(']').next().unwrap_or(""));
+        } else if let Some((name, _)) = t.split_once('=').filter(|_| !t.starts_with('#')) {
+            let name = unquote(name);
+            let full = if table.is_empty() { name } else { format!("{table}.{name}") };
+            if full == key {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
 }
 
 /// A domain's recipe struct: the kind it answers to and its own checks.
@@ -107,5 +162,42 @@ mod tests {
         assert!(unknown.contains("\"audio\"") && unknown.contains("expected one of \"image\""), "{unknown}");
         assert!(parse("x = 1\n", p, &["x.y=2".into()]).unwrap_err().to_string().contains("not a table"));
         assert!(parse("x = 1\n", p, &["novalue".into()]).is_err());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Train {
+        epochs: usize,
+        milestones: Vec<usize>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Doc {
+        task: String,
+        train: Train,
+    }
+
+    /// A value of the wrong type names its key path and the recipe's line, or the override.
+    #[test]
+    fn a_type_error_names_the_key_and_where_the_value_came_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.toml");
+        std::fs::write(&p, "task = \"image\"\n\n[train]\n# comment = 1\nepochs = 3\nmilestones = [1, \"x\"]\n")
+            .unwrap();
+        let from_set = decode::<Doc>(load(&p, &["train.epochs=\"abc\"".into()]).unwrap(), &p).unwrap_err().to_string();
+        assert_eq!(
+            from_set,
+            format!(
+                "{}: train.epochs: invalid type: string \"abc\", expected usize (from --set train.epochs=\"abc\")",
+                p.display()
+            )
+        );
+        let in_file = decode::<Doc>(load(&p, &[]).unwrap(), &p).unwrap_err().to_string();
+        assert_eq!(
+            in_file,
+            format!("{}:6: train.milestones[1]: invalid type: string \"x\", expected usize", p.display())
+        );
+        let fixed = load(&p, &["train.milestones=[1, 2]".into()]).unwrap();
+        let doc = decode::<Doc>(fixed, &p).unwrap();
+        assert_eq!((doc.task.as_str(), doc.train.epochs, doc.train.milestones), ("image", 3, vec![1, 2]));
     }
 }

@@ -70,8 +70,11 @@ pub fn read_tar_gz(path: &Path) -> Result<Images> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
     let mut tree: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
     let broken = |e: std::io::Error| input_error(path, format!("broken archive: {e}"));
+    let (mut members, mut last) = (0usize, String::from("(none)"));
     for entry in archive.entries().map_err(broken)? {
         let mut entry = entry.map_err(broken)?;
+        members += 1;
+        last = entry.path().map_err(broken)?.to_string_lossy().into_owned();
         if !entry.header().entry_type().is_file() {
             continue;
         }
@@ -89,6 +92,20 @@ pub fn read_tar_gz(path: &Path) -> Result<Images> {
         let mut bytes = Vec::with_capacity(entry.size() as usize);
         entry.read_to_end(&mut bytes).map_err(broken)?;
         tree.entry(class).or_default().insert(format!("{}:{name}", path.display()), bytes);
+    }
+    // The tar reader stops silently at the end of the stream as well as at the end-of-archive
+    // marker (two zero blocks). It consumes the first zero block when it stops there, so the
+    // second must follow; a stream cut between members has neither and is truncated.
+    let mut rest = Vec::new();
+    archive.into_inner().read_to_end(&mut rest).map_err(broken)?;
+    if rest.len() < 512 || rest[..512].iter().any(|&b| b != 0) {
+        return Err(input_error(
+            path,
+            format!(
+                "truncated archive: the tar stream ends without its end-of-archive blocks after {members} members \
+                 (the last read: {last})"
+            ),
+        ));
     }
     assemble(tree, path)
 }

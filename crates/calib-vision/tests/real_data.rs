@@ -192,3 +192,44 @@ fn svhn_mat_files() {
     let e = svhn::read_mat(&cut).unwrap_err().to_string();
     assert!(e.contains("test_32x32.mat") && e.contains("truncated"), "{e}");
 }
+
+/// The first `n` members of the real training archive as a new `.tar.gz`; with `end`, closed by
+/// the end-of-archive blocks, else cut off after the last member as a truncated copy would be.
+fn first_members(n: usize, end: bool, out: &Path) {
+    use std::io::Read;
+    let file = std::fs::File::open(shared("cifar10/train.tar.gz")).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in archive.entries().unwrap().take(n) {
+        let mut entry = entry.unwrap();
+        let (mut header, mut data) = (entry.header().clone(), Vec::new());
+        entry.read_to_end(&mut data).unwrap();
+        builder.append_data(&mut header, entry.path().unwrap(), data.as_slice()).unwrap();
+    }
+    let tar = if end { builder.into_inner().unwrap() } else { builder.get_ref().clone() };
+    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(out).unwrap(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap();
+}
+
+/// A tar stream that stops after 1,000 of 1,500 members without its end-of-archive blocks is
+/// truncated: an error naming the archive and the last member read, not 1,000 images.
+#[test]
+fn a_tar_without_its_end_marker_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, cut) = (dir.path().join("whole.tar.gz"), dir.path().join("cut.tar.gz"));
+    first_members(1500, true, &whole);
+    first_members(1000, false, &cut);
+    let images = read_tar_gz(&whole).unwrap();
+    assert!(images.len() > 1000 && images.len() <= 1500, "{}", images.len());
+    let e = read_tar_gz(&cut).unwrap_err().to_string();
+    assert!(e.starts_with(&cut.display().to_string()), "{e}");
+    assert!(e.contains("truncated archive") && e.contains("after 1000 members"), "{e}");
+    let last = {
+        let file = std::fs::File::open(shared("cifar10/train.tar.gz")).unwrap();
+        let mut a = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let name = a.entries().unwrap().nth(999).unwrap().unwrap().path().unwrap().display().to_string();
+        name
+    };
+    assert!(e.contains(&format!("the last read: {last}")), "{e}");
+}

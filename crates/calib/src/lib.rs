@@ -11,6 +11,7 @@
 pub mod atomic;
 pub mod binning;
 pub mod bootstrap;
+pub mod calibrators;
 pub mod error;
 mod fastmath;
 pub mod gamma;

@@ -29,6 +29,17 @@ impl std::str::FromStr for Method {
     }
 }
 
+impl Method {
+    /// The name `--method` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EceGrid => "ece-grid",
+            Self::NllGrid => "nll-grid",
+            Self::Nll => "nll",
+        }
+    }
+}
+
 /// The 100 temperatures of the grid. Paper mode accumulates `T += 0.1` in f64 from 0.1, as the
 /// official loop does (so T = 1.8000000000000005 is a grid value); corrected mode uses k/10.
 pub fn grid(mode: Mode) -> Vec<f64> {

@@ -23,7 +23,7 @@ pub enum Bench {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// small-cnn, resnet18, resnet50, resnet110, resnet110-official, wrn-26-10, densenet121,
+    /// small-cnn, resnet18, resnet20, resnet32, resnet56, resnet50, resnet110, resnet110-official, wrn-26-10, densenet121,
     /// transformer-small or transformer-base.
     #[arg(long)]
     pub model: String,

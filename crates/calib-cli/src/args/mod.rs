@@ -44,8 +44,11 @@ pub struct Cli {
 pub enum Command {
     /// Calibration and accuracy metrics of saved predictions (ECE, AdaECE, classwise-ECE, MCE, NLL, …).
     Metrics(metrics::Args),
-    /// Fit a temperature on validation predictions and report metrics before and after.
+    /// Fit a post-hoc calibrator (temperature, vector, matrix, Dirichlet, ETS, histogram,
+    /// isotonic, BBQ, ENIR, Platt, beta) on validation predictions; metrics before and after.
     Calibrate(calibrate::Args),
+    /// Apply a calibrator saved by `calib calibrate --save` to new rows.
+    Apply(calibrate::ApplyArgs),
     /// OOD detection AUROC from in-distribution and out-of-distribution logits.
     Ood(ood::Args),
     /// The focal-loss γ rule: γ*(p0) by Lambert W, and the g(p, γ) curves.
@@ -91,6 +94,7 @@ impl Command {
         match self {
             Command::Metrics(_)
             | Command::Calibrate(_)
+            | Command::Apply(_)
             | Command::Ood(_)
             | Command::Gamma(_)
             | Command::Bleu(_)

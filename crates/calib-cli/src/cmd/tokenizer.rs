@@ -15,7 +15,8 @@ pub fn run(t: &Tokenizer, format: Format) -> Result<()> {
     for p in &a.inputs {
         text.extend(read_lines(p, Empty::Keep)?);
     }
-    let tok = tokenize::train(&text, a.vocab, kind, std::io::stderr().is_terminal())?;
+    let origin = a.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    let tok = tokenize::train(&text, a.vocab, kind, std::io::stderr().is_terminal(), &origin)?;
     tokenize::save(&tok, &a.out)?;
     let size = tok.get_vocab_size(true);
     emit(format, &json!({"out": a.out, "kind": a.kind, "vocab_size": size, "sentences": text.len()}), || {
