@@ -43,6 +43,7 @@ fn setup(d: &Path) {
     std::fs::write(f("trunc.npy"), &whole[..whole.len() - 7]).unwrap();
     std::fs::write(f("text.npy"), b"hello, not numpy\n").unwrap();
     std::fs::write(f("hyp.txt"), "a cat sits\non the mat\n").unwrap();
+    std::fs::write(f("blank.txt"), "\n  \n").unwrap();
     std::fs::write(f("ref3.txt"), "a cat sat\non the mat\nextra line\n").unwrap();
     std::fs::write(f("broken.toml"), "task = \"tree\"\n[train\nepochs = 1\n").unwrap();
     let sst = std::fs::read_to_string(calib_e2e::root().join("recipes/sst/tree-lstm.toml")).unwrap();
@@ -105,6 +106,11 @@ const CASES: &[(&str, &[&str], i32)] = &[
     // calibrate, ood, gamma, report
     ("calibrate --val-logits {d}/l.npy --val-labels {d}/y.npy --method lbfgs", &["lbfgs"], 1),
     ("calibrate --val-logits {d}/nan.npy --val-labels {d}/y.npy", &["nan.npy"], 1),
+    ("calibrate --val-logits {d}/l.npy --val-labels {d}/y.npy --method platt", &["platt", "K = 2", "4 classes"], 1),
+    ("calibrate --val-logits {d}/l.npy --val-labels {d}/y.npy --method dirichlet:x", &["dirichlet:x"], 1),
+    ("calibrate --val-logits {d}/l.npy --val-labels {d}/y.npy --method all --save {d}/c.json", &["--save"], 1),
+    ("apply --calibrator {d}/nope.json --logits {d}/l.npy --out {d}/p2.npy", &["nope.json"], 1),
+    ("apply --calibrator {d}/hyp.txt --logits {d}/l.npy --out {d}/p2.npy", &["hyp.txt", "calibrator"], 1),
     ("calibrate --val-logits {d}/l.npy --val-labels {d}/y.npy --logits {d}/l5.npy --labels {d}/y.npy", &["l5.npy"], 1),
     ("ood --in-logits {d}/nope.npy --out-logits {d}/l.npy", &["nope.npy"], 1),
     ("ood --in-logits {d}/l.npy --out-logits {d}/l5.npy", &["l5.npy"], 1),
@@ -121,6 +127,7 @@ const CASES: &[(&str, &[&str], i32)] = &[
     ("bleu --ref {d}/hyp.txt --hyp {d}/hyp.txt --smooth-value nan", &["--smooth-value", "not a finite number"], 2),
     ("tokenizer train --input {d}/nope.txt --vocab 100 --out {d}/tok.json", &["nope.txt"], 1),
     ("tokenizer train --input {d}/hyp.txt --vocab 0 --out {d}/tok.json", &["--vocab", "outside"], 2),
+    ("tokenizer train --input {d}/blank.txt --vocab 100 --out {d}/tok.json", &["blank.txt", "no training text"], 1),
     ("tokenizer train --input {d}/hyp.txt --vocab 99999999999 --out {d}/tok.json", &["--vocab", "outside"], 2),
     // loss (libtorch)
     ("loss --logits {d}/l.npy --labels {d}/y.npy --loss focal:-1", &["focal"], 1),
@@ -146,6 +153,11 @@ const CASES: &[(&str, &[&str], i32)] = &[
     ("train --recipe recipes/sst/tree-lstm.toml --batch-size 0 --out {d}/t1", &["--batch-size", "outside"], 2),
     ("train --recipe recipes/sst/tree-lstm.toml --set train.optimizer.kind=\"lbfgs\" --out {d}/t1", &["lbfgs"], 1),
     ("train --recipe recipes/sst/tree-lstm.toml --set model.dropout=1.5 --out {d}/t1", &["model.dropout 1.5"], 1),
+    (
+        "train --recipe recipes/sst/tree-lstm.toml --set train.epochs=\"abc\" --out {d}/t1",
+        &["tree-lstm.toml: train.epochs: invalid type", "(from --set train.epochs=\"abc\")"],
+        1,
+    ),
     (
         "train --recipe recipes/sst/tree-lstm.toml --set train.groups=[{prefix=\"emb\",lr_scale=-1.0}] --out {d}/t1",
         &["lr_scale -1 must be positive"],

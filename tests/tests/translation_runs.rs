@@ -206,9 +206,14 @@ fn multi30k_end_to_end() {
         run_with_stdin(&["decode", "--run", out_s, "--device", "cpu"], &format!("a dog\n{}\n", "dog ".repeat(1100)));
     one_line_error(&o, &["stdin, line 2", "more than the 1023"]);
     let other = dir.path().join("other.json");
-    let tok2 =
-        calib_mt::tokenize::train(&lines(&multi30k("train.de.gz"), 500), 300, calib_mt::tokenize::Kind::Bpe, false)
-            .unwrap();
+    let tok2 = calib_mt::tokenize::train(
+        &lines(&multi30k("train.de.gz"), 500),
+        300,
+        calib_mt::tokenize::Kind::Bpe,
+        false,
+        "train.de.gz",
+    )
+    .unwrap();
     calib_mt::tokenize::save(&tok2, &other).unwrap();
     let o = run_with_stdin(
         &["decode", "--run", out_s, "--tokenizer", other.to_str().unwrap(), "--device", "cpu"],

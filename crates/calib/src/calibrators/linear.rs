@@ -350,6 +350,68 @@ impl<'a> Problem<'a> {
         value
     }
 
+    /// The Hessian of [`Problem::loss`] at θ̃, row-major `[P, P]` for the P = weights + K
+    /// parameters: (1/n) Σ_rows (diag p − p pᵀ) ⊗ (the row's features and 1, outer), plus the
+    /// penalty's 2c on the diagonal.
+    fn hessian(&self, theta: &[f64], h: &mut [f64]) {
+        let (k, n) = (self.k, self.n());
+        let nw = self.shape.weights(k);
+        let np = nw + k;
+        // The parameter index of output i's coefficient on feature a (a = k: the bias).
+        let index = |i: usize, a: usize| -> usize {
+            match (self.shape, a == k) {
+                (_, true) => nw + i,
+                (Shape::Full, false) => i * k + a,
+                (Shape::Vector, false) => i,
+            }
+        };
+        let parts: Vec<Vec<f64>> = self
+            .x
+            .par_chunks(CHUNK * k)
+            .map(|x| {
+                let mut acc = vec![0.0; np * np];
+                let mut u = vec![0.0; x.len()];
+                logits(self.shape, k, theta, x, &mut u);
+                let mut z = vec![1.0; k + 1];
+                for (p, x) in u.chunks_mut(k).zip(x.chunks(k)) {
+                    super::softmax_in_place(p);
+                    z[..k].copy_from_slice(x);
+                    for i in 0..k {
+                        for i2 in 0..k {
+                            let a_ii = if i == i2 { p[i] - p[i] * p[i2] } else { -p[i] * p[i2] };
+                            match self.shape {
+                                Shape::Full => {
+                                    for a in 0..=k {
+                                        let row = index(i, a) * np;
+                                        let za = a_ii * z[a];
+                                        for a2 in 0..=k {
+                                            acc[row + index(i2, a2)] += za * z[a2];
+                                        }
+                                    }
+                                }
+                                Shape::Vector => {
+                                    let (f, f2) = ([x[i], 1.0], [x[i2], 1.0]);
+                                    for (a, fa) in [i, nw + i].into_iter().zip(f) {
+                                        for (a2, fa2) in [i2, nw + i2].into_iter().zip(f2) {
+                                            acc[a * np + a2] += a_ii * fa * fa2;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                acc
+            })
+            .collect();
+        let inv_n = 1.0 / n as f64;
+        h.fill(0.0);
+        for part in &parts {
+            h.iter_mut().zip(part).for_each(|(h, v)| *h += v * inv_n);
+        }
+        (0..np).for_each(|i| h[i * np + i] += 2.0 * self.penalty[i]);
+    }
+
     /// Whether the unpenalised parameters of θ̃ alone classify every row correctly (strictly):
     /// then growing them lowers the loss without end.
     fn separates(&self, theta: &[f64]) -> bool {
@@ -375,6 +437,16 @@ impl<'a> Problem<'a> {
         })
     }
 }
+
+/// Fits with up to this many parameters (matrix scaling up to K = 15, vector scaling up to
+/// K = 128) use Newton's method: unpenalised matrix scaling on real predictions is so
+/// ill-conditioned that L-BFGS needs tens of thousands of iterations to reach its optimum, while
+/// Newton reaches it in a few dozen, each a Hessian of K²(K+1)² terms per row and a P×P
+/// Cholesky solve. Larger fits use L-BFGS.
+const NEWTON_MAX_PARAMETERS: usize = 256;
+/// Newton iterations before a fit is reported as not converged; a separable fit (no finite
+/// optimum) runs into this limit and is then named as such.
+const NEWTON_MAX_ITER: usize = 200;
 
 /// Fits the map; returns (weights, bias) in the original features.
 fn fit(
@@ -402,13 +474,40 @@ fn fit(
     let nw = shape.weights(k);
     let mut theta0 = vec![0.0; nw + k];
     (0..k).for_each(|j| theta0[if shape == Shape::Full { j * k + j } else { j }] = p.s);
-    let out = optimize::lbfgs(|t, g| p.loss(t, g), theta0, &Lbfgs::default());
+    let newton = theta0.len() <= NEWTON_MAX_PARAMETERS;
+    let out = if newton {
+        let mut scratch = vec![0.0; theta0.len()];
+        optimize::newton(
+            |t, d| match d {
+                Some((g, h)) => {
+                    p.hessian(t, h);
+                    p.loss(t, g)
+                }
+                None => p.loss(t, &mut scratch),
+            },
+            theta0,
+            NEWTON_MAX_ITER,
+        )
+    } else {
+        optimize::lbfgs(|t, g| p.loss(t, g), theta0, &Lbfgs::default())
+    };
     if p.separates(&out.x) {
         let part = if p.penalty.iter().all(|&c| c == 0.0) { "" } else { "its unpenalised parameters alone " };
         return Err(Error::Parameter(format!(
             "{name} has no finite optimum: the {n} fitting rows are separable (the map {part}classifies every \
              one correctly, and the loss keeps falling as its weights grow); use more validation rows{}",
             if shape == Shape::Full && odir.is_none() { " or matrix-odir / dirichlet" } else { "" }
+        )));
+    }
+    // Newton converges quadratically near a finite optimum: its iteration limit is reached only
+    // on a path to infinity (L-BFGS's could also be slow progress, reported as such below).
+    if newton && out.stop == optimize::Stop::MaxIterations {
+        let largest = out.x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        return Err(Error::Parameter(format!(
+            "{name} has no finite optimum: after {} iterations the loss is still falling and the weights have grown \
+             to {largest:.3e}, the sign of rows that the map (quasi-)separates; use more validation rows{}",
+            out.iterations,
+            if p.penalty.iter().all(|&c| c == 0.0) { " or matrix-odir / dirichlet" } else { "" }
         )));
     }
     let mut theta = out.converged(name)?.x;

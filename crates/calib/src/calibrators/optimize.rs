@@ -1,6 +1,7 @@
 //! Minimisers for the calibrators' convex fits: L-BFGS for the maps with many parameters (vector,
-//! matrix and Dirichlet scaling) and a damped Newton method for the ones with two or three
-//! (Platt scaling, beta calibration), plus the small positive-definite solve both rely on.
+//! matrix and Dirichlet scaling past a few hundred parameters) and a damped Newton method for the
+//! smaller ones (Platt scaling, beta calibration, and the linear maps of few classes), plus the
+//! small positive-definite solve both rely on.
 //!
 //! L-BFGS is the limited-memory quasi-Newton method of Nocedal & Wright, *Numerical
 //! Optimization* (2nd ed.), algorithm 7.5, with their strong-Wolfe line search (algorithms 3.5
@@ -238,7 +239,9 @@ fn cubic(p: Trial, q: Trial) -> Option<f64> {
 }
 
 /// Newton's method stops when the squared Newton decrement gᵀH⁻¹g (twice the predicted
-/// decrease) is at most this; the objectives are means of per-row losses of order 1.
+/// decrease) is at most this, or at most one ulp of the objective (a decrease no evaluation can
+/// resolve: nearly flat directions of the fits on probabilities otherwise converge only
+/// linearly there); the objectives are means of per-row losses of order 1.
 const NEWTON_TOL: f64 = 1e-20;
 /// A failed backtracking still counts as converged below this decrement (the step's decrease is
 /// then below the objective's rounding).
@@ -266,7 +269,7 @@ pub fn newton(
         let minus_g: Vec<f64> = g.iter().map(|v| -v).collect();
         let d = solve_ridged(&h, &minus_g);
         decrement = -dot(&g, &d);
-        if decrement <= NEWTON_TOL {
+        if decrement <= NEWTON_TOL.max(f64::EPSILON * fx.abs()) {
             return done(x, Stop::Converged, decrement);
         }
         let rounding = 4.0 * f64::EPSILON * fx.abs();
