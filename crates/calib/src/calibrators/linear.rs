@@ -357,14 +357,8 @@ impl<'a> Problem<'a> {
         let (k, n) = (self.k, self.n());
         let nw = self.shape.weights(k);
         let np = nw + k;
-        // The parameter index of output i's coefficient on feature a (a = k: the bias).
-        let index = |i: usize, a: usize| -> usize {
-            match (self.shape, a == k) {
-                (_, true) => nw + i,
-                (Shape::Full, false) => i * k + a,
-                (Shape::Vector, false) => i,
-            }
-        };
+        // The full map's parameter index of output i's coefficient on feature a (a = k: the bias).
+        let index = |i: usize, a: usize| if a == k { nw + i } else { i * k + a };
         let parts: Vec<Vec<f64>> = self
             .x
             .par_chunks(CHUNK * k)
