@@ -7,30 +7,10 @@
 //! scipy's fit ran into its iteration limit with the weights still growing) must be refused.
 
 use calib::calibrators::{Calibrator, FitOptions, Fitted, Method, Predictions};
+mod common;
+
 use calib::ScoreKind;
 use serde_json::Value;
-use std::path::PathBuf;
-
-fn files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("vectors");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with("scaling_") && name.ends_with(".json")
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no scaling_*.json vectors in {}", dir.display());
-    files
-}
-
-fn rows(v: &Value) -> (Vec<f64>, usize) {
-    let rows = v.as_array().expect("rows");
-    let k = rows[0].as_array().unwrap().len();
-    (rows.iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect(), k)
-}
 
 fn numbers(v: &Value) -> Vec<f64> {
     v.as_array().expect("numbers").iter().map(|x| x.as_f64().unwrap()).collect()
@@ -66,16 +46,14 @@ fn objective(method: &Method, fitted: &Fitted, x: &Predictions, labels: &[usize]
 #[test]
 fn scaling_calibrators_reach_scipy_optimum() {
     let (mut report, mut failures) = (Vec::new(), Vec::new());
-    for path in files() {
-        let file = path.file_name().unwrap().to_string_lossy().into_owned();
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (file, v) in common::own_vectors("scaling_") {
         let method: Method = v["method"].as_str().unwrap().parse().unwrap();
         let kind = match v["kind"].as_str().unwrap() {
             "logits" => ScoreKind::Logits,
             "probs" => ScoreKind::Probs,
             other => panic!("{file}: unknown kind {other}"),
         };
-        let (values, k) = rows(&v["fit"]["rows"]);
+        let (values, k) = common::matrix(&v["fit"]["rows"]);
         let labels: Vec<usize> =
             v["fit"]["labels"].as_array().unwrap().iter().map(|l| l.as_u64().unwrap() as usize).collect();
         let x = Predictions::new(values, k, kind).unwrap();
@@ -106,9 +84,9 @@ fn scaling_calibrators_reach_scipy_optimum() {
             (ours - scipy) / scipy
         );
 
-        let (held, _) = rows(&v["held_out"]["rows"]);
+        let (held, _) = common::matrix(&v["held_out"]["rows"]);
         let q = fitted.transform(&Predictions::new(held, k, kind).unwrap()).unwrap();
-        let (expected, _) = rows(&v["held_out"]["probs"]);
+        let (expected, _) = common::matrix(&v["held_out"]["probs"]);
         let diff = q.iter().zip(&expected).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
         assert!(diff <= 1e-5, "{file}: held-out probabilities differ from scipy's by {diff:e}");
         for (i, r) in q.chunks(k).enumerate() {

@@ -5,15 +5,24 @@
 //! [`Calibrator::transform`] any rows with the same number of classes into probabilities that sum
 //! to 1. [`Method`] names a method as `--method` spells it and fits it into a [`Fitted`], the
 //! serialisable union of all fitted calibrators; [`Saved`] is the file format.
+//!
+//! The binary methods (histogram binning, isotonic regression, BBQ, ENIR) are used on K classes
+//! by netcal's rule ([`one_vs_all::OneVsAll`]): for K = 2 one map on p(class 1), for K > 2 one map
+//! per class on that class's probability, rows then renormalised.
 
 pub mod binary;
+pub mod enir;
 pub mod ets;
+pub mod histogram;
+pub mod isotonic;
 pub mod linear;
+pub mod one_vs_all;
 mod optimize;
 pub mod temperature;
 
 use crate::error::{Error, Result};
 use crate::scores::{Real, ScoreKind, Scores};
+use one_vs_all::OneVsAll;
 use serde::{Deserialize, Serialize};
 
 /// Rows to calibrate: a row-major `[n, k]` matrix of logits or probabilities in f64, validated
@@ -159,6 +168,14 @@ pub enum Method {
     Dirichlet { lambda: f64, mu: f64 },
     /// Ensemble temperature scaling (Zhang et al. 2020).
     Ets,
+    /// Histogram binning with `bins` equal-width bins.
+    Histogram { bins: usize },
+    /// Isotonic regression.
+    Isotonic,
+    /// Bayesian binning into quantiles.
+    Bbq,
+    /// Ensemble of near-isotonic regressions.
+    Enir,
     /// Logistic regression on the logit difference (K = 2).
     Platt,
     /// Beta calibration with a, b ≥ 0 (K = 2).
@@ -166,7 +183,8 @@ pub enum Method {
 }
 
 /// Every method name `--method` accepts.
-pub const NAMES: &str = "ece-grid, nll-grid, nll, vector, matrix, matrix-odir:λ,μ, dirichlet[:λ,μ], ets, platt, beta";
+pub const NAMES: &str = "ece-grid, nll-grid, nll, vector, matrix, matrix-odir:λ,μ, dirichlet[:λ,μ], ets, \
+                         histogram[:B], isotonic, bbq, enir, platt, beta";
 
 /// The default ODIR strengths of Dirichlet calibration.
 pub const DIRICHLET_DEFAULT: (f64, f64) = (1e-3, 1e-3);
@@ -201,6 +219,21 @@ impl std::str::FromStr for Method {
                 Ok(Self::Dirichlet { lambda, mu })
             }
             "ets" => none(Self::Ets),
+            "histogram" => {
+                let bins = match params {
+                    None => histogram::DEFAULT_BINS,
+                    Some(b) => b
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|&b| b > 0)
+                        .ok_or_else(|| parse_error("expected a positive number of bins"))?,
+                };
+                Ok(Self::Histogram { bins })
+            }
+            "isotonic" => none(Self::Isotonic),
+            "bbq" => none(Self::Bbq),
+            "enir" => none(Self::Enir),
             "platt" => none(Self::Platt),
             "beta" => none(Self::Beta),
             _ => Err(Error::UnknownName { what: "method", name: s.into(), expected: format!("{NAMES}, all") }),
@@ -217,6 +250,10 @@ impl std::fmt::Display for Method {
             Self::Matrix { odir: Some((l, m)) } => write!(f, "matrix-odir:{l},{m}"),
             Self::Dirichlet { lambda, mu } => write!(f, "dirichlet:{lambda},{mu}"),
             Self::Ets => f.write_str("ets"),
+            Self::Histogram { bins } => write!(f, "histogram:{bins}"),
+            Self::Isotonic => f.write_str("isotonic"),
+            Self::Bbq => f.write_str("bbq"),
+            Self::Enir => f.write_str("enir"),
             Self::Platt => f.write_str("platt"),
             Self::Beta => f.write_str("beta"),
         }
@@ -236,8 +273,9 @@ impl Default for FitOptions {
     }
 }
 
-/// The largest K for which `--method all` includes the K×K methods (matrix, Dirichlet): past it
-/// their K² parameters (64 M for an 8,000-entry vocabulary) neither fit nor generalise.
+/// The largest K for which `--method all` includes the K×K methods (matrix, Dirichlet), whose K²
+/// parameters (64 M for an 8,000-entry vocabulary) neither fit nor generalise past it, and the
+/// one-vs-all methods, whose K maps would each see a handful of positives.
 pub const MAX_MATRIX_CLASSES: usize = 1000;
 
 impl Method {
@@ -263,12 +301,27 @@ impl Method {
             Self::Matrix { odir: None },
             Self::Dirichlet { lambda: DIRICHLET_DEFAULT.0, mu: DIRICHLET_DEFAULT.1 },
             Self::Ets,
+            Self::Histogram { bins: histogram::DEFAULT_BINS },
+            Self::Isotonic,
+            Self::Bbq,
+            Self::Enir,
             Self::Platt,
             Self::Beta,
         ]
         .into_iter()
         .filter(|m| m.applies(k, kind).is_ok())
-        .filter(|m| !matches!(m, Self::Matrix { .. } | Self::Dirichlet { .. }) || k <= MAX_MATRIX_CLASSES)
+        .filter(|m| {
+            let per_class = matches!(
+                m,
+                Self::Matrix { .. }
+                    | Self::Dirichlet { .. }
+                    | Self::Histogram { .. }
+                    | Self::Isotonic
+                    | Self::Bbq
+                    | Self::Enir
+            );
+            !per_class || k <= MAX_MATRIX_CLASSES
+        })
         .collect()
     }
 
@@ -282,6 +335,10 @@ impl Method {
             Self::Matrix { odir } => Fitted::Matrix(linear::Matrix::fit(x, labels, odir)?),
             Self::Dirichlet { lambda, mu } => Fitted::Dirichlet(linear::Dirichlet::fit(x, labels, lambda, mu)?),
             Self::Ets => Fitted::Ets(ets::Ets::fit(x, labels)?),
+            Self::Histogram { bins } => Fitted::Histogram(OneVsAll::fit(x, labels, &bins)?),
+            Self::Isotonic => Fitted::Isotonic(OneVsAll::fit(x, labels, &())?),
+            Self::Bbq => Fitted::Bbq(OneVsAll::fit(x, labels, &())?),
+            Self::Enir => Fitted::Enir(OneVsAll::fit(x, labels, &())?),
             Self::Platt => Fitted::Platt(binary::Platt::fit(x, labels)?),
             Self::Beta => Fitted::Beta(binary::Beta::fit(x, labels)?),
         })
@@ -297,6 +354,10 @@ pub enum Fitted {
     Matrix(linear::Matrix),
     Dirichlet(linear::Dirichlet),
     Ets(ets::Ets),
+    Histogram(OneVsAll<histogram::Histogram>),
+    Isotonic(OneVsAll<isotonic::Isotonic>),
+    Bbq(OneVsAll<histogram::Bbq>),
+    Enir(OneVsAll<enir::Enir>),
     Platt(binary::Platt),
     Beta(binary::Beta),
 }
@@ -310,6 +371,10 @@ macro_rules! each_fitted {
             Fitted::Matrix($c) => $body,
             Fitted::Dirichlet($c) => $body,
             Fitted::Ets($c) => $body,
+            Fitted::Histogram($c) => $body,
+            Fitted::Isotonic($c) => $body,
+            Fitted::Bbq($c) => $body,
+            Fitted::Enir($c) => $body,
             Fitted::Platt($c) => $body,
             Fitted::Beta($c) => $body,
         }

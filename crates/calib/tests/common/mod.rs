@@ -10,25 +10,42 @@ pub fn vector_dir() -> PathBuf {
     calib_fixtures::shared("testvectors")
 }
 
-/// Every `(file name, case)` in the files whose name starts with `prefix`.
-pub fn cases(prefix: &str) -> Vec<(String, Value)> {
-    let dir = vector_dir();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+/// The `.json` files of `dir` whose name starts with `prefix`, sorted; at least one.
+fn json_files(dir: &std::path::Path, prefix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no {prefix}* vectors in {}", dir.display());
+    assert!(!files.is_empty(), "no {prefix}*.json vectors in {}", dir.display());
+    files
+}
+
+/// Every `(file name, case)` in the files whose name starts with `prefix`.
+pub fn cases(prefix: &str) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    for f in files {
+    for f in json_files(&vector_dir(), prefix) {
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
         for c in v["cases"].as_array().expect("cases") {
             out.push((f.file_name().unwrap().to_string_lossy().into_owned(), c.clone()));
         }
     }
     out
+}
+
+/// Every `(file name, document)` of the project's own vectors (`tests/vectors`, written by the
+/// generators in `benches/`) whose name starts with `prefix`.
+pub fn own_vectors(prefix: &str) -> Vec<(String, Value)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("vectors");
+    json_files(&dir, prefix)
+        .into_iter()
+        .map(|f| {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+            (f.file_name().unwrap().to_string_lossy().into_owned(), v)
+        })
+        .collect()
 }
 
 pub fn matrix(v: &Value) -> (Vec<f64>, usize) {
