@@ -187,3 +187,21 @@ impl BinaryMap for Enir {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monotone_labels_keep_the_perfect_fit() {
+        let e = Enir::fit(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true], &()).unwrap();
+        assert_eq!(e.models.len(), 1);
+        assert_eq!((e.map(0.0), e.map(0.15), e.map(0.5), e.map(0.51), e.map(1.0)), (0.0, 0.0, 0.0, 1.0, 1.0));
+    }
+
+    #[test]
+    fn a_point_in_no_groups_interval_maps_to_zero() {
+        let m = NearIsotonic { lower: vec![0.0, 0.6], upper: vec![0.4, 1.0], values: vec![0.3, 0.9] };
+        assert_eq!((m.value(0.0), m.value(0.4), m.value(0.5), m.value(0.6), m.value(0.7)), (0.3, 0.3, 0.0, 0.0, 0.9));
+    }
+}

@@ -152,3 +152,40 @@ impl BinaryMap for Bbq {
         self.models.iter().try_for_each(|(_, h)| h.validate())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interior_edge_is_fitted_above_and_mapped_below() {
+        // Edge 0.5 of two bins: fitted into bin 1 ([0.5, 1)), mapped by bin 0 ((0, 0.5]).
+        let h = Histogram::fit(&[0.5, 0.25, 0.75], &[true, false, false], &2).unwrap();
+        assert_eq!(h.values, vec![0.0, 0.5]);
+        assert_eq!(h.map(0.5), 0.0);
+        assert_eq!(h.map(0.5000001), 0.5);
+    }
+
+    #[test]
+    fn confidences_of_zero_and_one_fall_in_the_end_bins() {
+        let h = Histogram::fit(&[0.0, 1.0, 0.5], &[false, true, true], &4).unwrap();
+        // 0 is clipped to ε (bin 0), 1 to 1 − ε (bin 3); bins 1 is empty, 2 holds 0.5.
+        assert_eq!(h.values, vec![0.0, 0.375, 1.0, 1.0]);
+        assert_eq!(h.map(0.0), 0.0);
+        assert_eq!(h.map(1.0), 1.0);
+    }
+
+    #[test]
+    fn an_empty_bin_takes_its_centre() {
+        let h = Histogram::fit(&[0.05, 0.95], &[true, false], &5).unwrap();
+        assert_eq!(h.values[1..4], [0.30000000000000004, 0.5, 0.7000000000000001]);
+    }
+
+    #[test]
+    fn bbq_tries_netcals_bin_counts() {
+        assert_eq!(Bbq::bin_range(5000), 1..=171);
+        assert_eq!(Bbq::bin_range(10), 1..=2);
+        // 10⁶^⅓ is 99.99999999999997 in floating point, as in NumPy.
+        assert_eq!(Bbq::bin_range(1_000_000), 9..=1000);
+    }
+}

@@ -157,3 +157,40 @@ pub(crate) mod bic {
         kept.iter().map(|&i| (i, rel[i] / total)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::histogram::Histogram;
+    use super::super::Predictions;
+    use super::*;
+    use crate::ScoreKind;
+
+    #[test]
+    fn a_class_absent_from_the_labels_gets_probability_zero() {
+        let rows = [0.7, 0.2, 0.1, 0.2, 0.7, 0.1, 0.6, 0.3, 0.1, 0.3, 0.6, 0.1];
+        let x = Predictions::new(&rows[..], 3, ScoreKind::Probs).unwrap();
+        let c = OneVsAll::<Histogram>::fit(&x, &[0, 1, 0, 1], &2).unwrap();
+        assert!(c.maps[2].is_none());
+        let q = c.transform(&x).unwrap();
+        assert!(q.chunks(3).all(|r| r[2] == 0.0 && (r.iter().sum::<f64>() - 1.0).abs() < 1e-15));
+    }
+
+    #[test]
+    fn a_row_mapped_to_all_zeros_is_uniform() {
+        // Every class's positives sit above 0.5, so probabilities below map to 0.
+        let rows = [0.8, 0.1, 0.1, 0.1, 0.8, 0.1, 0.1, 0.1, 0.8];
+        let x = Predictions::new(&rows[..], 3, ScoreKind::Probs).unwrap();
+        let c = OneVsAll::<Histogram>::fit(&x, &[0, 1, 2], &2).unwrap();
+        let low = Predictions::new(&[0.4, 0.3, 0.3][..], 3, ScoreKind::Probs).unwrap();
+        assert_eq!(c.transform(&low).unwrap(), vec![1.0 / 3.0; 3]);
+    }
+
+    #[test]
+    fn two_classes_map_the_second_probability() {
+        let rows = [0.9, 0.1, 0.2, 0.8, 0.6, 0.4, 0.3, 0.7];
+        let x = Predictions::new(&rows[..], 2, ScoreKind::Probs).unwrap();
+        let c = OneVsAll::<Histogram>::fit(&x, &[0, 1, 1, 0], &2).unwrap();
+        assert_eq!(c.maps.len(), 1);
+        assert_eq!(c.transform(&x).unwrap(), vec![0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]);
+    }
+}
