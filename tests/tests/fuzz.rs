@@ -1,6 +1,6 @@
 //! Fuzzing every parser of outside data with proptest (on stable): `.npy` files, CIFAR binary
 //! batches, `.tar.gz` image folders, PTB trees, GloVe rows, 20 Newsgroups posts, WMT SGML,
-//! sentencepiece `.model` protobufs and recipe TOML. Each target feeds its reader real samples
+//! sentencepiece `.model` protobufs, recipe TOML and saved calibrators (JSON). Each target feeds its reader real samples
 //! with random byte edits (replace, insert, delete, truncate) and random bytes; a reader may
 //! accept or refuse an input, never panic. CI runs `PROPTEST_CASES` (default 256) inputs per
 //! target; `scripts/fuzz.sh` runs many more (docs/reliability.md says how many).
@@ -122,6 +122,40 @@ fn read_recipe(text: &str, path: &Path) {
     let _ = calib_text::recipe::TreeRecipe::from_table(table, path);
 }
 
+/// Saved calibrators of several methods, fitted on real CIFAR-10 predictions (K = 10) and on
+/// their first two classes' logits (K = 2, for Platt and beta).
+fn calibrator_samples() -> Vec<Vec<u8>> {
+    use calib::calibrators::{FitOptions, Method, Predictions, Saved};
+    let d = data_predictions();
+    let logits = calib::npy::read_floats(&d.join("val_logits.npy"), 2, "logits").unwrap();
+    let labels: Vec<usize> =
+        calib::npy::read_labels(&d.join("val_labels.npy")).unwrap().iter().map(|&l| l as usize).collect();
+    let (n, k) = (2000, 10);
+    let all = Predictions::from_values(logits.values, k, calib::ScoreKind::Logits).unwrap();
+    let x = Predictions::new(all.values()[..n * k].to_vec(), k, calib::ScoreKind::Logits).unwrap();
+    let pairs: Vec<(Vec<f64>, usize)> =
+        (0..n).filter(|&i| labels[i] < 2).map(|i| (x.row(i)[..2].to_vec(), labels[i])).collect();
+    let x2 =
+        Predictions::new(pairs.iter().flat_map(|p| p.0.clone()).collect::<Vec<f64>>(), 2, calib::ScoreKind::Logits)
+            .unwrap();
+    let y2: Vec<usize> = pairs.iter().map(|p| p.1).collect();
+    let mut out = Vec::new();
+    for m in ["nll", "vector", "dirichlet", "ets", "histogram:5", "isotonic", "bbq", "enir"] {
+        let method: Method = m.parse().unwrap();
+        let fitted = method.fit(&x, &labels[..n], &FitOptions::default()).unwrap();
+        out.push(Saved::new(m, calib::ScoreKind::Logits, fitted).to_json().into_bytes());
+    }
+    for m in ["platt", "beta", "enir"] {
+        let fitted = m.parse::<Method>().unwrap().fit(&x2, &y2, &FitOptions::default()).unwrap();
+        out.push(Saved::new(m, calib::ScoreKind::Logits, fitted).to_json().into_bytes());
+    }
+    out
+}
+
+fn data_predictions() -> PathBuf {
+    root().join("data/predictions/cifar10-resnet18-step150-ce")
+}
+
 proptest! {
     #[test]
     fn npy_files(bytes in inputs(npy_samples())) {
@@ -190,5 +224,17 @@ proptest! {
     #[test]
     fn recipe_toml(bytes in inputs(recipes().into_iter().map(|(_, b)| b).collect())) {
         read_recipe(&String::from_utf8_lossy(&bytes), Path::new("fuzzed.toml"));
+    }
+
+    #[test]
+    fn saved_calibrators(bytes in inputs(calibrator_samples())) {
+        use calib::calibrators::{Predictions, Saved};
+        if let Ok(saved) = Saved::from_json(&String::from_utf8_lossy(&bytes)) {
+            let k = calib::calibrators::Calibrator::classes(&saved.fitted);
+            let rows: Vec<f64> = (0..3 * k).map(|i| (i % 7) as f64 / 6.0).collect();
+            let x = Predictions::new(rows, k, saved.input).unwrap();
+            let q = saved.transform(&x).unwrap();
+            prop_assert!(q.iter().all(|v| v.is_finite()));
+        }
     }
 }
