@@ -126,7 +126,7 @@ fn read_recipe(text: &str, path: &Path) {
 /// their first two classes' logits (K = 2, for Platt and beta).
 fn calibrator_samples() -> Vec<Vec<u8>> {
     use calib::calibrators::{FitOptions, Method, Predictions, Saved};
-    let d = data_predictions();
+    let d = root().join("data/predictions/cifar10-resnet18-step150-ce");
     let logits = calib::npy::read_floats(&d.join("val_logits.npy"), 2, "logits").unwrap();
     let labels: Vec<usize> =
         calib::npy::read_labels(&d.join("val_labels.npy")).unwrap().iter().map(|&l| l as usize).collect();
@@ -150,10 +150,6 @@ fn calibrator_samples() -> Vec<Vec<u8>> {
         out.push(Saved::new(m, calib::ScoreKind::Logits, fitted).to_json().into_bytes());
     }
     out
-}
-
-fn data_predictions() -> PathBuf {
-    root().join("data/predictions/cifar10-resnet18-step150-ce")
 }
 
 proptest! {

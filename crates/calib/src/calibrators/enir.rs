@@ -135,20 +135,16 @@ impl BinaryMap for Enir {
         let ys: Vec<bool> = order.iter().map(|&i| positive[i]).collect();
         // Pass 1 scores every model but the first; pass 2 keeps the chosen ones, so the path's
         // models (as many as the label runs) are never held at once.
-        let mut scores = Vec::new();
+        let (mut scores, mut first) = (Vec::new(), None);
         path(&ps, &ys, |index, m| {
-            if index > 0 {
+            if index == 0 {
+                first = Some(m.clone());
+            } else {
                 let ll = bic::log_likelihood(ps.iter().map(|&v| m.value(v)), &ys);
                 scores.push(bic::bic(ll, m.values.len(), ps.len()));
             }
         });
         let models = if scores.is_empty() {
-            let mut first = None;
-            path(&ps, &ys, |index, m| {
-                if index == 0 {
-                    first = Some(m.clone());
-                }
-            });
             vec![(1.0, first.expect("the path starts with a model"))]
         } else {
             let kept = bic::elbow(&scores);
