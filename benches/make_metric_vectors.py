@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Reference vectors for the binning-free and debiased metrics of `calib::estimators`.
+"""Reference vectors for the binning-free and debiased metrics of `calib::top_label` (and the Brier score of `calib::metrics`).
 
     python benches/make_metric_vectors.py [--out crates/calib/tests/vectors]
 
 Needs numpy, scipy, relplot==1.0.3 and uncertainty-calibration==0.1.4 (relplot pulls pandas,
-matplotlib, seaborn, scikit-learn and deprecation; uncertainty-calibration pulls scikit-learn).
-Writes one `metrics_<case>.json` per input set; `crates/calib/tests/metrics_post_paper.rs` reads
+matplotlib, seaborn, scikit-learn and deprecation; uncertainty-calibration pulls scikit-learn):
+`bash benches/setup-python.sh` installs them in .deps/bench-venv.
+Writes one `metrics_<case>.json` per input set; `crates/calib/tests/top_label_vectors.rs` reads
 every such file.
 
 Each file holds one input (probabilities or logits, inline or as .npy paths relative to the
@@ -19,8 +20,11 @@ repository root) and a list of evaluations (temperature, bins) with what the ref
                           stable sort by confidence, numpy.array_split into b = 1, 2, ..., N
                           bins, stop before the first b whose bin accuracies are not
                           non-decreasing, L1 ECE at the last monotone b;
-  ks                      Gupta et al. 2021's KS error: stable sort by confidence, max |cumsum(f)
-                          - cumsum(y)| / N;
+  ks                      Gupta et al. 2021's KS error: sort by confidence, max |cumsum(f)
+                          - cumsum(y)| / N read at the end of each run of equal confidences, so
+                          the order of tied rows (which their unstable argsort leaves open) does
+                          not change it; with distinct confidences it is their code's value
+                          (asserted here);
   brier                   mean over rows of sum_k (p_k - 1[k = label])^2.
 Probabilities are scipy.special.softmax(z / T) in float64 (logits read as float64).
 """
@@ -61,8 +65,12 @@ def ece_sweep(f: np.ndarray, y: np.ndarray) -> tuple[float, int]:
 
 def ks(f: np.ndarray, y: np.ndarray) -> float:
     order = np.argsort(f, kind="stable")
-    n = len(f)
-    return float(np.max(np.abs(np.cumsum(f[order]) / n - np.cumsum(y[order]) / n)))
+    f, y, n = f[order], y[order], len(f)
+    gap = np.abs(np.cumsum(f) / n - np.cumsum(y) / n)
+    value = float(np.max(gap[np.append(f[1:] != f[:-1], True)]))
+    if len(np.unique(f)) == n:  # distinct confidences: Gupta et al.'s code, verbatim
+        assert value == float(np.max(gap))
+    return value
 
 
 def brier(p: np.ndarray, labels: np.ndarray) -> float:

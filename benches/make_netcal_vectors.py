@@ -18,10 +18,7 @@ Cases:
   different labels;
 - a synthetic K = 100 set (seeded, 800 fitting rows) in which class 7 never occurs among the fitting labels.
 
-Run (netcal without its optional deep-learning extras; torch from the bench venv):
-  .deps/bench-venv/bin/pip install scipy==1.16.3 scikit-learn==1.7.2 matplotlib==3.11.2 tqdm==4.70.1 \
-      pandas==2.3.3 seaborn==0.13.2 deprecation==2.1.0 parameterized==0.9.0
-  .deps/bench-venv/bin/pip install --no-deps netcal==1.4.0
+Run (bash benches/setup-python.sh installs netcal and what it imports):
   .deps/bench-venv/bin/python benches/make_netcal_vectors.py
 """
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of the Python environment for the peer scripts in benches/ (compare_metrics.py,
-# compare_mt_train.py, compare_train.py, compare_decode.py): a venv at .deps/bench-venv (git-ignored) with numpy,
+# compare_mt_train.py, compare_train.py, compare_decode.py, compare_calibrators.py): a venv at .deps/bench-venv (git-ignored) with numpy,
 # torch 2.11.0 (CPU use only), torchmetrics, Hugging Face tokenizers (to read our tokenizer.json) and transformers
 # (the Marian model compare_decode.py exports a run into).
 #
@@ -54,9 +54,18 @@ TOKENIZERS="tokenizers==0.23.3"
 TRANSFORMERS="transformers==5.24.0"
 TORCHMETRICS="torchmetrics==1.9.0"
 TORCHMETRICS_DEPS=("lightning-utilities==0.15.3" "packaging==26.4")
+# The calibration peers of compare_calibrators.py and the reference-vector generators (benches/make_*_vectors.py):
+# netcal 1.4.0, relplot 1.0.3 and uncertainty-calibration 0.1.4 (imported as `calibration`). Each is installed with
+# --no-deps: netcal's requirements would pull torchvision, pyro-ppl, gpytorch and tensorboard (and re-resolve torch),
+# none of which the calibrators used here import; what they do import is pinned in CALIB_PEER_DEPS.
+CALIB_PEER_DEPS=(
+  "scipy==1.16.3" "scikit-learn==1.7.2" "matplotlib==3.11.2" "tqdm==4.70.1" "pandas==2.3.3" "seaborn==0.13.2"
+  "deprecation==2.1.0" "parameterized==0.9.0"
+)
+CALIB_PEERS=("netcal==1.4.0" "relplot==1.0.3" "uncertainty-calibration==0.1.4")
 
 STAMP="$VENV/.installed-$(cat "$0" | sha256sum | cut -c1-16)"
-CHECK='import numpy, tokenizers, torch, torchmetrics, transformers; torch.randn(3).softmax(0); print("bench-venv: numpy", numpy.__version__, "torch", torch.__version__, "torchmetrics", torchmetrics.__version__, "tokenizers", tokenizers.__version__, "transformers", transformers.__version__)'
+CHECK='import numpy, tokenizers, torch, torchmetrics, transformers, netcal.binning, relplot, calibration; torch.randn(3).softmax(0); print("bench-venv: numpy", numpy.__version__, "torch", torch.__version__, "torchmetrics", torchmetrics.__version__, "tokenizers", tokenizers.__version__, "transformers", transformers.__version__)'
 
 if [ -f "$STAMP" ] && "$VENV/bin/python" -c "$CHECK" 2>/dev/null; then
   exit 0
@@ -83,6 +92,9 @@ echo "setup-python: installing torchmetrics (--no-deps, so torch's dependencies 
 "${PIP[@]}" "${TORCHMETRICS_DEPS[@]}"
 "${PIP[@]}" "$TOKENIZERS"
 "${PIP[@]}" "$TRANSFORMERS"
+echo "setup-python: installing the calibration peers (netcal, relplot, uncertainty-calibration; --no-deps)" >&2
+"${PIP[@]}" "${CALIB_PEER_DEPS[@]}"
+"${PIP[@]}" --no-deps "${CALIB_PEERS[@]}"
 
 "$VENV/bin/python" -c "$CHECK"
 rm -f "$VENV"/.installed-*

@@ -40,16 +40,21 @@ pub fn exit_on_broken_pipe<T>(result: std::io::Result<T>) -> std::io::Result<T> 
 /// One row per metric: name, then one column per report (e.g. before / after scaling).
 pub fn metric_rows(reports: &[&Report]) -> Vec<Vec<String>> {
     type Getter = fn(&Report) -> String;
-    let rows: [(&str, Getter); 13] = [
+    let rows: [(&str, Getter); 18] = [
         ("samples", |r| r.n.to_string()),
         ("classes", |r| r.classes.to_string()),
         ("error %", |r| percent(Some(r.error))),
         ("top-5 error %", |r| percent(Some(r.top5_error))),
-        ("NLL", |r| fixed(r.nll, 4)),
+        ("NLL", |r| fixed(Some(r.nll), 4)),
+        ("Brier", |r| fixed(Some(r.brier), 4)),
         ("ECE %", |r| percent(Some(r.ece))),
         ("AdaECE %", |r| percent(Some(r.adaece))),
         ("classwise-ECE %", |r| percent(Some(r.classwise_ece))),
         ("MCE %", |r| percent(Some(r.mce))),
+        ("smooth ECE %", |r| percent(Some(r.smece))),
+        ("debiased L2 ECE %", |r| percent(Some(r.ece_debiased_l2))),
+        ("ECE_sweep % (bins)", |r| format!("{} ({})", percent(Some(r.ece_sweep)), r.ece_sweep_bins)),
+        ("KS %", |r| percent(Some(r.ks))),
         ("S99 %", |r| percent(Some(r.s99_fraction))),
         ("accuracy on S99 %", |r| percent(r.s99_accuracy)),
         ("entropy (correct)", |r| fixed(r.entropy.correct, 4)),

@@ -163,7 +163,7 @@ mod tests {
         for (&t, &(ece, nll)) in temps.iter().zip(&curves) {
             let r = evaluate(&scores, &Options::default().with_temperature(t)).unwrap();
             assert!((ece - r.ece).abs() < 1e-12, "T = {t}: {ece} vs {}", r.ece);
-            assert!((nll - r.nll.unwrap()).abs() < 1e-12, "T = {t}");
+            assert!((nll - r.nll).abs() < 1e-12, "T = {t}");
         }
         let points: Vec<Point> =
             curves.iter().zip(temps).map(|(&(val_ece, val_nll), t)| Point { t, bleu: 0.0, val_ece, val_nll }).collect();

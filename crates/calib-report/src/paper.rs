@@ -465,7 +465,7 @@ pub fn tables(runs: &[RunCell]) -> Vec<Table> {
             before_after(r.model.before.error, r.model.before.top5_error)
         }),
         grid("tableF8-nll", "Tables F.8–F.9: test NLL before / after T", runs, |r| {
-            format!("{} / {}", fixed(r.model.before.nll, 3), fixed(r.model.after.nll, 3))
+            format!("{} / {}", fixed(Some(r.model.before.nll), 3), fixed(Some(r.model.after.nll), 3))
         }),
         grid("tableF10-mce", "Tables F.10–F.11: test MCE (%) before / after T", runs, |r| {
             before_after(r.model.before.mce, r.model.after.mce)

@@ -308,7 +308,7 @@ impl CalibrationReport {
                 vec![
                     r.name.clone(),
                     percent(Some(r.before.error)),
-                    fixed(r.before.nll, 3),
+                    fixed(Some(r.before.nll), 3),
                     with_ci(r.before.ece, &r.ci_before.ece),
                     percent(Some(r.before.adaece)),
                     percent(Some(r.before.classwise_ece)),
@@ -316,7 +316,7 @@ impl CalibrationReport {
                     with_ci(r.after.ece, &r.ci_after.ece),
                     percent(Some(r.after.adaece)),
                     percent(Some(r.after.classwise_ece)),
-                    fixed(r.after.nll, 3),
+                    fixed(Some(r.after.nll), 3),
                 ]
             })
             .collect();

@@ -73,7 +73,7 @@ pub struct MetricIntervals {
     pub ece: Interval,
     pub adaece: Interval,
     pub classwise_ece: Interval,
-    pub nll: Option<Interval>,
+    pub nll: Interval,
     pub error: Interval,
 }
 
@@ -149,7 +149,7 @@ pub fn metrics_with_progress<F: Real>(
         ece: ci(full.ece, |r| r.ece),
         adaece: ci(full.adaece, |r| r.adaece),
         classwise_ece: ci(full.classwise_ece, |r| r.classwise_ece),
-        nll: full.nll.map(|est| ci(est, |r| r.nll.expect("logits"))),
+        nll: ci(full.nll, |r| r.nll),
         error: ci(full.error, |r| r.error),
     })
 }
@@ -219,7 +219,7 @@ mod tests {
                     assert!(close(fast.ece, full.ece), "{mode:?} {t:?}: ece {} vs {}", fast.ece, full.ece);
                     assert!(close(fast.adaece, full.adaece), "{mode:?} {t:?}: adaece");
                     assert!(close(fast.classwise_ece, full.classwise_ece), "{mode:?} {t:?}: classwise");
-                    assert!(close(fast.nll.unwrap(), full.nll.unwrap()) && fast.error == full.error, "{mode:?} {t:?}");
+                    assert!(close(fast.nll, full.nll) && fast.error == full.error, "{mode:?} {t:?}");
                 }
             }
         }
@@ -295,7 +295,7 @@ mod tests {
         assert_eq!(a, b);
         let c = metrics(&s, &opts, &Settings { seed: 8, ..settings }).unwrap();
         assert_ne!(a.ece, c.ece);
-        for i in [a.ece, a.adaece, a.classwise_ece, a.error, a.nll.unwrap()] {
+        for i in [a.ece, a.adaece, a.classwise_ece, a.error, a.nll] {
             assert!(i.lower <= i.upper && i.lower < i.estimate + 0.05 && i.upper > i.estimate - 0.05, "{i:?}");
         }
         assert!(metrics(&s, &opts, &Settings { resamples: 1, ..settings }).is_err());

@@ -22,6 +22,7 @@ pub mod ood;
 pub mod scores;
 mod softmax;
 pub mod temperature;
+pub mod top_label;
 mod values;
 
 pub use binning::Bin;

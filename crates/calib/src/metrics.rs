@@ -119,12 +119,26 @@ pub struct Report {
     pub classes: usize,
     pub error: f64,
     pub top5_error: f64,
-    /// Mean negative log-likelihood; None for probability inputs.
-    pub nll: Option<f64>,
+    /// Mean negative log-likelihood. For probability inputs `−ln max(p_y, ε)` with ε the
+    /// precision's machine epsilon (scikit-learn's `log_loss` clip), so a calibrator that gives
+    /// the label probability 0 counts a finite 36 nats (f64), not infinity.
+    pub nll: f64,
+    /// Mean over rows of `Σ_k (p_k − 1[k = y])²`.
+    pub brier: f64,
     pub ece: f64,
     pub adaece: f64,
     pub classwise_ece: f64,
     pub mce: f64,
+    /// Smooth ECE with relplot's automatic bandwidth ([`crate::top_label::smooth_ece`]).
+    pub smece: f64,
+    pub smece_bandwidth: f64,
+    /// Kumar et al.'s debiased top-label L2 error over `bins` equal-mass bins ([`crate::top_label::debiased_l2`]).
+    pub ece_debiased_l2: f64,
+    /// Roelofs et al.'s ECE_sweep and its number of equal-mass bins ([`crate::top_label::ece_sweep`]).
+    pub ece_sweep: f64,
+    pub ece_sweep_bins: usize,
+    /// Gupta et al.'s KS error of the top label ([`crate::top_label::ks`]).
+    pub ks: f64,
     /// Share of samples with confidence ≥ 0.99, and the accuracy among them (None when none).
     pub s99_fraction: f64,
     pub s99_accuracy: Option<f64>,
@@ -149,6 +163,7 @@ struct Partial {
     correct: u64,
     top5: u64,
     nll: f64,
+    brier: f64,
     entropy: [f64; 2],
     s99: u64,
     s99_correct: u64,
@@ -180,6 +195,7 @@ impl<F: Real> Kernel for SuiteChunk<'_, F> {
             correct: 0,
             top5: 0,
             nll: 0.0,
+            brier: 0.0,
             entropy: [0.0; 2],
             s99: 0,
             s99_correct: 0,
@@ -201,9 +217,8 @@ impl<F: Real> Kernel for SuiteChunk<'_, F> {
             let py = p[y];
             let above = p.iter().filter(|&&v| v > py).count() + p[..y].iter().filter(|&&v| v == py).count();
             part.top5 += (above < 5) as u64;
-            if s.kind() == ScoreKind::Logits {
-                part.nll += row.nll(&st, y).f64();
-            }
+            part.nll += row.nll_of(&st, y, s.kind()).f64();
+            part.brier += row.brier(y).f64();
             part.entropy[usize::from(!hit)] += row.entropy(&st, s.kind()).f64();
             if cf.f64() >= 0.99 {
                 part.s99 += 1;
@@ -256,6 +271,7 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
         a.correct += b.correct;
         a.top5 += b.top5;
         a.nll += b.nll;
+        a.brier += b.brier;
         a.entropy[0] += b.entropy[0];
         a.entropy[1] += b.entropy[1];
         a.s99 += b.s99;
@@ -266,6 +282,10 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
     let nf = n as f64;
     let edges: Vec<f64> = binning.edges().iter().map(|e| e.f64()).collect();
     let classwise_per_class: Vec<f64> = total.classwise.iter().map(|s| s.ece(n)).collect();
+    let conf64: Vec<f64> = conf.iter().map(|c| c.f64()).collect();
+    let smooth = crate::top_label::smooth_ece(&conf64, &correct);
+    let top = crate::top_label::Sorted::new(&conf64, &correct);
+    let sweep = crate::top_label::ece_sweep(&top);
     let ada = adaptive(&SampleConf { conf, correct }, m, opts.mode);
     let n_wrong = n as u64 - total.correct;
     Ok(Report {
@@ -274,11 +294,18 @@ pub fn evaluate<F: Real>(scores: &Scores<F>, opts: &Options) -> Result<Report> {
         classes: k,
         error: n_wrong as f64 / nf,
         top5_error: (n as u64 - total.top5) as f64 / nf,
-        nll: (scores.kind() == ScoreKind::Logits).then(|| total.nll / nf),
+        nll: total.nll / nf,
+        brier: total.brier / nf,
         ece: total.ece.ece(n),
         adaece: ada.value,
         classwise_ece: classwise_per_class.iter().sum::<f64>() / classwise_per_class.len().max(1) as f64,
         mce: total.ece.mce(),
+        smece: smooth.value,
+        smece_bandwidth: smooth.bandwidth,
+        ece_debiased_l2: crate::top_label::debiased_l2(&top, m),
+        ece_sweep: sweep.value,
+        ece_sweep_bins: sweep.bins,
+        ks: crate::top_label::ks(&top),
         s99_fraction: total.s99 as f64 / nf,
         s99_accuracy: (total.s99 > 0).then(|| total.s99_correct as f64 / total.s99 as f64),
         entropy: Entropy {
@@ -313,7 +340,7 @@ pub(crate) struct Samples<'a, F> {
     conf: Vec<F>,
     correct: Vec<bool>,
     ece_bin: Vec<u32>,
-    nll: Option<Vec<f64>>,
+    nll: Vec<f64>,
     /// Per sample: the max of z/T its softmax subtracted (to rebuild its probabilities).
     max: Vec<F>,
     /// Per sample: the bin of its label's probability.
@@ -341,7 +368,7 @@ pub(crate) struct Resampled {
     pub ece: f64,
     pub adaece: f64,
     pub classwise_ece: f64,
-    pub nll: Option<f64>,
+    pub nll: f64,
     pub error: f64,
 }
 
@@ -353,7 +380,6 @@ impl<'a, F: Real> Samples<'a, F> {
         let (n, k, m) = (scores.n(), scores.k(), opts.bins);
         let binning = Binning::<F>::new(m);
         let t = temperature_of::<F>(scores.kind(), opts.temperature);
-        let logits = scores.kind() == ScoreKind::Logits;
         let bin = |c: F| binning.bin_of(c).map_or(NO_BIN, |b| b as u32);
         struct Sample<F> {
             conf: F,
@@ -381,7 +407,7 @@ impl<'a, F: Real> Samples<'a, F> {
                         conf: st.conf,
                         correct: st.pred == y,
                         ece_bin: bin(st.conf),
-                        nll: if logits { row.nll(&st, y).f64() } else { 0.0 },
+                        nll: row.nll_of(&st, y, scores.kind()).f64(),
                         max: row.max,
                         label_bin: bin(row.p[y]),
                         high,
@@ -400,7 +426,7 @@ impl<'a, F: Real> Samples<'a, F> {
             conf: per_sample.iter().map(|s| s.conf).collect(),
             correct: per_sample.iter().map(|s| s.correct).collect(),
             ece_bin: per_sample.iter().map(|s| s.ece_bin).collect(),
-            nll: logits.then(|| per_sample.iter().map(|s| s.nll).collect()),
+            nll: per_sample.iter().map(|s| s.nll).collect(),
             max: per_sample.iter().map(|s| s.max).collect(),
             label_bin: per_sample.iter().map(|s| s.label_bin).collect(),
             high: per_sample.into_iter().flat_map(|s| s.high).collect(),
@@ -488,9 +514,7 @@ impl<'a, F: Real> Samples<'a, F> {
             if self.ece_bin[i] != NO_BIN {
                 ece.add(self.ece_bin[i] as usize, c.f64(), hit);
             }
-            if let Some(v) = &self.nll {
-                nll += v[i];
-            }
+            nll += self.nll[i];
             if self.label_bin[i] != NO_BIN {
                 hits[self.labels[i] * m + self.label_bin[i] as usize] += 1.0;
             }
@@ -516,7 +540,7 @@ impl<'a, F: Real> Samples<'a, F> {
             ece: ece.ece(n),
             adaece: adaptive(&picked, m, self.mode).value,
             classwise_ece: per_class.iter().sum::<f64>() / per_class.len().max(1) as f64,
-            nll: self.nll.as_ref().map(|_| nll / n as f64),
+            nll: nll / n as f64,
             error: wrong as f64 / n as f64,
         }
     }
@@ -529,7 +553,7 @@ pub struct Basic {
     pub n: usize,
     pub classes: usize,
     pub error: f64,
-    pub nll: Option<f64>,
+    pub nll: f64,
     pub ece: f64,
     pub mce: f64,
     pub bins: Vec<Bin>,
@@ -611,7 +635,7 @@ fn basic_pass<F: Real>(scores: &Scores<F>, opts: &Options, check: bool) -> Optio
         n,
         classes: scores.k(),
         error: (n as u64 - correct) as f64 / n as f64,
-        nll: (scores.kind() == ScoreKind::Logits).then(|| nll / n as f64),
+        nll: nll / n as f64,
         ece: sums.ece(n),
         mce: sums.mce(),
         bins: (0..m).map(|j| Bin::from_sums(&sums, j, edges[j].f64(), edges[j + 1].f64())).collect(),
@@ -643,9 +667,7 @@ impl<F: Real> Kernel for BasicChunk<'_, F> {
             } else {
                 row.compute_conf(s.row(i), s.kind(), self.temperature)
             };
-            if s.kind() == ScoreKind::Logits {
-                nll += row.nll(&st, y).f64();
-            }
+            nll += row.nll_of(&st, y, s.kind()).f64();
             correct += (st.pred == y) as u64;
             if let Some(b) = self.binning.bin_of(st.conf) {
                 sums.add(b, st.conf.f64(), st.pred == y);
@@ -872,6 +894,6 @@ mod tests {
         };
         let h_wrong: f64 = -p.iter().map(|q| q * q.ln()).sum::<f64>();
         assert!((r.entropy.wrong.unwrap() - h_wrong).abs() < 1e-12);
-        assert!((r.nll.unwrap() - 0.5 * (-(p[5].ln()) + -((1.0 / (1.0 + 6.0 * (-10f64).exp())).ln()))).abs() < 1e-12);
+        assert!((r.nll - 0.5 * (-(p[5].ln()) + -((1.0 / (1.0 + 6.0 * (-10f64).exp())).ln()))).abs() < 1e-12);
     }
 }

@@ -186,6 +186,24 @@ impl<F: Real> Row<F> {
         s.log_sum - self.shifted[y]
     }
 
+    /// −log p_y of the row [`Row::compute`] filled: from the log-sum for logits, and for
+    /// probabilities `−ln max(p_y, ε)` with ε the precision's machine epsilon (scikit-learn's
+    /// `log_loss` clip), so that a label given probability 0 costs a finite amount.
+    #[inline(always)]
+    pub fn nll_of(&self, s: &RowStats<F>, y: usize, kind: ScoreKind) -> F {
+        match kind {
+            ScoreKind::Logits => self.nll(s, y),
+            ScoreKind::Probs => -self.p[y].max(F::epsilon()).ln(),
+        }
+    }
+
+    /// The Brier score `Σ_k (p_k − 1[k = y])²` of the row [`Row::compute`] filled.
+    #[inline(always)]
+    pub fn brier(&self, y: usize) -> F {
+        let squares = self.p.iter().fold(F::zero(), |a, &v| a + v * v);
+        squares - (F::one() + F::one()) * self.p[y] + F::one()
+    }
+
     /// Predictive entropy −Σ p log p in nats; classes with p = 0 add nothing.
     #[inline(always)]
     pub fn entropy(&self, s: &RowStats<F>, kind: ScoreKind) -> F {

@@ -73,7 +73,7 @@ pub fn grid_search<F: Real>(val: &Scores<F>, bins: usize, mode: Mode) -> Result<
         .into_par_iter()
         .map(|t| {
             let b = metrics::basic(val, &Options { bins, mode, temperature: Some(t) })?;
-            Ok(GridPoint { t, nll: b.nll.expect("logits"), ece: b.ece })
+            Ok(GridPoint { t, nll: b.nll, ece: b.ece })
         })
         .collect::<Result<Vec<_>>>()?;
     let pick = |key: fn(&GridPoint) -> f64| {

@@ -62,7 +62,7 @@ fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
                     "ECE %" => band(&ci.ece),
                     "AdaECE %" => band(&ci.adaece),
                     "classwise-ECE %" => band(&ci.classwise_ece),
-                    "NLL" => ci.nll.map_or(String::new(), |i| format!("{:.4} – {:.4}", i.lower, i.upper)),
+                    "NLL" => format!("{:.4} – {:.4}", ci.nll.lower, ci.nll.upper),
                     _ => String::new(),
                 });
             }
