@@ -64,7 +64,8 @@ pub struct Interval {
     pub upper: f64,
 }
 
-/// Intervals for the metrics the paper bootstraps, plus NLL and error.
+/// Intervals for the metrics the paper bootstraps, plus NLL, Brier, the top-label errors of
+/// [`crate::top_label`] and the error rate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MetricIntervals {
     pub level: f64,
@@ -74,6 +75,11 @@ pub struct MetricIntervals {
     pub adaece: Interval,
     pub classwise_ece: Interval,
     pub nll: Interval,
+    pub brier: Interval,
+    pub smece: Interval,
+    pub ece_debiased_l2: Interval,
+    pub ece_sweep: Interval,
+    pub ks: Interval,
     pub error: Interval,
 }
 
@@ -150,6 +156,11 @@ pub fn metrics_with_progress<F: Real>(
         adaece: ci(full.adaece, |r| r.adaece),
         classwise_ece: ci(full.classwise_ece, |r| r.classwise_ece),
         nll: ci(full.nll, |r| r.nll),
+        brier: ci(full.brier, |r| r.brier),
+        smece: ci(full.smece, |r| r.smece),
+        ece_debiased_l2: ci(full.ece_debiased_l2, |r| r.ece_debiased_l2),
+        ece_sweep: ci(full.ece_sweep, |r| r.ece_sweep),
+        ks: ci(full.ks, |r| r.ks),
         error: ci(full.error, |r| r.error),
     })
 }
@@ -220,6 +231,10 @@ mod tests {
                     assert!(close(fast.adaece, full.adaece), "{mode:?} {t:?}: adaece");
                     assert!(close(fast.classwise_ece, full.classwise_ece), "{mode:?} {t:?}: classwise");
                     assert!(close(fast.nll, full.nll) && fast.error == full.error, "{mode:?} {t:?}");
+                    assert!(close(fast.brier, full.brier), "{mode:?} {t:?}: brier");
+                    assert!(close(fast.smece, full.smece), "{mode:?} {t:?}: smooth ECE");
+                    assert!(close(fast.ece_debiased_l2, full.ece_debiased_l2), "{mode:?} {t:?}: debiased");
+                    assert!(close(fast.ece_sweep, full.ece_sweep) && close(fast.ks, full.ks), "{mode:?} {t:?}");
                 }
             }
         }

@@ -341,6 +341,7 @@ pub(crate) struct Samples<'a, F> {
     correct: Vec<bool>,
     ece_bin: Vec<u32>,
     nll: Vec<f64>,
+    brier: Vec<f64>,
     /// Per sample: the max of z/T its softmax subtracted (to rebuild its probabilities).
     max: Vec<F>,
     /// Per sample: the bin of its label's probability.
@@ -363,12 +364,17 @@ const NO_BIN: u32 = u32::MAX;
 const MASS_COLUMNS: usize = 256;
 const MASS_ROWS: usize = 128;
 
-/// The five metrics the bootstrap intervals cover.
+/// The metrics the bootstrap intervals cover.
 pub(crate) struct Resampled {
     pub ece: f64,
     pub adaece: f64,
     pub classwise_ece: f64,
     pub nll: f64,
+    pub brier: f64,
+    pub smece: f64,
+    pub ece_debiased_l2: f64,
+    pub ece_sweep: f64,
+    pub ks: f64,
     pub error: f64,
 }
 
@@ -386,6 +392,7 @@ impl<'a, F: Real> Samples<'a, F> {
             correct: bool,
             ece_bin: u32,
             nll: f64,
+            brier: f64,
             max: F,
             label_bin: u32,
             high: Vec<(u32, u32, f64)>,
@@ -408,6 +415,7 @@ impl<'a, F: Real> Samples<'a, F> {
                         correct: st.pred == y,
                         ece_bin: bin(st.conf),
                         nll: row.nll_of(&st, y, scores.kind()).f64(),
+                        brier: row.brier(y).f64(),
                         max: row.max,
                         label_bin: bin(row.p[y]),
                         high,
@@ -427,6 +435,7 @@ impl<'a, F: Real> Samples<'a, F> {
             correct: per_sample.iter().map(|s| s.correct).collect(),
             ece_bin: per_sample.iter().map(|s| s.ece_bin).collect(),
             nll: per_sample.iter().map(|s| s.nll).collect(),
+            brier: per_sample.iter().map(|s| s.brier).collect(),
             max: per_sample.iter().map(|s| s.max).collect(),
             label_bin: per_sample.iter().map(|s| s.label_bin).collect(),
             high: per_sample.into_iter().flat_map(|s| s.high).collect(),
@@ -501,7 +510,7 @@ impl<'a, F: Real> Samples<'a, F> {
     pub fn resample(&self, idx: &[usize], mass: &[f64]) -> Resampled {
         let (n, m) = (idx.len(), self.m);
         let mut ece = BinSums::new(m);
-        let (mut wrong, mut nll) = (0usize, 0.0);
+        let (mut wrong, mut nll, mut brier) = (0usize, 0.0, 0.0);
         let classes = match self.mode {
             Mode::Paper => idx.iter().map(|&i| self.labels[i]).max().map_or(0, |l| l + 1),
             Mode::Corrected => self.k,
@@ -515,6 +524,7 @@ impl<'a, F: Real> Samples<'a, F> {
                 ece.add(self.ece_bin[i] as usize, c.f64(), hit);
             }
             nll += self.nll[i];
+            brier += self.brier[i];
             if self.label_bin[i] != NO_BIN {
                 hits[self.labels[i] * m + self.label_bin[i] as usize] += 1.0;
             }
@@ -536,11 +546,18 @@ impl<'a, F: Real> Samples<'a, F> {
             conf: idx.iter().map(|&i| self.conf[i]).collect(),
             correct: idx.iter().map(|&i| self.correct[i]).collect(),
         };
+        let conf: Vec<f64> = picked.conf.iter().map(|c| c.f64()).collect();
+        let top = crate::top_label::Sorted::new(&conf, &picked.correct);
         Resampled {
             ece: ece.ece(n),
             adaece: adaptive(&picked, m, self.mode).value,
             classwise_ece: per_class.iter().sum::<f64>() / per_class.len().max(1) as f64,
             nll: nll / n as f64,
+            brier: brier / n as f64,
+            smece: crate::top_label::smooth_ece(&conf, &picked.correct).value,
+            ece_debiased_l2: crate::top_label::debiased_l2(&top, m),
+            ece_sweep: crate::top_label::ece_sweep(&top).value,
+            ks: crate::top_label::ks(&top),
             error: wrong as f64 / n as f64,
         }
     }

@@ -63,6 +63,11 @@ fn run_in<F: Real>(a: &Args, format: Format) -> Result<()> {
                     "AdaECE %" => band(&ci.adaece),
                     "classwise-ECE %" => band(&ci.classwise_ece),
                     "NLL" => format!("{:.4} – {:.4}", ci.nll.lower, ci.nll.upper),
+                    "Brier" => format!("{:.4} – {:.4}", ci.brier.lower, ci.brier.upper),
+                    "smooth ECE %" => band(&ci.smece),
+                    "debiased L2 ECE %" => band(&ci.ece_debiased_l2),
+                    "ECE_sweep % (bins)" => band(&ci.ece_sweep),
+                    "KS %" => band(&ci.ks),
                     _ => String::new(),
                 });
             }
