@@ -2,7 +2,9 @@
 //! (`val_logits.npy`, `val_labels.npy`, `test_logits.npy`, `test_labels.npy`, as `calib eval`
 //! writes them) it chooses T on the validation split by the paper's ECE grid, reports test metrics
 //! before and after scaling with bootstrap intervals, draws reliability diagrams, and writes
-//! `report.json` and `report.md`.
+//! `report.json` and `report.md`. Beside temperature scaling it fits every post-hoc method of
+//! `calib::calibrators` that applies on the validation split and reports its test metrics, with
+//! the reliability diagram of the one of lowest ECE.
 //!
 //! ```no_run
 //! use calib_report::report::{self, Options};
@@ -19,6 +21,7 @@
 use crate::plot;
 use crate::table::{fixed, percent, render, Style};
 use calib::bootstrap::{self, Interval, MetricIntervals, Settings};
+use calib::calibrators::{self, Method, Predictions};
 use calib::metrics::{self, Mode, Report};
 use calib::{npy, temperature, ScoreKind, Scores};
 use serde::Serialize;
@@ -134,6 +137,8 @@ pub struct ModelReport {
     /// Their bootstrap intervals.
     pub ci_before: MetricIntervals,
     pub ci_after: MetricIntervals,
+    /// Every post-hoc method that applies, fitted on the validation split, on the test split.
+    pub posthoc: Vec<PostHoc>,
     /// The folder the predictions came from.
     #[serde(skip)]
     pub source: PathBuf,
@@ -141,6 +146,26 @@ pub struct ModelReport {
     #[serde(skip)]
     pub files: Vec<PathBuf>,
 }
+
+/// One post-hoc method's test metrics, or why its fit failed (a method without a finite optimum
+/// on this validation split is refused, not reported as the input).
+#[derive(Debug, Clone, Serialize)]
+pub struct PostHoc {
+    pub method: String,
+    pub after: Option<Report>,
+    pub error: Option<String>,
+}
+
+/// The columns of the post-hoc table: header, value, whether shown as a percentage.
+type Column = (&'static str, fn(&Report) -> f64, bool);
+const POSTHOC_COLUMNS: [Column; 6] = [
+    ("ECE %", |r| r.ece, true),
+    ("AdaECE %", |r| r.adaece, true),
+    ("CW-ECE %", |r| r.classwise_ece, true),
+    ("smooth ECE %", |r| r.smece, true),
+    ("NLL", |r| r.nll, false),
+    ("Brier", |r| r.brier, false),
+];
 
 /// The report of every model; serialises to what `report.json` holds.
 #[derive(Debug, Clone, Serialize)]
@@ -225,6 +250,14 @@ pub fn evaluate_model(dir: &Path, o: &Options, progress: &dyn Progress) -> Resul
     }
     let ci_after = intervals.pop().expect("two runs");
     let ci_before = intervals.pop().expect("two runs");
+    let val_rows = Predictions::of_scores(&val);
+    let posthoc = Method::all(val.k(), ScoreKind::Logits)
+        .into_iter()
+        .map(|m| match calibrators::fit_and_judge(m, &val_rows, val.labels(), &test, &opts) {
+            Ok(j) => PostHoc { method: m.to_string(), after: Some(j.after), error: None },
+            Err(e) => PostHoc { method: m.to_string(), after: None, error: Some(e.to_string()) },
+        })
+        .collect();
     Ok(ModelReport {
         name,
         temperature: t,
@@ -232,6 +265,7 @@ pub fn evaluate_model(dir: &Path, o: &Options, progress: &dyn Progress) -> Resul
         after: metrics::evaluate(&test, &scaled)?,
         ci_before,
         ci_after,
+        posthoc,
         source: dir.to_path_buf(),
         files: Vec::new(),
     })
@@ -250,10 +284,13 @@ pub fn build(opts: &Options, progress: &dyn Progress) -> Result<CalibrationRepor
     let mut models = Vec::new();
     for dir in &dirs {
         let mut r = evaluate_model(dir, opts, progress)?;
-        for (when, rep, label) in [
-            ("before", &r.before, "before scaling".to_string()),
-            ("after", &r.after, format!("T = {:.1}", r.temperature)),
-        ] {
+        let best = r.best_posthoc().map(|(m, rep)| (format!("{m} (lowest post-hoc ECE)"), rep.clone()));
+        let mut diagrams = vec![
+            ("before", r.before.clone(), "before scaling".to_string()),
+            ("after", r.after.clone(), format!("T = {:.1}", r.temperature)),
+        ];
+        diagrams.extend(best.map(|(label, rep)| ("best-posthoc", rep, label)));
+        for (when, rep, label) in diagrams {
             let svg = plot::reliability_diagram(
                 &rep.bins,
                 &format!("{} {label}", r.name),
@@ -281,6 +318,16 @@ pub fn build(opts: &Options, progress: &dyn Progress) -> Result<CalibrationRepor
     calib::atomic::write(&md, report.markdown().as_bytes())?;
     report.files = vec![json, md];
     Ok(report)
+}
+
+impl ModelReport {
+    /// The post-hoc method with the lowest test ECE, if any fitted.
+    pub fn best_posthoc(&self) -> Option<(&str, &Report)> {
+        self.posthoc
+            .iter()
+            .filter_map(|p| p.after.as_ref().map(|a| (p.method.as_str(), a)))
+            .min_by(|a, b| a.1.ece.total_cmp(&b.1.ece))
+    }
 }
 
 fn with_ci(v: f64, i: &Interval) -> String {
@@ -336,17 +383,58 @@ impl CalibrationReport {
         render(&header, &rows, style)
     }
 
+    /// One row per model and post-hoc method (the uncalibrated test metrics first); the lowest
+    /// value of each metric per model is marked `*`.
+    pub fn posthoc_table(&self, style: Style) -> String {
+        let mut rows = Vec::new();
+        for r in &self.models {
+            let reports: Vec<(&str, Option<&Report>, Option<&str>)> =
+                std::iter::once(("uncalibrated", Some(&r.before), None))
+                    .chain(r.posthoc.iter().map(|p| (p.method.as_str(), p.after.as_ref(), p.error.as_deref())))
+                    .collect();
+            let best: Vec<f64> = POSTHOC_COLUMNS
+                .iter()
+                .map(|(_, get, _)| reports.iter().filter_map(|(_, a, _)| a.map(get)).fold(f64::INFINITY, f64::min))
+                .collect();
+            for (method, after, error) in reports {
+                let mut row = vec![r.name.clone(), method.to_string()];
+                match after {
+                    Some(a) => row.extend(POSTHOC_COLUMNS.iter().zip(&best).map(|((_, get, pct), b)| {
+                        let v = get(a);
+                        let text = if *pct { percent(Some(v)) } else { fixed(Some(v), 3) };
+                        if v == *b {
+                            format!("{text} *")
+                        } else {
+                            text
+                        }
+                    })),
+                    None => {
+                        row.push(format!("failed: {}", error.unwrap_or("no result")));
+                        row.extend(std::iter::repeat_n(String::new(), POSTHOC_COLUMNS.len() - 1));
+                    }
+                }
+                rows.push(row);
+            }
+        }
+        let header: Vec<&str> = ["model", "method"].into_iter().chain(POSTHOC_COLUMNS.iter().map(|c| c.0)).collect();
+        render(&header, &rows, style)
+    }
+
     /// What `report.md` holds.
     pub fn markdown(&self) -> String {
         format!(
             "# Calibration report\n\nTest-set metrics of the predictions in {} before and after temperature scaling \
              (T chosen on the validation split by the paper's ECE grid; {} bins, corrected mode; 90 % bootstrap intervals \
-             from {} resamples, seed {}).\n\n{}\n\nReliability diagrams: `plots/<model>-before.svg`, `plots/<model>-after.svg`.\n",
+             from {} resamples, seed {}).\n\n{}\n\n## Post-hoc methods\n\nEvery post-hoc method that applies \
+             (docs/calibrators.md), fitted on the validation split, on the test split; `*` marks the lowest value of \
+             each metric per model.\n\n{}\n\nReliability diagrams: `plots/<model>-before.svg`, \
+             `plots/<model>-after.svg`, and `plots/<model>-best-posthoc.svg` (the method of lowest ECE).\n",
             self.predictions.iter().map(|d| format!("`{}`", d.display())).collect::<Vec<_>>().join(", "),
             self.bins,
             self.bootstrap.resamples,
             self.bootstrap.seed,
-            self.table(Style::Markdown)
+            self.table(Style::Markdown),
+            self.posthoc_table(Style::Markdown)
         )
     }
 
@@ -412,6 +500,18 @@ mod tests {
         assert_eq!(json["bootstrap"]["resamples"], 8);
         assert!(json["models"][0].get("files").is_none());
         assert!(r.markdown().contains("| tiny"));
+        // Every method that applies to 3 classes of logits is reported, fitted or refused; the
+        // calibrator form of the paper's ECE grid gives the report's own scaled ECE.
+        let m = &r.models[0];
+        assert_eq!(m.posthoc.len(), Method::all(3, ScoreKind::Logits).len());
+        let grid = m.posthoc.iter().find(|p| p.method == "ece-grid").unwrap().after.as_ref().unwrap();
+        assert!((grid.ece - m.after.ece).abs() < 1e-12, "{} vs {}", grid.ece, m.after.ece);
+        assert!(m.posthoc.iter().all(|p| p.after.is_some() != p.error.is_some()));
+        assert!(m.files.iter().any(|f| f.ends_with("plots/tiny-best-posthoc.svg")));
+        let md = r.markdown();
+        assert!(
+            md.contains("## Post-hoc methods") && md.lines().any(|l| l.starts_with("| tiny") && l.contains("ece-grid"))
+        );
         assert!(r.terminal_text().ends_with("report.md and plots/"));
     }
 

@@ -2,8 +2,8 @@
 //! after; `calib apply`: a saved calibrator on new rows.
 
 use anyhow::{anyhow, bail, ensure, Result};
-use calib::calibrators::{Calibrator, FitOptions, Fitted, Method, Predictions, Saved};
-use calib::metrics::{Options, Report};
+use calib::calibrators::{self, Calibrator, Fitted, Judged, Method, Predictions, Saved};
+use calib::metrics::Report;
 use calib::temperature::{self, Method as TMethod};
 use calib::{metrics, npy, Real, ScoreKind, Scores};
 use calib_cli::args::calibrate::{ApplyArgs, Args};
@@ -12,7 +12,6 @@ use calib_cli::output::{emit, metric_rows, Format};
 use calib_report::table::{fixed, percent, render, Style};
 use serde_json::json;
 use std::path::Path;
-use std::time::Instant;
 
 pub fn run(a: &Args, format: Format) -> Result<()> {
     if a.method == "all" {
@@ -134,38 +133,13 @@ fn run_temperature<F: Real>(a: &Args, method: TMethod, format: Format) -> Result
     })
 }
 
-/// One method fitted on the validation rows and evaluated on the target rows.
-struct Outcome {
-    saved: Saved,
-    after: Report,
-    fit_seconds: f64,
-}
-
-fn fit_one(
-    method: Method,
-    val: &Predictions,
-    labels: &[usize],
-    target: &Scores<f64>,
-    opts: &Options,
-) -> Result<Outcome> {
-    let start = Instant::now();
-    let fitted = method.fit(val, labels, &FitOptions { bins: opts.bins, mode: opts.mode })?;
-    let fit_seconds = start.elapsed().as_secs_f64();
-    let saved = Saved::new(&method.to_string(), val.kind(), fitted);
-    let probs = saved.transform(&Predictions::of_scores(target))?;
-    let labels: Vec<i64> = target.labels().iter().map(|&l| l as i64).collect();
-    let calibrated = Scores::<f64>::new(probs, target.k(), &labels, ScoreKind::Probs)?;
-    let after = metrics::evaluate(&calibrated, &opts.with_temperature_opt(None))?;
-    Ok(Outcome { saved, after, fit_seconds })
-}
-
 /// Any method on logits or probabilities (computed in f64).
 fn run_method(a: &Args, method: Method, format: Format) -> Result<()> {
     let opts = a.settings.options(None)?;
     let (val, test) = load_sets::<f64>(a)?;
     let target = test.as_ref().unwrap_or(&val);
     let val_rows = Predictions::of_scores(&val);
-    let o = fit_one(method, &val_rows, val.labels(), target, &opts)
+    let o = calibrators::fit_and_judge(method, &val_rows, val.labels(), target, &opts)
         .map_err(|e| anyhow!("{} / {}: {method}: {e}", a.val_logits.display(), a.val_labels.display()))?;
     save_outputs(a, &o.saved, &Predictions::of_scores(target))?;
     let before = metrics::evaluate(target, &opts)?;
@@ -211,12 +185,12 @@ fn run_all(a: &Args, format: Format) -> Result<()> {
     let before = metrics::evaluate(target, &opts)?;
     let methods = Method::all(val.k(), val.kind());
     let value = |r: &Report| serde_json::to_value(r).expect("a report serialises");
-    let outcomes: Vec<(Method, Result<(Outcome, serde_json::Value)>)> = methods
+    let outcomes: Vec<(Method, calib::Result<(Judged, serde_json::Value)>)> = methods
         .iter()
         .map(|&m| {
             (
                 m,
-                fit_one(m, &val_rows, val.labels(), target, &opts).map(|o| {
+                calibrators::fit_and_judge(m, &val_rows, val.labels(), target, &opts).map(|o| {
                     let v = value(&o.after);
                     (o, v)
                 }),

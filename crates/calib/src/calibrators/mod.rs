@@ -460,6 +460,36 @@ impl Saved {
     }
 }
 
+/// A method fitted on validation rows and judged on target rows: the calibrator, the target's
+/// metrics after it, and the fit's wall time. What `calib calibrate` and `calib report` show for
+/// every post-hoc method, in one place so the two agree.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    pub saved: Saved,
+    pub after: crate::metrics::Report,
+    pub fit_seconds: f64,
+}
+
+/// Fits `method` on `val` and its labels, transforms `target` and evaluates the calibrated
+/// probabilities with `opts` (its temperature ignored: they are probabilities).
+pub fn fit_and_judge(
+    method: Method,
+    val: &Predictions,
+    labels: &[usize],
+    target: &Scores<f64>,
+    opts: &crate::metrics::Options,
+) -> Result<Judged> {
+    let start = std::time::Instant::now();
+    let fitted = method.fit(val, labels, &FitOptions { bins: opts.bins, mode: opts.mode })?;
+    let fit_seconds = start.elapsed().as_secs_f64();
+    let saved = Saved::new(&method.to_string(), val.kind(), fitted);
+    let probs = saved.transform(&Predictions::of_scores(target))?;
+    let labels: Vec<i64> = target.labels().iter().map(|&l| l as i64).collect();
+    let calibrated = Scores::<f64>::new(probs, target.k(), &labels, ScoreKind::Probs)?;
+    let after = crate::metrics::evaluate(&calibrated, &opts.with_temperature_opt(None))?;
+    Ok(Judged { saved, after, fit_seconds })
+}
+
 fn kind_name(k: ScoreKind) -> &'static str {
     match k {
         ScoreKind::Logits => "logits",
