@@ -4,7 +4,7 @@
 //!
 //! Names shared by the CLI, recipes and reports (see [`LossSpec::from_str`]): `ce`, `focal:3`,
 //! `flsd:53`, `flsd:532`, `flsd:0.2=5,0.5=3,1=2`, `flsd-auto:0.2,0.25`, `flsc:531`, `flsc:532`,
-//! `flsc:0=5,100=3,250=1`, `ls:0.05`, `brier`, `mmce:2`, `mmce-unweighted:2`.
+//! `flsc:0=5,100=3,250=1`, `ls:0.05`, `brier`, `mmce:2`, `mmce-unweighted:2`, `dual-focal:5`.
 //!
 //! Reductions: `sum` adds the per-sample losses over the batch (MMCE: the batch size times its
 //! objective), `mean` divides that by the batch size. The official image code reduces each loss
@@ -26,6 +26,12 @@ pub enum LossSpec {
     CrossEntropy,
     /// −(1 − p)^γ log p with a fixed γ.
     Focal {
+        gamma: f64,
+    },
+    /// Dual Focal Loss (Tao, Dong & Xu, ICML 2023): −(1 − p_y + p_j)^γ log p_y, with p_j the
+    /// largest probability strictly below p_y (0 when none is), as the reference code's masked
+    /// `topk` computes it, gradient through p_j included.
+    DualFocal {
         gamma: f64,
     },
     /// Focal loss with γ chosen per sample from its true-class probability (no gradient through
@@ -90,7 +96,10 @@ impl FromStr for Reduction {
     }
 }
 
-const NAMES: &str = "ce, focal:G, flsd:53, flsd:532, flsd:T=G,..., flsd-auto:T,..., flsc:531, flsc:532, flsc:E=G,..., ls:A, ls-fairseq:E, brier, mmce:L, mmce-unweighted:L";
+const NAMES: &str = "ce, focal:G, dual-focal[:G], flsd:53, flsd:532, flsd:T=G,..., flsd-auto:T,..., flsc:531, flsc:532, flsc:E=G,..., ls:A, ls-fairseq:E, brier, mmce:L, mmce-unweighted:L";
+
+/// γ of `dual-focal` without a value: the reference's CIFAR setting.
+const DUAL_FOCAL_DEFAULT_GAMMA: f64 = 5.0;
 
 fn parse_f64(what: &'static str, text: &str) -> Result<f64> {
     text.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| Error::Parse {
@@ -138,6 +147,14 @@ impl FromStr for LossSpec {
                     return Err(Error::Parameter(format!("focal γ = {gamma} must be ≥ 0")));
                 }
                 Self::Focal { gamma }
+            }
+            "dual-focal" => {
+                // The reference's CIFAR setting (γ = 5, the paper's Table 13) when none is given.
+                let gamma = arg.map_or(Ok(DUAL_FOCAL_DEFAULT_GAMMA), |a| parse_f64("dual focal γ", a))?;
+                if gamma < 0.0 {
+                    return Err(Error::Parameter(format!("dual focal γ = {gamma} must be ≥ 0")));
+                }
+                Self::DualFocal { gamma }
             }
             "flsd" => {
                 let a = need("FLSD policy")?;
@@ -204,6 +221,7 @@ impl LossSpec {
         match self {
             Self::CrossEntropy => "CE".into(),
             Self::Focal { gamma } => format!("FL-{gamma}"),
+            Self::DualFocal { gamma } => format!("DFL-{gamma}"),
             Self::Flsd { name, .. } => format!("FLSD-{name}"),
             Self::Flsc { name, .. } => format!("FLSc-{name}"),
             Self::LabelSmoothing { alpha, fairseq: false } => format!("LS-{alpha}"),

@@ -1,4 +1,5 @@
-//! Loss values and gradients (d loss / d logits) against the official code's numbers.
+//! Loss values and gradients (d loss / d logits) against the official code's numbers, and those
+//! of the losses that followed the paper against their reference code's (`tests/vectors/losses_*`).
 #![cfg(feature = "tch")]
 
 mod common;
@@ -30,6 +31,9 @@ fn computation(key: &str) -> Computation {
     }
     if let Some(g) = key.strip_prefix("focal_gamma_") {
         return loss(LossSpec::Focal { gamma: g.parse().unwrap() }, Reduction::Sum);
+    }
+    if let Some(g) = key.strip_prefix("dual_focal_gamma_") {
+        return loss(LossSpec::DualFocal { gamma: g.parse().unwrap() }, Reduction::Sum);
     }
     if let Some(g) = key.strip_prefix("flsd_5") {
         // `focal_loss_adaptive --gamma G`: γ = 5 below 0.2, 3 below 0.5, G above.
@@ -84,7 +88,12 @@ fn check_variant(ctx: &str, what: &Computation, e: &Value, x: &Inputs, kind: Kin
 #[test]
 fn loss_vectors() {
     let mut checked = 0;
-    for (file, case) in cases("losses_") {
+    // The official code's vectors, then ours of the later losses (same schema, written from their
+    // reference code by benches/make_loss_vectors.py).
+    let own = common::own_vectors("losses_").into_iter().flat_map(|(file, doc)| {
+        doc["cases"].as_array().unwrap().iter().map(|c| (file.clone(), c.clone())).collect::<Vec<_>>()
+    });
+    for (file, case) in cases("losses_").into_iter().chain(own) {
         let name = case["name"].as_str().unwrap();
         let (logits, k) = matrix(&case["logits"]);
         let labels = ints(&case["labels"]);
@@ -134,8 +143,10 @@ fn loss_names_parse_to_the_papers_settings() {
     let LossSpec::Flsc { schedule, .. } = "flsc:531".parse().unwrap() else { panic!() };
     assert_eq!([0, 150, 300].map(|e| schedule.gamma(e)), [5.0, 3.0, 1.0]);
     assert_eq!(flsd53.label(), "FLSD-53");
+    assert_eq!("dual-focal".parse::<LossSpec>().unwrap(), LossSpec::DualFocal { gamma: 5.0 });
+    assert_eq!("dual-focal:2".parse::<LossSpec>().unwrap().label(), "DFL-2");
     assert_eq!("mmce:2".parse::<LossSpec>().unwrap(), LossSpec::Mmce { lambda: 2.0, weighted: true });
-    for bad in ["", "focal", "focal:x", "focal:-1", "flsd:0.5=3,0.2=5", "ls:2", "nope", "ce:3", "flsc:1=5"] {
+    for bad in ["", "focal", "focal:x", "focal:-1", "dual-focal:-1", "dual-focal:x", "flsd:0.5=3,0.2=5", "ls:2", "nope", "ce:3", "flsc:1=5"] {
         assert!(bad.parse::<LossSpec>().is_err(), "'{bad}' should be rejected");
     }
 }

@@ -56,6 +56,7 @@ impl Loss {
         match &self.spec {
             LossSpec::CrossEntropy => reduce(-true_class_log_prob(&logits, &targets)),
             LossSpec::Focal { gamma } => reduce(focal(&logits, &targets, *gamma)),
+            LossSpec::DualFocal { gamma } => reduce(dual_focal(&logits, &targets, *gamma)),
             LossSpec::Flsd { policy, .. } => reduce(focal_sample_dependent(&logits, &targets, policy)),
             LossSpec::Flsc { schedule, .. } => reduce(focal(&logits, &targets, schedule.gamma(epoch))),
             LossSpec::LabelSmoothing { alpha, fairseq } => reduce(label_smoothing(&logits, &targets, *alpha, *fairseq)),
@@ -90,6 +91,22 @@ fn focal(logits: &Tensor, targets: &Tensor, g: f64) -> Tensor {
     }
     let q: Tensor = 1.0 - logpt.exp();
     -q.pow_tensor_scalar(g) * logpt
+}
+
+/// Per-sample −(1 − p_y + p_j)^γ log p_y, p_j the largest probability strictly below p_y: the
+/// reference's mask `p < p_y` (no gradient) times p, then its `topk(1)`: the gradient goes to the
+/// entry torch's topk picks, which among tied probabilities is not always the first (as `max`
+/// would pick), so topk it is.
+fn dual_focal(logits: &Tensor, targets: &Tensor, g: f64) -> Tensor {
+    let logp = logits.log_softmax(1, logits.kind());
+    let p = logp.exp();
+    let logpt = logp.gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
+    let pt = logpt.exp();
+    let below = p.lt_tensor(&pt.unsqueeze(1)).to_kind(logits.kind());
+    let (top, _) = (p * below).topk(1, 1, true, true);
+    let pj = top.squeeze_dim(1);
+    let base: Tensor = 1.0 - pt + pj;
+    -base.pow_tensor_scalar(g) * logpt
 }
 
 /// FLSD: γ_i from the policy at p_i = exp(log p_i), compared in f64 against the thresholds (as the
