@@ -146,7 +146,19 @@ fn loss_names_parse_to_the_papers_settings() {
     assert_eq!("dual-focal".parse::<LossSpec>().unwrap(), LossSpec::DualFocal { gamma: 5.0 });
     assert_eq!("dual-focal:2".parse::<LossSpec>().unwrap().label(), "DFL-2");
     assert_eq!("mmce:2".parse::<LossSpec>().unwrap(), LossSpec::Mmce { lambda: 2.0, weighted: true });
-    for bad in ["", "focal", "focal:x", "focal:-1", "dual-focal:-1", "dual-focal:x", "flsd:0.5=3,0.2=5", "ls:2", "nope", "ce:3", "flsc:1=5"] {
+    for bad in [
+        "",
+        "focal",
+        "focal:x",
+        "focal:-1",
+        "dual-focal:-1",
+        "dual-focal:x",
+        "flsd:0.5=3,0.2=5",
+        "ls:2",
+        "nope",
+        "ce:3",
+        "flsc:1=5",
+    ] {
         assert!(bad.parse::<LossSpec>().is_err(), "'{bad}' should be rejected");
     }
 }

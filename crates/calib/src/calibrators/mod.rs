@@ -13,6 +13,7 @@
 pub mod binary;
 pub mod enir;
 pub mod ets;
+pub mod focal_ts;
 pub mod histogram;
 pub mod isotonic;
 pub mod linear;
@@ -168,6 +169,8 @@ pub enum Method {
     Dirichlet { lambda: f64, mu: f64 },
     /// Ensemble temperature scaling (Zhang et al. 2020).
     Ets,
+    /// Focal temperature scaling (Komisarenko & Kull 2024) with the focal γ of its link.
+    FocalTs { gamma: f64 },
     /// Histogram binning with `bins` equal-width bins.
     Histogram { bins: usize },
     /// Isotonic regression.
@@ -184,7 +187,7 @@ pub enum Method {
 
 /// Every method name `--method` accepts.
 pub const NAMES: &str = "ece-grid, nll-grid, nll, vector, matrix, matrix-odir:λ,μ, dirichlet[:λ,μ], ets, \
-                         histogram[:B], isotonic, bbq, enir, platt, beta";
+                         focal-ts[:γ], histogram[:B], isotonic, bbq, enir, platt, beta";
 
 /// The default ODIR strengths of Dirichlet calibration.
 pub const DIRICHLET_DEFAULT: (f64, f64) = (1e-3, 1e-3);
@@ -219,6 +222,18 @@ impl std::str::FromStr for Method {
                 Ok(Self::Dirichlet { lambda, mu })
             }
             "ets" => none(Self::Ets),
+            "focal-ts" => {
+                let gamma = match params {
+                    None => focal_ts::DEFAULT_GAMMA,
+                    Some(g) => g
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|g| g.is_finite() && *g >= 0.0)
+                        .ok_or_else(|| parse_error("expected a focal γ ≥ 0"))?,
+                };
+                Ok(Self::FocalTs { gamma })
+            }
             "histogram" => {
                 let bins = match params {
                     None => histogram::DEFAULT_BINS,
@@ -250,6 +265,7 @@ impl std::fmt::Display for Method {
             Self::Matrix { odir: Some((l, m)) } => write!(f, "matrix-odir:{l},{m}"),
             Self::Dirichlet { lambda, mu } => write!(f, "dirichlet:{lambda},{mu}"),
             Self::Ets => f.write_str("ets"),
+            Self::FocalTs { gamma } => write!(f, "focal-ts:{gamma}"),
             Self::Histogram { bins } => write!(f, "histogram:{bins}"),
             Self::Isotonic => f.write_str("isotonic"),
             Self::Bbq => f.write_str("bbq"),
@@ -282,7 +298,7 @@ impl Method {
     /// Whether the method can be fitted on `k` classes of scores of `kind`; the reason if not.
     pub fn applies(&self, k: usize, kind: ScoreKind) -> std::result::Result<(), String> {
         match self {
-            Self::Temperature(_) | Self::Ets if kind == ScoreKind::Probs => {
+            Self::Temperature(_) | Self::Ets | Self::FocalTs { .. } if kind == ScoreKind::Probs => {
                 Err("needs logits, not probabilities".into())
             }
             Self::Platt | Self::Beta if k != 2 => Err(format!("is binary only (K = 2), the scores have {k} classes")),
@@ -301,6 +317,7 @@ impl Method {
             Self::Matrix { odir: None },
             Self::Dirichlet { lambda: DIRICHLET_DEFAULT.0, mu: DIRICHLET_DEFAULT.1 },
             Self::Ets,
+            Self::FocalTs { gamma: focal_ts::DEFAULT_GAMMA },
             Self::Histogram { bins: histogram::DEFAULT_BINS },
             Self::Isotonic,
             Self::Bbq,
@@ -335,6 +352,7 @@ impl Method {
             Self::Matrix { odir } => Fitted::Matrix(linear::Matrix::fit(x, labels, odir)?),
             Self::Dirichlet { lambda, mu } => Fitted::Dirichlet(linear::Dirichlet::fit(x, labels, lambda, mu)?),
             Self::Ets => Fitted::Ets(ets::Ets::fit(x, labels)?),
+            Self::FocalTs { gamma } => Fitted::FocalTs(focal_ts::FocalTemperature::fit(x, labels, gamma)?),
             Self::Histogram { bins } => Fitted::Histogram(OneVsAll::fit(x, labels, &bins)?),
             Self::Isotonic => Fitted::Isotonic(OneVsAll::fit(x, labels, &())?),
             Self::Bbq => Fitted::Bbq(OneVsAll::fit(x, labels, &())?),
@@ -354,6 +372,7 @@ pub enum Fitted {
     Matrix(linear::Matrix),
     Dirichlet(linear::Dirichlet),
     Ets(ets::Ets),
+    FocalTs(focal_ts::FocalTemperature),
     Histogram(OneVsAll<histogram::Histogram>),
     Isotonic(OneVsAll<isotonic::Isotonic>),
     Bbq(OneVsAll<histogram::Bbq>),
@@ -371,6 +390,7 @@ macro_rules! each_fitted {
             Fitted::Matrix($c) => $body,
             Fitted::Dirichlet($c) => $body,
             Fitted::Ets($c) => $body,
+            Fitted::FocalTs($c) => $body,
             Fitted::Histogram($c) => $body,
             Fitted::Isotonic($c) => $body,
             Fitted::Bbq($c) => $body,
