@@ -284,12 +284,12 @@ pub fn build(opts: &Options, progress: &dyn Progress) -> Result<CalibrationRepor
     let mut models = Vec::new();
     for dir in &dirs {
         let mut r = evaluate_model(dir, opts, progress)?;
-        let best = r.best_posthoc().map(|(m, rep)| (format!("{m} (lowest post-hoc ECE)"), rep.clone()));
         let mut diagrams = vec![
-            ("before", r.before.clone(), "before scaling".to_string()),
-            ("after", r.after.clone(), format!("T = {:.1}", r.temperature)),
+            ("before", &r.before, "before scaling".to_string()),
+            ("after", &r.after, format!("T = {:.1}", r.temperature)),
         ];
-        diagrams.extend(best.map(|(label, rep)| ("best-posthoc", rep, label)));
+        diagrams.extend(r.best_posthoc().map(|(m, rep)| ("best-posthoc", rep, format!("{m} (lowest post-hoc ECE)"))));
+        let mut files = Vec::new();
         for (when, rep, label) in diagrams {
             let svg = plot::reliability_diagram(
                 &rep.bins,
@@ -298,8 +298,9 @@ pub fn build(opts: &Options, progress: &dyn Progress) -> Result<CalibrationRepor
             )?;
             let file = plots.join(format!("{}-{when}.svg", r.name));
             plot::save(&file, &svg)?;
-            r.files.push(file);
+            files.push(file);
         }
+        r.files.extend(files);
         models.push(r);
     }
     let mut report = CalibrationReport {

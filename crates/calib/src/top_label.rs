@@ -43,7 +43,7 @@ pub struct SmoothEce {
 /// failed, so the value is that of a σ already evaluated).
 pub fn smooth_ece(conf: &[f64], correct: &[bool]) -> SmoothEce {
     const EPS: f64 = 0.001;
-    let residual: Vec<f64> = conf.iter().zip(correct).map(|(&f, &y)| f - f64::from(u8::from(y))).collect();
+    let residual = residuals(conf, correct);
     let at = |sigma: f64| smooth_ece_at_residuals(conf, &residual, sigma);
     // check(α) = α < eps or α < smECE_α.
     let first = at(1.0);
@@ -69,8 +69,12 @@ pub fn smooth_ece(conf: &[f64], correct: &[bool]) -> SmoothEce {
 
 /// Smooth ECE at a fixed bandwidth σ: relplot's `smECE_sigma(f, y, sigma)`.
 pub fn smooth_ece_at(conf: &[f64], correct: &[bool], sigma: f64) -> f64 {
-    let residual: Vec<f64> = conf.iter().zip(correct).map(|(&f, &y)| f - f64::from(u8::from(y))).collect();
-    smooth_ece_at_residuals(conf, &residual, sigma)
+    smooth_ece_at_residuals(conf, &residuals(conf, correct), sigma)
+}
+
+/// Each row's confidence minus its correctness.
+fn residuals(conf: &[f64], correct: &[bool]) -> Vec<f64> {
+    conf.iter().zip(correct).map(|(&f, &y)| f - f64::from(u8::from(y))).collect()
 }
 
 /// relplot's `smooth_ece`: the kernel-smoothed residual `r(t)` and density `δ(t)` on a mesh of

@@ -223,27 +223,13 @@ impl std::str::FromStr for Method {
             }
             "ets" => none(Self::Ets),
             "focal-ts" => {
-                let gamma = match params {
-                    None => focal_ts::DEFAULT_GAMMA,
-                    Some(g) => g
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|g| g.is_finite() && *g >= 0.0)
-                        .ok_or_else(|| parse_error("expected a focal γ ≥ 0"))?,
-                };
+                let gamma = number(params, focal_ts::DEFAULT_GAMMA, |g| g.is_finite() && *g >= 0.0)
+                    .ok_or_else(|| parse_error("expected a focal γ ≥ 0"))?;
                 Ok(Self::FocalTs { gamma })
             }
             "histogram" => {
-                let bins = match params {
-                    None => histogram::DEFAULT_BINS,
-                    Some(b) => b
-                        .trim()
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|&b| b > 0)
-                        .ok_or_else(|| parse_error("expected a positive number of bins"))?,
-                };
+                let bins = number(params, histogram::DEFAULT_BINS, |&b| b > 0)
+                    .ok_or_else(|| parse_error("expected a positive number of bins"))?;
                 Ok(Self::Histogram { bins })
             }
             "isotonic" => none(Self::Isotonic),
@@ -253,6 +239,15 @@ impl std::str::FromStr for Method {
             "beta" => none(Self::Beta),
             _ => Err(Error::UnknownName { what: "method", name: s.into(), expected: format!("{NAMES}, all") }),
         }
+    }
+}
+
+/// A method's one numeric parameter: `default` when absent, None when it does not parse or is
+/// not `valid`.
+fn number<T: std::str::FromStr>(params: Option<&str>, default: T, valid: impl Fn(&T) -> bool) -> Option<T> {
+    match params {
+        None => Some(default),
+        Some(p) => p.trim().parse::<T>().ok().filter(valid),
     }
 }
 
